@@ -1,0 +1,1 @@
+"""Realtime delivery: the cross-node bus, socket registry, revocations and rate limits."""

@@ -1,0 +1,161 @@
+"""Typed settings, read once from HOTSPOT_* environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+class Limits(BaseSettings):
+    """Explicit limits on sizes and rates; every one is documented in docs/limits.md."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTSPOT_LIMIT_", extra="ignore")
+
+    rest_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    socket_payload_bytes: int = Field(default=64 * 1024, ge=1024)
+    page_size_max: int = Field(default=100, ge=1)
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failures_per_ip: int = Field(default=50, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
+    signups_per_ip: int = Field(default=20, ge=1)
+    signup_window_s: int = Field(default=3600, ge=1)
+    password_resets_per_ip: int = Field(default=10, ge=1)
+    password_reset_window_s: int = Field(default=3600, ge=1)
+    phone_codes_per_user: int = Field(default=5, ge=1)
+    phone_code_window_s: int = Field(default=3600, ge=1)
+    phone_code_attempts: int = Field(default=5, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the server and workers are configured by."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTSPOT_", extra="ignore")
+
+    env: Literal["dev", "production"] = "dev"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    worker_port: int = Field(default=8081, ge=0, le=65535)
+    public_base_url: str = "http://127.0.0.1:8080"
+    data_dir: Path = Path("var")
+    namespace: str = Field(default="hotspot", pattern=r"^[a-zA-Z0-9_.-]{1,40}$")
+    node_id: str = Field(default_factory=lambda: secrets.token_hex(4))
+
+    database_url: str | None = None
+    database_pool_min: int = Field(default=2, ge=1)
+    database_pool_max: int = Field(default=20, ge=1)
+    redis_url: str | None = None
+    amqp_url: str | None = None
+    # None means: run workers inside the server when there is no RabbitMQ.
+    inprocess_workers: bool | None = None
+
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    jwt_secret: str | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "hotspot"
+    access_token_ttl_s: int = Field(default=900, ge=10)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    email_token_ttl_s: int = Field(default=48 * 3600, ge=60)
+    password_reset_ttl_s: int = Field(default=3600, ge=60)
+    phone_code_ttl_s: int = Field(default=600, ge=30)
+
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=2, ge=1)
+
+    smtp_url: str | None = None
+    mail_from: str = "HotSpot <no-reply@hotspot.local>"
+    sms_provider: Literal["outbox"] = "outbox"
+
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be an amqp:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Settings:
+        if self.jwt_algorithm == "HS256":
+            if self.jwt_secret is not None and len(self.jwt_secret) < 32:
+                raise ValueError("HOTSPOT_JWT_SECRET must be at least 32 characters")
+            if self.env == "production" and self.jwt_secret is None:
+                raise ValueError("HOTSPOT_JWT_SECRET is required outside dev mode")
+        elif self.jwt_private_key_file is None or self.jwt_public_key_file is None:
+            raise ValueError(
+                "HOTSPOT_JWT_PRIVATE_KEY_FILE and HOTSPOT_JWT_PUBLIC_KEY_FILE are required "
+                f"for {self.jwt_algorithm}"
+            )
+        return self
+
+    @property
+    def workers_in_process(self) -> bool:
+        """Whether this server process also consumes the work queues."""
+        if self.inprocess_workers is not None:
+            return self.inprocess_workers
+        return self.amqp_url is None
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def resolved_jwt_secret(self) -> str:
+        """The HS256 secret; in dev mode one is generated once and kept under data_dir."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret
+
+
+def load_settings() -> Settings:
+    """Read and validate settings, turning pydantic's report into one clear message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            name = f"HOTSPOT_{where}" if where else "settings"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

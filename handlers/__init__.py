@@ -1,0 +1,1 @@
+"""Use cases, one module per feature; each command is declared beside its function."""

@@ -1,0 +1,94 @@
+"""Input and output schemas shared by the auth and users commands."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field
+
+from storage.users import User
+
+USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _check_username(value: str) -> str:
+    if not USERNAME_RE.match(value):
+        raise ValueError("must be 3-30 characters of a-z, 0-9 and _")
+    return value
+
+
+def _check_display_name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Username = Annotated[str, BeforeValidator(_lower), Field(max_length=30), AfterValidator(_check_username)]
+Email = Annotated[EmailStr, Field(max_length=254)]
+Password = Annotated[str, Field(min_length=8, max_length=256)]
+DisplayName = Annotated[str, Field(max_length=50), AfterValidator(_check_display_name)]
+Bio = Annotated[str, Field(max_length=300), AfterValidator(_check_text)]
+AvatarUrl = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s]+$")]
+OpaqueToken = Annotated[str, Field(min_length=10, max_length=200)]
+
+
+class PublicProfile(BaseModel):
+    """What anyone may see of a user."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    bio: str | None
+    avatar_url: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> PublicProfile:
+        return cls(id=user.id, username=user.username, display_name=user.display_name,
+                   bio=user.bio, avatar_url=user.avatar_url, created_at=user.created_at)
+
+
+class OwnProfile(PublicProfile):
+    """What a user sees of their own account."""
+
+    email: str | None
+    email_verified: bool
+    phone: str | None
+    phone_verified: bool
+    role: str
+
+    @classmethod
+    def of(cls, user: User) -> OwnProfile:
+        return cls(
+            **PublicProfile.of(user).model_dump(),
+            email=user.email, email_verified=user.email_verified_at is not None,
+            phone=user.phone, phone_verified=user.phone_verified_at is not None, role=user.role,
+        )
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class AuthResult(TokenPair):
+    user: OwnProfile

@@ -1,0 +1,288 @@
+"""Sign-up, login, token refresh, logout, email verification and password reset."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from pydantic import Field
+
+from channels.ratelimit import enforce, refuse_if_over
+from handlers.account_schemas import (
+    AuthResult,
+    DisplayName,
+    Email,
+    OpaqueToken,
+    OwnProfile,
+    Password,
+    TokenPair,
+    Username,
+)
+from handlers.commands import Empty, Input, command
+from handlers.context import Context, Services
+from handlers.errors import CommandError, invalid
+from handlers.outbound import enqueue_email
+from handlers.tokens import hash_token, new_opaque_token
+from storage import sessions as session_store
+from storage import users as user_store
+from storage import verifications
+from storage.db import UniqueViolation
+from storage.users import User
+
+log = logging.getLogger(__name__)
+
+# First-party logins may do everything the user can; third-party tokens get fewer.
+FIRST_PARTY_SCOPES = ["*"]
+
+
+class SignupInput(Input):
+    username: Username
+    email: Email
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class LoginCredentials(Input):
+    login: str = Field(min_length=1, max_length=254, description="username or email")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshInput(Input):
+    refresh_token: OpaqueToken
+
+
+class TokenInput(Input):
+    token: OpaqueToken
+
+
+class PasswordResetInput(Input):
+    email: Email
+
+
+class PasswordResetConfirmInput(Input):
+    token: OpaqueToken
+    new_password: Password
+
+
+class Accepted(Input):
+    accepted: bool = True
+
+
+async def open_session(ctx: Context, user: User) -> AuthResult:
+    """Start a login session for the user and hand out its first token pair."""
+    services = ctx.services
+    refresh, refresh_hash = new_opaque_token()
+    session = await session_store.create_session(
+        services.db,
+        user_id=user.id,
+        scopes=FIRST_PARTY_SCOPES,
+        token_hash=refresh_hash,
+        expires_at=services.clock() + timedelta(seconds=services.settings.refresh_token_ttl_s),
+        user_agent=ctx.user_agent,
+        ip=ctx.ip,
+    )
+    access = services.tokens.issue(user.id, session.id, session.scopes)
+    return AuthResult(
+        user=OwnProfile.of(user),
+        access_token=access.token,
+        refresh_token=refresh,
+        expires_in=access.expires_in,
+    )
+
+
+async def end_sessions(
+    services: Services, user_id: uuid.UUID, session_ids: list[uuid.UUID], reason: str
+) -> None:
+    """Make the sessions' access tokens stop working now, and close their sockets."""
+    await services.revocations.revoke(session_ids)
+    await services.realtime.end_sessions(user_id, session_ids, reason)
+
+
+async def send_verification_email(services: Services, user: User) -> None:
+    if user.email is None:
+        return
+    token, token_hash = new_opaque_token()
+    ttl = services.settings.email_token_ttl_s
+    await verifications.create_user_token(
+        services.db, user_id=user.id, purpose="email_verify", token_hash=token_hash,
+        expires_at=services.clock() + timedelta(seconds=ttl), email=user.email,
+    )
+    link = f"{services.settings.public_base_url}/verify-email?token={token}"
+    await enqueue_email(services, user.email, "verify_email", {
+        "display_name": user.display_name, "link": link, "token": token,
+        "valid_hours": ttl // 3600,
+    })
+
+
+@command("auth.signup", input=SignupInput, rest=("POST", "/auth/signup"), auth="none",
+         status=201, output=AuthResult, binds_session=True)
+async def signup(ctx: Context, data: SignupInput) -> AuthResult:
+    """Create an account and log it in; a verification email is sent."""
+    limits = ctx.services.settings.limits
+    await enforce(ctx.services.limiter, f"signup:ip:{ctx.ip}", limits.signups_per_ip,
+                  limits.signup_window_s)
+    password_hash = await ctx.services.passwords.hash(data.password)
+    try:
+        user = await user_store.create_user(
+            ctx.services.db, username=data.username, email=str(data.email),
+            password_hash=password_hash, display_name=data.display_name or data.username,
+        )
+    except UniqueViolation as exc:
+        field = "email" if "email" in exc.constraint else "username"
+        raise CommandError("conflict", f"this {field} is already taken",
+                           {"fields": [{"field": field, "message": "already taken",
+                                        "type": "taken"}]}) from None
+    result = await open_session(ctx, user)
+    try:
+        await send_verification_email(ctx.services, user)
+    except CommandError:
+        # The account exists; the user can ask for the mail again with auth.email.resend.
+        log.warning("verification email not queued", extra={"user_id": str(user.id)})
+    return result
+
+
+@command("auth.login", input=LoginCredentials, rest=("POST", "/auth/login"), auth="none",
+         output=AuthResult, binds_session=True)
+async def login(ctx: Context, data: LoginCredentials) -> AuthResult:
+    """Log in with a username or email and a password."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    account_key = f"login:acct:{data.login.strip().lower()[:254]}"
+    ip_key = f"login:ip:{ctx.ip}"
+    await refuse_if_over(services.limiter, ip_key, limits.login_failures_per_ip)
+    await refuse_if_over(services.limiter, account_key, limits.login_failures_per_account)
+    user = await user_store.get_user_by_login(services.db, data.login.strip()[:254])
+    ok = await services.passwords.verify(user.password_hash if user else None, data.password)
+    if user is None or not ok:
+        await services.limiter.incr(ip_key, limits.login_failure_window_s)
+        await services.limiter.incr(account_key, limits.login_failure_window_s)
+        raise CommandError("unauthorized", "invalid login or password")
+    await services.limiter.reset(account_key)
+    return await open_session(ctx, user)
+
+
+@command("auth.refresh", input=RefreshInput, rest=("POST", "/auth/refresh"), auth="none",
+         output=TokenPair, binds_session=True)
+async def refresh(ctx: Context, data: RefreshInput) -> TokenPair:
+    """Trade a refresh token for a new pair; the old one is spent."""
+    services = ctx.services
+    new_token, new_hash = new_opaque_token()
+    rotation = await session_store.rotate_refresh_token(
+        services.db, hash_token(data.refresh_token), new_hash
+    )
+    if rotation.status == "reused" and rotation.session is not None:
+        session = rotation.session
+        await end_sessions(services, session.user_id, [session.id], "refresh_token_reuse")
+        raise CommandError("unauthorized", "refresh token already used; the session is revoked",
+                           {"reason": "refresh_token_reuse"})
+    if rotation.status != "rotated" or rotation.session is None:
+        raise CommandError("unauthorized", "invalid refresh token", {"reason": "token_invalid"})
+    session = rotation.session
+    access = services.tokens.issue(session.user_id, session.id, session.scopes)
+    return TokenPair(access_token=access.token, refresh_token=new_token,
+                     expires_in=access.expires_in)
+
+
+@command("auth.logout", input=RefreshInput, rest=("POST", "/auth/logout"), auth="none",
+         status=204)
+async def logout(ctx: Context, data: RefreshInput) -> None:
+    """End the session a refresh token belongs to."""
+    services = ctx.services
+    session = await session_store.session_for_refresh_token(
+        services.db, hash_token(data.refresh_token)
+    )
+    if session is None:
+        raise CommandError("unauthorized", "invalid refresh token", {"reason": "token_invalid"})
+    if ctx.principal is not None and ctx.principal.user_id != session.user_id:
+        raise CommandError("forbidden", "that refresh token belongs to another account")
+    await session_store.revoke_session(services.db, session.id, "logout")
+    await end_sessions(services, session.user_id, [session.id], "logout")
+
+
+@command("auth.logout_all", rest=("POST", "/auth/logout-all"), scope="account", status=204)
+async def logout_all(ctx: Context, data: Empty) -> None:
+    """End every session of the caller's account, on every device."""
+    await revoke_everything(ctx.services, ctx.user.user_id, "logout_all")
+
+
+async def revoke_everything(services: Services, user_id: uuid.UUID, reason: str) -> None:
+    async with services.db.transaction() as conn:
+        ids = await session_store.revoke_user_sessions(conn, user_id, reason)
+    await services.revocations.revoke(ids)
+    await services.realtime.end_sessions(user_id, None, reason)
+
+
+@command("auth.email.verify", input=TokenInput, rest=("POST", "/auth/email/verify"),
+         auth="none", output=Accepted)
+async def verify_email(ctx: Context, data: TokenInput) -> Accepted:
+    """Confirm an email address with the token from the verification mail."""
+    async with ctx.services.db.transaction() as conn:
+        consumed = await verifications.consume_user_token(
+            conn, hash_token(data.token), "email_verify"
+        )
+    if consumed is None or consumed.email is None:
+        raise invalid("token", "invalid or expired token", "token_invalid")
+    if not await user_store.mark_email_verified(ctx.services.db, consumed.user_id, consumed.email):
+        raise invalid("token", "the account's email has changed since this token was sent",
+                      "token_stale")
+    return Accepted()
+
+
+@command("auth.email.resend", rest=("POST", "/auth/email/resend"), scope="account",
+         status=202, output=Accepted)
+async def resend_verification(ctx: Context, data: Empty) -> Accepted:
+    """Send the verification email again."""
+    limits = ctx.services.settings.limits
+    await enforce(ctx.services.limiter, f"verify_mail:{ctx.user.user_id}",
+                  limits.password_resets_per_ip, limits.password_reset_window_s)
+    user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
+    if user is None:
+        raise CommandError("not_found", "account not found")
+    if user.email_verified_at is not None:
+        raise CommandError("conflict", "the email is already verified")
+    await send_verification_email(ctx.services, user)
+    return Accepted()
+
+
+@command("auth.password_reset", input=PasswordResetInput, rest=("POST", "/auth/password-reset"),
+         auth="none", status=202, output=Accepted)
+async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
+    """Mail a one-hour reset link; the answer is the same whether the account exists or not."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    await enforce(services.limiter, f"reset:ip:{ctx.ip}", limits.password_resets_per_ip,
+                  limits.password_reset_window_s)
+    user = await user_store.get_user_by_email(services.db, str(data.email))
+    if user is None or user.email is None:
+        return Accepted()
+    # Per address too, silently, so nobody can flood one inbox from many addresses.
+    count, _ = await services.limiter.incr(f"reset:acct:{user.id}", limits.password_reset_window_s)
+    if count > limits.password_resets_per_ip:
+        return Accepted()
+    token, token_hash = new_opaque_token()
+    await verifications.create_user_token(
+        services.db, user_id=user.id, purpose="password_reset", token_hash=token_hash,
+        expires_at=services.clock() + timedelta(seconds=services.settings.password_reset_ttl_s),
+        email=user.email,
+    )
+    link = f"{services.settings.public_base_url}/reset-password?token={token}"
+    await enqueue_email(services, user.email, "password_reset",
+                        {"display_name": user.display_name, "link": link, "token": token})
+    return Accepted()
+
+
+@command("auth.password_reset.confirm", input=PasswordResetConfirmInput,
+         rest=("POST", "/auth/password-reset/confirm"), auth="none", status=204)
+async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) -> None:
+    """Set a new password with a reset token; every session of the account ends."""
+    services = ctx.services
+    password_hash = await services.passwords.hash(data.new_password)
+    async with services.db.transaction() as conn:
+        consumed = await verifications.consume_user_token(
+            conn, hash_token(data.token), "password_reset"
+        )
+        if consumed is None:
+            raise invalid("token", "invalid or expired token", "token_invalid")
+        await user_store.set_password_hash(conn, consumed.user_id, password_hash)
+        ids = await session_store.revoke_user_sessions(conn, consumed.user_id, "password_reset")
+    await services.revocations.revoke(ids)
+    await services.realtime.end_sessions(consumed.user_id, None, "password_reset")

@@ -1,0 +1,77 @@
+"""What a use case receives: the services it may use and who is asking."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from handlers.errors import CommandError
+
+if TYPE_CHECKING:
+    from channels.ratelimit import RateLimiter
+    from channels.realtime import Realtime
+    from channels.revocation import RevocationList
+    from config import Settings
+    from handlers.passwords import PasswordHasher
+    from handlers.tokens import TokenService
+    from storage.db import Database
+    from workers.queue import JobQueue
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """The long-lived resources a process opened at start; one per app, never global."""
+
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    realtime: Realtime
+    revocations: RevocationList
+    limiter: RateLimiter
+    tokens: TokenService
+    passwords: PasswordHasher
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller behind a verified access token."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: int
+
+    def has_scope(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+    def expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+@dataclass
+class Context:
+    """One command invocation: services, caller, and where the call came from."""
+
+    services: Services
+    principal: Principal | None
+    transport: str
+    request_id: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def user(self) -> Principal:
+        """The caller; commands that need a user are refused earlier when there is none."""
+        if self.principal is None:
+            raise CommandError("unauthorized", "authentication required")
+        return self.principal

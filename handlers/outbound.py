@@ -1,0 +1,25 @@
+"""Handing email and SMS to the outreach worker through the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.context import Services
+from handlers.errors import CommandError
+from workers.outreach import QUEUE
+from workers.queue import QueueUnavailable, new_job
+
+
+async def enqueue_email(services: Services, to: str, template: str, params: dict[str, Any]) -> None:
+    await _enqueue(services, new_job("email", to=to, template=template, params=params))
+
+
+async def enqueue_sms(services: Services, to: str, template: str, params: dict[str, Any]) -> None:
+    await _enqueue(services, new_job("sms", to=to, template=template, params=params))
+
+
+async def _enqueue(services: Services, job: dict[str, Any]) -> None:
+    try:
+        await services.queue.publish(QUEUE, job)
+    except QueueUnavailable as exc:
+        raise CommandError("unavailable", "the outreach queue is unavailable; try again") from exc

@@ -1,0 +1,225 @@
+"""Profiles: read, update and delete your own account, read others, verify a phone."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import phonenumbers
+from pydantic import Field, model_validator
+
+from channels.ratelimit import enforce
+from handlers.account_schemas import (
+    AvatarUrl,
+    Bio,
+    DisplayName,
+    Email,
+    OwnProfile,
+    Password,
+    PublicProfile,
+    Username,
+)
+from handlers.auth import Accepted, revoke_everything, send_verification_email
+from handlers.commands import Empty, Input, command
+from handlers.context import Context
+from handlers.errors import CommandError, invalid
+from handlers.outbound import enqueue_sms
+from storage import sessions as session_store
+from storage import users as user_store
+from storage import verifications
+from storage.db import UniqueViolation
+from storage.users import User
+
+
+class UpdateProfileInput(Input):
+    username: Username | None = None
+    email: Email | None = None
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UpdateProfileInput:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        for required in ("username", "email", "display_name"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be removed")
+        return self
+
+
+class DeleteAccountInput(Input):
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ChangePasswordInput(Input):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: Password
+
+
+class UserIdInput(Input):
+    id: uuid.UUID
+
+
+class UsernameInput(Input):
+    username: str = Field(min_length=1, max_length=30)
+
+
+class PhoneInput(Input):
+    phone: str = Field(min_length=4, max_length=20, description="E.164, e.g. +14155550123")
+
+
+class PhoneCodeInput(Input):
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+async def _me(ctx: Context) -> User:
+    user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
+    if user is None:
+        raise CommandError("not_found", "account not found")
+    return user
+
+
+@command("users.me.get", rest=("GET", "/users/me"), scope="profile:read", output=OwnProfile)
+async def get_me(ctx: Context, data: Empty) -> OwnProfile:
+    """Your own profile, with email and phone."""
+    return OwnProfile.of(await _me(ctx))
+
+
+@command("users.me.update", input=UpdateProfileInput, rest=("PATCH", "/users/me"),
+         scope="profile:write", output=OwnProfile)
+async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
+    """Change profile fields; a new email must be verified again."""
+    changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
+    if "email" in changes:
+        changes["email"] = str(changes["email"])
+    before = await _me(ctx)
+    try:
+        user = await user_store.update_profile(ctx.services.db, before.id, changes)
+    except UniqueViolation as exc:
+        field = "email" if "email" in exc.constraint else "username"
+        raise CommandError("conflict", f"this {field} is already taken",
+                           {"fields": [{"field": field, "message": "already taken",
+                                        "type": "taken"}]}) from None
+    if user is None:
+        raise CommandError("not_found", "account not found")
+    if "email" in changes and (before.email or "").lower() != changes["email"].lower():
+        await send_verification_email(ctx.services, user)
+    return OwnProfile.of(user)
+
+
+@command("users.me.delete", input=DeleteAccountInput, rest=("DELETE", "/users/me"),
+         scope="account", status=204)
+async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
+    """Delete your account: needs the password; ends every session and anonymises the data."""
+    services = ctx.services
+    user = await _me(ctx)
+    if not await services.passwords.verify(user.password_hash, data.password):
+        raise CommandError("forbidden", "wrong password")
+    async with services.db.transaction() as conn:
+        await user_store.anonymise_user(conn, user.id)
+    await revoke_everything(services, user.id, "account_deleted")
+
+
+@command("users.me.password", input=ChangePasswordInput, rest=("POST", "/users/me/password"),
+         scope="account", status=204)
+async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
+    """Change your password; every other session of the account ends."""
+    services = ctx.services
+    user = await _me(ctx)
+    if not await services.passwords.verify(user.password_hash, data.current_password):
+        raise CommandError("forbidden", "wrong password")
+    password_hash = await services.passwords.hash(data.new_password)
+    async with services.db.transaction() as conn:
+        await user_store.set_password_hash(conn, user.id, password_hash)
+        others = await session_store.revoke_user_sessions(
+            conn, user.id, "password_changed", keep=ctx.user.session_id
+        )
+    await services.revocations.revoke(others)
+    await services.realtime.end_sessions(user.id, others, "password_changed")
+
+
+@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope="profile:read",
+         output=PublicProfile)
+async def get_user(ctx: Context, data: UserIdInput) -> PublicProfile:
+    """A user's public profile by id."""
+    user = await user_store.get_user(ctx.services.db, data.id)
+    if user is None:
+        raise CommandError("not_found", "no such user")
+    return PublicProfile.of(user)
+
+
+@command("users.by_username", input=UsernameInput, rest=("GET", "/users/by-username/{username}"),
+         scope="profile:read", output=PublicProfile)
+async def get_user_by_username(ctx: Context, data: UsernameInput) -> PublicProfile:
+    """A user's public profile by username (any letter case)."""
+    user = await user_store.get_user_by_username(ctx.services.db, data.username)
+    if user is None:
+        raise CommandError("not_found", "no such user")
+    return PublicProfile.of(user)
+
+
+def _code_hash(user_id: uuid.UUID, code: str) -> bytes:
+    return hashlib.sha256(f"{user_id}:{code}".encode()).digest()
+
+
+def _e164(raw: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise invalid("phone", "not a phone number in E.164 form (+ and country code)",
+                      "phone_format") from None
+    if not phonenumbers.is_valid_number(number):
+        raise invalid("phone", "not a valid phone number", "phone_invalid")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@command("users.me.phone.start", input=PhoneInput, rest=("POST", "/users/me/phone"),
+         scope="account", status=202, output=Accepted)
+async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
+    """Text a 6-digit code to the phone number; it is valid for 10 minutes."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    if not data.phone.startswith("+"):
+        raise invalid("phone", "must start with + and the country code (E.164)", "phone_format")
+    phone = _e164(data.phone)
+    await enforce(services.limiter, f"phone_code:{ctx.user.user_id}", limits.phone_codes_per_user,
+                  limits.phone_code_window_s)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    ttl = services.settings.phone_code_ttl_s
+    await verifications.start_phone_verification(
+        services.db, user_id=ctx.user.user_id, phone=phone,
+        code_hash=_code_hash(ctx.user.user_id, code),
+        expires_at=services.clock() + timedelta(seconds=ttl),
+    )
+    await enqueue_sms(services, phone, "phone_code", {"code": code, "valid_minutes": ttl // 60})
+    return Accepted()
+
+
+@command("users.me.phone.verify", input=PhoneCodeInput, rest=("POST", "/users/me/phone/verify"),
+         scope="account", output=OwnProfile)
+async def verify_phone(ctx: Context, data: PhoneCodeInput) -> OwnProfile:
+    """Confirm the phone number with the code from the SMS."""
+    services = ctx.services
+    user_id = ctx.user.user_id
+    async with services.db.transaction() as conn:
+        check = await verifications.check_phone_code(
+            conn, user_id, _code_hash(user_id, data.code), services.settings.limits.phone_code_attempts
+        )
+        if check.status == "verified" and check.phone is not None:
+            await user_store.set_verified_phone(conn, user_id, check.phone)
+    if check.status == "none":
+        raise CommandError("not_found", "no phone verification is pending; request a code first")
+    if check.status == "expired":
+        raise invalid("code", "the code has expired; request a new one", "code_expired")
+    if check.status == "exhausted":
+        raise CommandError("forbidden", "too many wrong codes; request a new one",
+                           {"reason": "attempts_exhausted"})
+    if check.status == "mismatch":
+        raise CommandError("invalid_input", "wrong code", {
+            "fields": [{"field": "code", "message": "wrong code", "type": "code_mismatch"}],
+            "attempts_left": check.attempts_left,
+        })
+    return OwnProfile.of(await _me(ctx))

@@ -1,0 +1,1 @@
+"""aiohttp app factory, CLI, HTTP + Socket.IO transport and auth."""

@@ -1,0 +1,134 @@
+"""OpenAPI and the Socket.IO event catalogue, generated from the command declarations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from channels.events import server_events
+from handlers.commands import Command, CommandRegistry
+from handlers.errors import HTTP_STATUS
+
+REF = "#/components/schemas/{model}"
+PATH_PARAM = re.compile(r"{(\w+)}")
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": sorted(HTTP_STATUS)},
+                "message": {"type": "string"},
+                "details": {"description": "per-field problems, retry_after, limits, ..."},
+            },
+        }
+    },
+}
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF)
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
+    path_params = PATH_PARAM.findall(cmd.path or "")
+    input_schema = cmd.input.model_json_schema(ref_template=REF)
+    for name, definition in input_schema.pop("$defs", {}).items():
+        components[name] = definition
+    properties: dict[str, Any] = input_schema.get("properties", {})
+    required = set(input_schema.get("required", []))
+    op: dict[str, Any] = {
+        "operationId": cmd.name,
+        "summary": cmd.summary,
+        "tags": list(cmd.tags),
+        "x-socket-event": cmd.name,
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": properties.get(p, {})}
+            for p in path_params
+        ],
+        "responses": {},
+    }
+    body_props = {k: v for k, v in properties.items() if k not in path_params}
+    if cmd.method == "GET":
+        op["parameters"] += [
+            {"name": k, "in": "query", "required": k in required, "schema": v}
+            for k, v in body_props.items()
+        ]
+    elif body_props:
+        body_schema = {**input_schema, "properties": body_props,
+                       "required": sorted(required - set(path_params))}
+        op["requestBody"] = {"required": bool(body_schema["required"]),
+                             "content": {"application/json": {"schema": body_schema}}}
+    if cmd.auth == "required":
+        op["security"] = [{"bearer": []}]
+        if cmd.scope:
+            op["x-required-scope"] = cmd.scope
+    else:
+        op["security"] = []
+    success: dict[str, Any] = {"description": "success"}
+    if cmd.output is not None and cmd.status != 204:
+        success["content"] = {"application/json": {"schema": _schema(cmd.output, components)}}
+    op["responses"][str(cmd.status)] = success
+    error_ref = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    for status in sorted({400, 413, 429, 500} | ({401, 403} if cmd.auth == "required" else set())):
+        op["responses"][str(status)] = {"description": "error", **error_ref}
+    return op
+
+
+def openapi(registry: CommandRegistry, base_url: str) -> dict[str, Any]:
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for cmd in registry:
+        if cmd.method is None or cmd.rest_path is None:
+            continue
+        paths.setdefault(cmd.rest_path, {})[cmd.method.lower()] = _operation(cmd, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "HotSpot API", "version": "1",
+                 "description": "Every operation is also a Socket.IO event (x-socket-event)."},
+        "servers": [{"url": base_url}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def event_catalogue(registry: CommandRegistry) -> dict[str, Any]:
+    commands = []
+    for cmd in registry:
+        commands.append({
+            "name": cmd.name,
+            "summary": cmd.summary,
+            "auth": cmd.auth,
+            "scope": cmd.scope,
+            "input": cmd.input.model_json_schema(),
+            "output": cmd.output.model_json_schema() if cmd.output else None,
+            "rest": None if cmd.method is None else {"method": cmd.method, "path": cmd.rest_path,
+                                                     "status": cmd.status},
+        })
+    return {
+        "namespace": "/",
+        "connect": {"auth": {"token": "access token (JWT); optional for auth.signup/auth.login"},
+                    "refused": {"event": "connect_error", "data": {"code": "unauthorized"}}},
+        "ack": {"success": {"ok": True, "data": "..."},
+                "failure": {"ok": False, "error": {"code": "...", "message": "...",
+                                                   "details": "optional"}}},
+        "error_codes": sorted(HTTP_STATUS),
+        "commands": commands,
+        "server_events": [
+            {"name": e.name, "description": e.description, "payload": e.payload.model_json_schema()}
+            for e in server_events()
+        ],
+    }

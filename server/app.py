@@ -1,0 +1,90 @@
+"""The aiohttp application factories: the API server and the worker process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from config import Settings
+from handlers import auth, users
+from handlers.commands import CommandRegistry, collect_commands
+from server.apidocs import event_catalogue, openapi
+from server.dispatch import Dispatcher
+from server.health import add_health_routes
+from server.metrics import Metrics
+from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
+from server.rest import (
+    HTTP_REQUESTS_METRIC,
+    add_command_routes,
+    json_response,
+    request_context_middleware,
+)
+from server.sockets import SocketTransport
+
+TRANSPORT = web.AppKey("socket_transport", SocketTransport)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+
+
+def command_registry() -> CommandRegistry:
+    """Every command HotSpot serves; a new handler module is added here."""
+    return collect_commands([auth, users])
+
+
+def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context_middleware],
+        client_max_size=settings.limits.rest_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[HTTP_REQUESTS_METRIC] = app[METRICS].http_requests
+    app[WORKER_NAMES] = worker_names
+    app.cleanup_ctx.extend(resource_contexts())
+    add_health_routes(app)
+    return app
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The API server: REST + Socket.IO, and the workers too when they run in-process."""
+    app = _base_app(settings, ["all"] if settings.workers_in_process else [])
+    registry = command_registry()
+    dispatcher = Dispatcher(registry, app[METRICS])
+    transport = SocketTransport(dispatcher, settings)
+    transport.sio.attach(app)
+    add_command_routes(app, dispatcher)
+    app[DISPATCHER] = dispatcher
+    app[TRANSPORT] = transport
+    app.cleanup_ctx.append(_transport_ctx)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return json_response(openapi(registry, settings.public_base_url))
+
+    async def events_json(request: web.Request) -> web.Response:
+        return json_response(event_catalogue(registry))
+
+    app.router.add_get("/v1/openapi.json", openapi_json)
+    app.router.add_get("/v1/events.json", events_json)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _transport_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Routes need the opened services, so the transport is wired once they exist."""
+    services = app[SERVICES]
+    app[DISPATCHER].bind(services)
+    app[TRANSPORT].bind(services.realtime)
+    app[METRICS].track_connections(lambda: services.realtime.open_connections)
+    yield
+
+
+async def _close_sockets(app: web.Application) -> None:
+    transport = app.get(TRANSPORT)
+    if transport is not None:
+        await transport.close_all()
+        await transport.sio.shutdown()
+
+
+def create_worker_app(settings: Settings, names: list[str]) -> web.Application:
+    """A worker process: consumers plus /health, /ready and /metrics, no API."""
+    return _base_app(settings, names)

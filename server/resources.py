@@ -1,0 +1,159 @@
+"""Long-lived resources, one aiohttp cleanup_ctx generator each, opened at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from channels.bus import Bus, InProcessBus, RedisBus
+from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from channels.realtime import Realtime
+from channels.revocation import RevocationList
+from config import Settings
+from handlers.context import Services
+from handlers.passwords import PasswordHasher
+from handlers.tokens import TokenService
+from server.metrics import Metrics
+from storage.db import Database
+from storage.embedded import EmbeddedPostgres
+from storage.migrate import migrate
+from workers.queue import AmqpQueue, InProcessQueue, JobQueue
+from workers.runner import start_workers
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+DATABASE = web.AppKey("database", Database)
+REDIS = web.AppKey("redis", aioredis.Redis)
+BUS = web.AppKey("bus", Bus)  # type: ignore[type-abstract]
+QUEUE = web.AppKey("queue", JobQueue)  # type: ignore[type-abstract]
+SERVICES = web.AppKey("services", Services)
+WORKER_NAMES = web.AppKey("worker_names", list)
+
+
+class StartupError(Exception):
+    """A dependency is missing or unreachable at start; the message says which."""
+
+
+def build_token_service(settings: Settings) -> TokenService:
+    signing: Any
+    verifying: Any
+    if settings.jwt_algorithm == "HS256":
+        signing = verifying = settings.resolved_jwt_secret()
+    else:
+        assert settings.jwt_private_key_file and settings.jwt_public_key_file
+        signing = settings.jwt_private_key_file.read_text()
+        verifying = settings.jwt_public_key_file.read_text()
+    return TokenService(algorithm=settings.jwt_algorithm, signing_key=signing,
+                        verifying_key=verifying, issuer=settings.jwt_issuer,
+                        ttl_s=settings.access_token_ttl_s)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "pg")
+        dsn = await embedded.start()
+    try:
+        applied = await migrate(dsn)
+        if applied:
+            log.info("migrations applied", extra={"migrations": applied})
+        app[DATABASE] = await Database.connect(
+            dsn, settings.database_pool_min, settings.database_pool_max
+        )
+    except OSError as exc:
+        raise StartupError(f"PostgreSQL is not reachable ({exc})") from exc
+    try:
+        yield
+    finally:
+        await app[DATABASE].close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.redis_url is None:
+        app[BUS] = InProcessBus(settings.node_id)
+        yield
+        await app[BUS].close()
+        return
+    client = aioredis.from_url(settings.redis_url, health_check_interval=15)
+    try:
+        await client.ping()
+    except (aioredis.ConnectionError, OSError) as exc:
+        raise StartupError(f"Redis at {settings.redis_url} is not reachable ({exc})") from exc
+    bus = RedisBus(client, settings.namespace, settings.node_id)
+    await bus.start()
+    app[REDIS] = client
+    app[BUS] = bus
+    try:
+        yield
+    finally:
+        await bus.close()
+        await client.aclose()
+
+
+async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    queue: InProcessQueue | AmqpQueue
+    if settings.amqp_url is None:
+        queue = InProcessQueue()
+    else:
+        queue = AmqpQueue(settings.amqp_url, settings.namespace)
+        await queue.connect()
+    app[QUEUE] = queue
+    try:
+        yield
+    finally:
+        await queue.close()
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis_client = app.get(REDIS)
+    bus = app[BUS]
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis_client, settings.namespace) if redis_client is not None
+        else MemoryRateLimiter()
+    )
+    revocations = RevocationList(bus, settings.access_token_ttl_s, redis_client, settings.namespace)
+    await revocations.start()
+    if isinstance(bus, RedisBus):
+        bus.on_reconnect.append(revocations.reload)
+    app[SERVICES] = Services(
+        settings=settings,
+        db=app[DATABASE],
+        queue=app[QUEUE],
+        realtime=Realtime(bus),
+        revocations=revocations,
+        limiter=limiter,
+        tokens=build_token_service(settings),
+        passwords=PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib,
+                                 settings.argon2_parallelism),
+    )
+    try:
+        yield
+    finally:
+        await revocations.stop()
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    names = app[WORKER_NAMES]
+    if names:
+        await start_workers(app[SETTINGS], app[QUEUE], names)
+        log.info("workers started", extra={"workers": names})
+    yield
+    await app[QUEUE].stop_consuming()
+
+
+def resource_contexts() -> list[Any]:
+    """In order: each may use what the ones before it opened."""
+    return [database_ctx, redis_ctx, queue_ctx, services_ctx, workers_ctx]

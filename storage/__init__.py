@@ -1,0 +1,1 @@
+"""SQL per feature (asyncpg), migrations and the embedded PostgreSQL."""

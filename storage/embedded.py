@@ -1,0 +1,34 @@
+"""PostgreSQL from the pgserver wheel, for the zero-set-up default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server in a data folder, shared by every local process that uses it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    async def start(self) -> str:
+        """Start (or attach to) the server and return its connection URL."""
+        import pgserver  # imported here: only the embedded default needs it
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
+        self._server = await asyncio.to_thread(
+            pgserver.get_server, str(self.data_dir.resolve()), cleanup_mode="stop"
+        )
+        return str(self._server.get_uri())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await asyncio.to_thread(self._server.cleanup)
+            self._server = None

@@ -1,0 +1,147 @@
+"""Login sessions and their rotating refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class Session:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The outcome of presenting a refresh token."""
+
+    status: str  # "rotated" | "reused" | "invalid"
+    session: Session | None = None
+
+
+def _session(row: asyncpg.Record) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        scopes=tuple(row["scopes"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+async def create_session(
+    db: Database,
+    *,
+    user_id: uuid.UUID,
+    scopes: list[str],
+    token_hash: bytes,
+    expires_at: datetime,
+    user_agent: str | None,
+    ip: str | None,
+) -> Session:
+    """Open a session with its first refresh token."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            """INSERT INTO sessions (user_id, scopes, user_agent, ip, expires_at)
+               VALUES ($1, $2, $3, $4, $5)
+               RETURNING id, user_id, scopes, created_at, expires_at""",
+            user_id,
+            scopes,
+            (user_agent or "")[:300] or None,
+            ip,
+            expires_at,
+        )
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+            token_hash,
+            row["id"],
+        )
+    return _session(row)
+
+
+async def rotate_refresh_token(db: Database, old_hash: bytes, new_hash: bytes) -> Rotation:
+    """Spend a refresh token for a new one; a spent token revokes its whole session."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at,
+                      s.revoked_at, rt.used_at
+               FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+               WHERE rt.token_hash = $1
+               FOR UPDATE OF rt, s""",
+            old_hash,
+        )
+        if row is None or row["revoked_at"] is not None:
+            return Rotation("invalid")
+        session = _session(row)
+        if row["used_at"] is not None:
+            await _revoke(conn, session.id, "refresh_token_reuse")
+            return Rotation("reused", session)
+        if await conn.fetchval("SELECT $1::timestamptz <= now()", session.expires_at):
+            return Rotation("invalid")
+        await conn.execute(
+            "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", old_hash
+        )
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+            new_hash,
+            session.id,
+        )
+        await conn.execute("UPDATE sessions SET last_used_at = now() WHERE id = $1", session.id)
+    return Rotation("rotated", session)
+
+
+async def _revoke(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        """UPDATE sessions SET revoked_at = now(), revoke_reason = $2
+           WHERE id = $1 AND revoked_at IS NULL""",
+        session_id,
+        reason,
+    )
+
+
+async def session_for_refresh_token(db: Database, token_hash: bytes) -> Session | None:
+    """The live session a refresh token belongs to, spent or not."""
+    row = await db.pool.fetchrow(
+        """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at
+           FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+           WHERE rt.token_hash = $1 AND s.revoked_at IS NULL""",
+        token_hash,
+    )
+    return None if row is None else _session(row)
+
+
+async def revoke_session(db: Database, session_id: uuid.UUID, reason: str) -> None:
+    async with db.pool.acquire() as conn:
+        await _revoke(conn, session_id, reason)
+
+
+async def revoke_user_sessions(
+    conn: asyncpg.Connection, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Revoke every live session of a user but `keep`; returns the revoked ids."""
+    rows = await conn.fetch(
+        """UPDATE sessions SET revoked_at = now(), revoke_reason = $2
+           WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3 RETURNING id""",
+        user_id,
+        reason,
+        keep,
+    )
+    return [r["id"] for r in rows]
+
+
+async def is_session_active(db: Database, session_id: uuid.UUID) -> bool:
+    return bool(
+        await db.pool.fetchval(
+            "SELECT revoked_at IS NULL AND expires_at > now() FROM sessions WHERE id = $1",
+            session_id,
+        )
+    )

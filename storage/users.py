@@ -1,0 +1,158 @@
+"""Named queries on users; they return User value objects."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.db import Database, unique_violation
+
+USER_COLUMNS = """id, username, email, password_hash, display_name, bio, avatar_url, role,
+    email_verified_at, phone, phone_verified_at, created_at, updated_at, deleted_at"""
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    username: str
+    email: str | None
+    password_hash: str | None
+    display_name: str
+    bio: str | None
+    avatar_url: str | None
+    role: str
+    email_verified_at: datetime | None
+    phone: str | None
+    phone_verified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.deleted_at is None
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    return None if row is None else User(**dict(row))
+
+
+async def create_user(
+    db: Database, *, username: str, email: str, password_hash: str, display_name: str
+) -> User:
+    """Insert a user; raises UniqueViolation naming users_username_key or users_email_key."""
+    async with unique_violation():
+        row = await db.pool.fetchrow(
+            f"""INSERT INTO users (username, email, password_hash, display_name)
+                VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}""",
+            username,
+            email,
+            password_hash,
+            display_name,
+        )
+    user = _user(row)
+    assert user is not None
+    return user
+
+
+async def get_user(db: Database, user_id: uuid.UUID) -> User | None:
+    """A live (not deleted) user by id."""
+    return _user(
+        await db.pool.fetchrow(
+            f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL", user_id
+        )
+    )
+
+
+async def get_user_by_username(db: Database, username: str) -> User | None:
+    return _user(
+        await db.pool.fetchrow(
+            f"""SELECT {USER_COLUMNS} FROM users
+                WHERE lower(username) = lower($1) AND deleted_at IS NULL""",
+            username,
+        )
+    )
+
+
+async def get_user_by_email(db: Database, email: str) -> User | None:
+    return _user(
+        await db.pool.fetchrow(
+            f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL",
+            email,
+        )
+    )
+
+
+async def get_user_by_login(db: Database, login: str) -> User | None:
+    """A user by username or email, whichever the login string is."""
+    if "@" in login:
+        return await get_user_by_email(db, login)
+    return await get_user_by_username(db, login)
+
+
+async def update_profile(db: Database, user_id: uuid.UUID, changes: dict[str, Any]) -> User | None:
+    """Set the given profile columns; changing the email clears its verification."""
+    allowed = {"username", "email", "display_name", "bio", "avatar_url"}
+    if not changes.keys() <= allowed:
+        raise ValueError(f"not profile columns: {sorted(changes.keys() - allowed)}")
+    sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
+    if "email" in changes:
+        sets.append(
+            "email_verified_at = CASE WHEN lower(email) = lower($"
+            f"{list(changes).index('email') + 2}) THEN email_verified_at END"
+        )
+    sets.append("updated_at = now()")
+    async with unique_violation():
+        row = await db.pool.fetchrow(
+            f"""UPDATE users SET {", ".join(sets)}
+                WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}""",
+            user_id,
+            *changes.values(),
+        )
+    return _user(row)
+
+
+async def set_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def mark_email_verified(db: Database, user_id: uuid.UUID, email: str) -> bool:
+    """Verify the address the token was sent to, if it is still the account's email."""
+    result = await db.pool.execute(
+        """UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+           WHERE id = $1 AND lower(email) = lower($2) AND deleted_at IS NULL""",
+        user_id,
+        email,
+    )
+    return result.endswith(" 1")
+
+
+async def set_verified_phone(conn: asyncpg.Connection, user_id: uuid.UUID, phone: str) -> None:
+    await conn.execute(
+        """UPDATE users SET phone = $2, phone_verified_at = now(), updated_at = now()
+           WHERE id = $1""",
+        user_id,
+        phone,
+    )
+
+
+async def anonymise_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Erase personal data but keep the row, so content can still point at it."""
+    await conn.execute(
+        """UPDATE users SET username = 'deleted_' || replace(id::text, '-', ''),
+               email = NULL, password_hash = NULL, display_name = 'Deleted user', bio = NULL,
+               avatar_url = NULL, phone = NULL, phone_verified_at = NULL,
+               email_verified_at = NULL, deleted_at = now(), updated_at = now()
+           WHERE id = $1""",
+        user_id,
+    )
+    await conn.execute("DELETE FROM user_tokens WHERE user_id = $1", user_id)
+    await conn.execute("DELETE FROM phone_verifications WHERE user_id = $1", user_id)

@@ -1,0 +1,1 @@
+"""RabbitMQ consumers (or in-process ones in the embedded default)."""

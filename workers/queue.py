@@ -1,0 +1,275 @@
+"""Work queues: RabbitMQ with publisher confirms, or an in-process queue with the same format.
+
+A job is a JSON object. A handler that raises has the job retried with
+exponential backoff (through a TTL'd retry queue that dead-letters back to the
+main queue), and after max_attempts the job lands in `<queue>.dead`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+ATTEMPT_HEADER = "x-attempt"
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the job (down, unreachable, or no confirm in time)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    first_delay_s: float = 1.0
+    max_delay_s: float = 300.0
+
+    def delay_after(self, attempt: int) -> float:
+        return float(min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1)))
+
+
+class JobQueue(Protocol):
+    async def publish(self, queue: str, job: dict[str, Any]) -> None: ...
+    async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None: ...
+    async def stop_consuming(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> bool: ...
+
+
+def new_job(kind: str, **fields: Any) -> dict[str, Any]:
+    """A job with a unique id, so handlers can recognise a redelivery."""
+    return {"id": str(uuid.uuid4()), "type": kind, **fields}
+
+
+@dataclass
+class _Flight:
+    """Jobs being handled now, so a stop can wait for them to finish."""
+
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def wait(self, limit_s: float) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=limit_s)
+
+
+class InProcessQueue:
+    """Queues inside this process: the embedded default; same jobs, retries and dead letters."""
+
+    def __init__(self, policy: RetryPolicy | None = None) -> None:
+        self.policy = policy or RetryPolicy()
+        self._queues: dict[str, asyncio.Queue[tuple[bytes, int]]] = {}
+        self._consumers: list[asyncio.Task[None]] = []
+        self._flight = _Flight()
+        self.dead: dict[str, list[dict[str, Any]]] = {}
+
+    def _queue(self, name: str) -> asyncio.Queue[tuple[bytes, int]]:
+        return self._queues.setdefault(name, asyncio.Queue())
+
+    async def publish(self, queue: str, job: dict[str, Any]) -> None:
+        self._queue(queue).put_nowait((orjson.dumps(job), 1))
+
+    async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None:
+        for _ in range(prefetch):
+            self._consumers.append(asyncio.create_task(self._consume(queue, handler)))
+
+    async def _consume(self, name: str, handler: JobHandler) -> None:
+        queue = self._queue(name)
+        while True:
+            body, attempt = await queue.get()
+            task = asyncio.create_task(self._handle(name, handler, body, attempt))
+            self._flight.tasks.add(task)
+            task.add_done_callback(self._flight.tasks.discard)
+            # Shield: a stop lets the job in hand finish instead of cancelling it mid-way.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+    async def _handle(self, name: str, handler: JobHandler, body: bytes, attempt: int) -> None:
+        job = orjson.loads(body)
+        try:
+            await handler(job)
+        except Exception:
+            log.exception("job failed", extra={"queue": name, "job_id": job.get("id"),
+                                               "attempt": attempt})
+            if attempt >= self.policy.max_attempts:
+                self.dead.setdefault(name, []).append(job)
+                return
+            delay = self.policy.delay_after(attempt)
+            asyncio.get_running_loop().call_later(
+                delay, self._queue(name).put_nowait, (body, attempt + 1)
+            )
+
+    async def stop_consuming(self) -> None:
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        self._consumers.clear()
+        await self._flight.wait(limit_s=10)
+
+    async def close(self) -> None:
+        await self.stop_consuming()
+
+    async def ping(self) -> bool:
+        return True
+
+
+class AmqpQueue:
+    """Durable RabbitMQ queues: persistent messages, publisher confirms, manual acks."""
+
+    def __init__(
+        self, url: str, namespace: str, policy: RetryPolicy | None = None,
+        publish_timeout_s: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.policy = policy or RetryPolicy()
+        self.publish_timeout_s = publish_timeout_s
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._declared: set[str] = set()
+        self._consumers: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
+        self._consumer_channels: list[aio_pika.abc.AbstractChannel] = []
+        self._flight = _Flight()
+
+    def queue_name(self, queue: str) -> str:
+        return f"{self.namespace}.{queue}"
+
+    async def connect(self) -> None:
+        try:
+            self._connection = await asyncio.wait_for(
+                aio_pika.connect_robust(self.url), timeout=self.publish_timeout_s
+            )
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            raise QueueUnavailable(f"RabbitMQ at {_safe(self.url)} did not answer: {exc}") from exc
+        self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+
+    async def _declare(self, channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
+        name = self.queue_name(queue)
+        await channel.declare_queue(name, durable=True)
+        await channel.declare_queue(
+            f"{name}.retry",
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name},
+        )
+        await channel.declare_queue(f"{name}.dead", durable=True)
+
+    async def _publish_raw(
+        self, routing_key: str, body: bytes, attempt: int, expiration_s: float | None = None
+    ) -> None:
+        if self._channel is None or self._channel.is_closed:
+            raise QueueUnavailable("RabbitMQ channel is not open")
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            headers={ATTEMPT_HEADER: attempt},
+            expiration=expiration_s,
+        )
+        try:
+            await asyncio.wait_for(
+                self._channel.default_exchange.publish(message, routing_key=routing_key),
+                timeout=self.publish_timeout_s,
+            )
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+            raise QueueUnavailable(f"RabbitMQ did not confirm the job: {exc!r}") from exc
+
+    async def publish(self, queue: str, job: dict[str, Any]) -> None:
+        if queue not in self._declared:
+            if self._channel is None:
+                raise QueueUnavailable("RabbitMQ is not connected")
+            try:
+                await self._declare(self._channel, queue)
+            except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+                raise QueueUnavailable(f"RabbitMQ refused the queue: {exc!r}") from exc
+            self._declared.add(queue)
+        await self._publish_raw(self.queue_name(queue), orjson.dumps(job), 1)
+
+    async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None:
+        if self._connection is None:
+            raise QueueUnavailable("RabbitMQ is not connected")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        await self._declare(channel, queue)
+        amqp_queue = await channel.get_queue(self.queue_name(queue))
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._flight.tasks.add(task)  # type: ignore[arg-type]
+            try:
+                await self._handle(queue, handler, message)
+            finally:
+                if task is not None:
+                    self._flight.tasks.discard(task)  # type: ignore[arg-type]
+
+        tag = await amqp_queue.consume(on_message, no_ack=False)
+        self._consumers.append((amqp_queue, tag))
+        self._consumer_channels.append(channel)
+
+    async def _handle(
+        self, queue: str, handler: JobHandler, message: AbstractIncomingMessage
+    ) -> None:
+        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1) or 1)  # type: ignore[call-overload]
+        try:
+            job = orjson.loads(message.body)
+        except orjson.JSONDecodeError:
+            log.error("job is not JSON; dead-lettered", extra={"queue": queue})
+            await self._publish_raw(f"{self.queue_name(queue)}.dead", message.body, attempt)
+            await message.ack()
+            return
+        try:
+            await handler(job)
+        except Exception:
+            log.exception("job failed", extra={"queue": queue, "job_id": job.get("id"),
+                                               "attempt": attempt})
+            try:
+                if attempt >= self.policy.max_attempts:
+                    await self._publish_raw(f"{self.queue_name(queue)}.dead", message.body, attempt)
+                else:
+                    await self._publish_raw(
+                        f"{self.queue_name(queue)}.retry", message.body, attempt + 1,
+                        expiration_s=self.policy.delay_after(attempt),
+                    )
+            except QueueUnavailable:
+                await message.nack(requeue=True)
+                return
+        await message.ack()
+
+    async def stop_consuming(self) -> None:
+        """Stop taking jobs, let the ones in hand finish; unacked ones go back to the queue."""
+        for amqp_queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await amqp_queue.cancel(tag)
+        self._consumers.clear()
+        await self._flight.wait(limit_s=10)
+        for channel in self._consumer_channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        self._consumer_channels.clear()
+
+    async def close(self) -> None:
+        await self.stop_consuming()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def ping(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+
+def _safe(url: str) -> str:
+    """A URL with its password hidden, for messages and logs."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
