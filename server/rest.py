@@ -16,6 +16,7 @@ from server.dispatch import Dispatcher
 from server.logs import request_id_var
 
 HTTP_REQUESTS_METRIC = web.AppKey("http_requests_metric", Any)
+REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -75,7 +76,7 @@ def client_ip(request: web.Request) -> str | None:
 
 def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
-        request_id = request.get("request_id") or uuid.uuid4().hex
+        request_id = request.get(REQUEST_ID) or uuid.uuid4().hex
         try:
             settings = dispatcher.services.settings
             token = bearer_token(request)
@@ -112,7 +113,7 @@ async def request_context_middleware(
     """Give every request an id (the client's X-Request-Id if sane) and JSON errors for 404/405."""
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
     metrics = request.app[HTTP_REQUESTS_METRIC] if HTTP_REQUESTS_METRIC in request.app else None
     try:

@@ -1,0 +1,250 @@
+"""Fixtures: a fresh PostgreSQL database per run, real Redis and RabbitMQ, a real SMTP server.
+
+Every test gets its own namespace (Redis keys, RabbitMQ queues, bus channels), so
+rate limits and queues never leak between tests; the run's database is dropped at
+the end. Service addresses come from HOTSPOT_TEST_* variables with local defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+import redis
+import socketio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
+
+from config import Settings
+from server.app import create_app
+
+ADMIN_DSN = os.environ.get("HOTSPOT_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("HOTSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("HOTSPOT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database made for this test run, dropped afterwards."""
+    name = f"hotspot_test_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class MailSink:
+    """What the test SMTP server received."""
+
+    messages: list[Message] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = message_from_bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            self.messages.append(msg)
+        return "250 OK"
+
+    async def wait_for(self, to: str, subject_part: str = "", timeout: float = 10.0) -> Message:
+        """The first message to `to` whose subject contains subject_part."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for msg in self.messages:
+                    if msg["To"] == to and subject_part in (msg["Subject"] or ""):
+                        return msg
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no mail to {to} with {subject_part!r} within {timeout}s")
+
+    def to(self, address: str) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+def mail_text(msg: Message) -> str:
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no text part")
+
+
+def token_from_mail(msg: Message) -> str:
+    for line in mail_text(msg).splitlines():
+        if "token in the app:" in line:
+            return line.rsplit(":", 1)[1].strip()
+    raise AssertionError("no token in mail")
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[MailSink, int]]:
+    sink = MailSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def namespaces() -> Iterator[list[str]]:
+    """Every namespace the run used, so its queues and keys are removed at the end."""
+    used: list[str] = []
+    yield used
+
+    async def drop_queues() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            for ns in used:
+                for suffix in ("", ".retry", ".dead"):
+                    try:
+                        await channel.queue_delete(f"{ns}.outreach{suffix}")
+                    except aio_pika.exceptions.ChannelClosed:
+                        channel = await connection.channel()
+
+    asyncio.run(drop_queues())
+    client = redis.Redis.from_url(REDIS_URL)
+    for ns in used:
+        keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def mail(smtp_server: tuple[MailSink, int]) -> MailSink:
+    return smtp_server[0]
+
+
+@pytest.fixture
+def settings(
+    database_url: str, smtp_server: tuple[MailSink, int], namespaces: list[str], tmp_path: Path
+) -> Settings:
+    namespace = f"t{secrets.token_hex(5)}"
+    namespaces.append(namespace)
+    return Settings(
+        env="dev",
+        database_url=database_url,
+        database_pool_min=1,
+        database_pool_max=5,
+        redis_url=REDIS_URL,
+        amqp_url=AMQP_URL,
+        inprocess_workers=True,
+        namespace=namespace,
+        jwt_secret=JWT_SECRET,
+        smtp_url=f"smtp://127.0.0.1:{smtp_server[1]}",
+        data_dir=tmp_path / "var",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+        log_format="text",
+    )
+
+
+AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any, settings: Settings) -> AppFactory:
+    """Start an app (settings overridable) behind a real TCP port; returns its test client."""
+
+    async def make(**overrides: Any) -> TestClient[Any, Any]:
+        app: web.Application = create_app(settings.model_copy(update=overrides))
+        return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> TestClient[Any, Any]:
+    return await make_client()
+
+
+def unique_name(prefix: str = "u") -> str:
+    return f"{prefix}{secrets.token_hex(5)}"
+
+
+@dataclass
+class Account:
+    id: str
+    username: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def signup(client: TestClient[Any, Any], **fields: Any) -> Account:
+    username = fields.pop("username", unique_name())
+    body = {"username": username, "email": f"{username}@example.com",
+            "password": "correct horse battery", **fields}
+    resp = await client.post("/v1/auth/signup", json=body)
+    assert resp.status == 201, await resp.text()
+    data = await resp.json()
+    return Account(id=data["user"]["id"], username=data["user"]["username"], email=body["email"],
+                   password=body["password"], access_token=data["access_token"],
+                   refresh_token=data["refresh_token"])
+
+
+@pytest.fixture
+async def account(client: TestClient[Any, Any]) -> Account:
+    return await signup(client)
+
+
+SocketFactory = Callable[..., Awaitable[socketio.AsyncClient]]
+
+
+@pytest.fixture
+async def connect_socket(client: TestClient[Any, Any]) -> AsyncIterator[SocketFactory]:
+    """Open python-socketio clients against the test server; all are closed afterwards."""
+    opened: list[socketio.AsyncClient] = []
+
+    async def connect(token: str | None = None, target: TestClient[Any, Any] | None = None,
+                      **kwargs: Any) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(reconnection=False)
+        url = str((target or client).make_url("/"))
+        auth = {"token": token} if token is not None else None
+        opened.append(sio)
+        await sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=5, **kwargs)
+        return sio
+
+    yield connect
+    for sio in opened:
+        if sio.connected:
+            await sio.disconnect()
