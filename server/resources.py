@@ -30,10 +30,10 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
 REDIS = web.AppKey("redis", aioredis.Redis)
-BUS = web.AppKey("bus", Bus)  # type: ignore[type-abstract]
-QUEUE = web.AppKey("queue", JobQueue)  # type: ignore[type-abstract]
+BUS = web.AppKey("bus", Bus)
+QUEUE = web.AppKey("queue", JobQueue)
 SERVICES = web.AppKey("services", Services)
-WORKER_NAMES = web.AppKey("worker_names", list)
+WORKER_NAMES = web.AppKey("worker_names", list[str])
 
 
 class StartupError(Exception):

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from handlers.commands import Command
 from handlers.context import Context, Principal
@@ -15,7 +16,7 @@ from handlers.errors import CommandError
 from server.dispatch import Dispatcher
 from server.logs import request_id_var
 
-HTTP_REQUESTS_METRIC = web.AppKey("http_requests_metric", Any)
+HTTP_REQUESTS_METRIC = web.AppKey("http_requests_metric", Counter)
 REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -19,12 +19,12 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (or attach to) the server and return its connection URL."""
-        import pgserver  # imported here: only the embedded default needs it
+        from pgserver.postgres_server import get_server  # only the embedded default needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
         self._server = await asyncio.to_thread(
-            pgserver.get_server, str(self.data_dir.resolve()), cleanup_mode="stop"
+            get_server, str(self.data_dir.resolve()), cleanup_mode="stop"
         )
         return str(self._server.get_uri())
 

@@ -132,7 +132,7 @@ async def mark_email_verified(db: Database, user_id: uuid.UUID, email: str) -> b
         user_id,
         email,
     )
-    return result.endswith(" 1")
+    return str(result).endswith(" 1")
 
 
 async def set_verified_phone(conn: asyncpg.Connection, user_id: uuid.UUID, phone: str) -> None:

@@ -151,7 +151,7 @@ class AmqpQueue:
             )
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             raise QueueUnavailable(f"RabbitMQ at {_safe(self.url)} did not answer: {exc}") from exc
-        self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+        self._channel = await self._connection.channel(publisher_confirms=True)
 
     async def _declare(self, channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
         name = self.queue_name(queue)
@@ -205,12 +205,12 @@ class AmqpQueue:
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
-                self._flight.tasks.add(task)  # type: ignore[arg-type]
+                self._flight.tasks.add(task)
             try:
                 await self._handle(queue, handler, message)
             finally:
                 if task is not None:
-                    self._flight.tasks.discard(task)  # type: ignore[arg-type]
+                    self._flight.tasks.discard(task)
 
         tag = await amqp_queue.consume(on_message, no_ack=False)
         self._consumers.append((amqp_queue, tag))
@@ -219,7 +219,8 @@ class AmqpQueue:
     async def _handle(
         self, queue: str, handler: JobHandler, message: AbstractIncomingMessage
     ) -> None:
-        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1) or 1)  # type: ignore[call-overload]
+        raw_attempt = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+        attempt = raw_attempt if isinstance(raw_attempt, int) else 1
         try:
             job = orjson.loads(message.body)
         except orjson.JSONDecodeError:
