@@ -148,14 +148,25 @@ class Settings(BaseSettings):
         return secret
 
 
+def _describe(exc: ValidationError, prefix: str) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{prefix}{where}: {error['msg']}" if where else error["msg"])
+    return lines
+
+
 def load_settings() -> Settings:
     """Read and validate settings, turning pydantic's report into one clear message."""
     try:
-        return Settings()
+        limits = Limits()
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = "_".join(str(part) for part in error["loc"]).upper()
-            name = f"HOTSPOT_{where}" if where else "settings"
-            lines.append(f"{name}: {error['msg']}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise SettingsError(
+            "invalid configuration:\n  " + "\n  ".join(_describe(exc, "HOTSPOT_LIMIT_"))
+        ) from None
+    try:
+        return Settings(limits=limits)
+    except ValidationError as exc:
+        raise SettingsError(
+            "invalid configuration:\n  " + "\n  ".join(_describe(exc, "HOTSPOT_"))
+        ) from None
