@@ -1,0 +1,70 @@
+"""The official JavaScript socket.io-client (npm) against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Account
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+SCRIPT = JS_DIR / "client_roundtrip.mjs"
+
+
+def node_binary() -> str:
+    """The node executable; a missing one fails the test, it is part of the suite's set-up."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: the JavaScript client test needs Node.js 18+ on PATH")
+    if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").exists():
+        pytest.fail(f"socket.io-client is not installed: run `npm ci` in {JS_DIR} (make test does)")
+    return node
+
+
+async def run_script(*args: str, timeout: float = 30.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        node_binary(), str(SCRIPT), *args, cwd=JS_DIR,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"{SCRIPT.name} did not finish within {timeout}s")
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_js_client_connects_with_token_and_reads_acks(client: Any, account: Account) -> None:
+    code, out, err = await run_script(str(client.make_url("/")), account.access_token)
+    assert code == 0, f"exit {code}\nstdout: {out}\nstderr: {err}"
+    result = json.loads(out)
+    assert result["client_version"].startswith("4.")
+
+    ack = result["ack"]
+    assert ack["ok"] is True, ack
+    assert ack["data"]["id"] == account.id
+    assert ack["data"]["username"] == account.username
+    assert ack["data"]["email"] == account.email
+
+    assert result["unknown_ack"]["ok"] is False
+    assert result["unknown_ack"]["error"]["code"] == "unknown_command"
+
+    refused = result["bad_token_error"]
+    assert refused is not None, "a connect with a bad token was accepted"
+    assert refused["data"]["code"] == "unauthorized", refused
+    assert refused["data"]["reason"] == "token_invalid"
+
+
+async def test_js_client_script_fails_when_the_server_refuses_the_token(client: Any) -> None:
+    """The script's own failure path works, so a green run above means the steps really ran."""
+    code, out, err = await run_script(str(client.make_url("/")), "forged.token.value")
+    assert code == 1, f"exit {code}\nstdout: {out}\nstderr: {err}"
+    assert out == ""
+    assert "unauthorized" in err
