@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,8 @@ from handlers.context import Context, Principal
 from handlers.errors import CommandError
 from server.dispatch import Dispatcher
 from server.logs import request_id_var
+
+log = logging.getLogger(__name__)
 
 HTTP_REQUESTS_METRIC = web.AppKey("http_requests_metric", Counter)
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -111,7 +114,7 @@ def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:
 async def request_context_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    """Give every request an id (the client's X-Request-Id if sane) and JSON errors for 404/405."""
+    """Give every request an id (the client's X-Request-Id if sane) and JSON errors for 404/405/500."""
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
@@ -123,11 +126,20 @@ async def request_context_middleware(
         except web.HTTPNotFound:
             response = error_response(CommandError("not_found", "no such route"))
         except web.HTTPMethodNotAllowed as exc:
+            allowed = sorted(exc.allowed_methods)
             response = error_response(CommandError(
-                "invalid_input", f"method not allowed; allowed: {sorted(exc.allowed_methods)}",
-                {"allowed": sorted(exc.allowed_methods)},
+                "invalid_input", f"method not allowed; allowed: {allowed}", {"allowed": allowed},
             ))
             response.set_status(405)
+            # RFC 9110 requires a 405 to list the methods the resource supports.
+            response.headers["Allow"] = ", ".join(allowed)
+        except web.HTTPException:
+            raise
+        except Exception:
+            # Commands map their own failures; this catches the other routes (health,
+            # metrics, docs) so they too answer with the error envelope and the request id.
+            log.exception("request failed", extra={"path": request.path})
+            response = error_response(CommandError("internal", "internal error"))
         response.headers["X-Request-Id"] = request_id
         if metrics is not None:
             metrics.labels(request.method, str(response.status)).inc()
