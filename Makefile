@@ -3,7 +3,7 @@
 #   make run      create .venv, install, start the server on http://127.0.0.1:8080
 #                 (embedded PostgreSQL in ./var/pg, in-process bus, queue and workers)
 #   make test     create .venv, install, make sure PostgreSQL, Redis and RabbitMQ
-#                 answer, run the whole test suite against them
+#                 answer, run the whole test suite against them (PYTEST_ARGS=... to narrow)
 #   make lint     ruff + mypy
 #   make migrate  apply database migrations (embedded database unless HOTSPOT_DATABASE_URL)
 #   make worker   run queue workers (WORKERS=all by default)
@@ -19,6 +19,8 @@ BIN    := $(VENV)/bin
 # Written after a successful install; re-install only when pyproject.toml is newer.
 STAMP  := $(VENV)/.installed
 WORKERS ?= all
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-k login -x'
+PYTEST_ARGS ?=
 
 # The JavaScript client tests are optional: their deps are installed only if tests/js exists.
 JS_DIR   := tests/js
@@ -62,7 +64,7 @@ services:
 	bash scripts/ensure-services.sh
 
 test: install services
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
