@@ -20,7 +20,8 @@ def _lower(value: object) -> object:
 
 
 def _check_username(value: str) -> str:
-    if not USERNAME_RE.match(value):
+    # fullmatch: with match, "$" also matches before a trailing newline ("abc\n").
+    if not USERNAME_RE.fullmatch(value):
         raise ValueError("must be 3-30 characters of a-z, 0-9 and _")
     return value
 
@@ -30,6 +31,13 @@ def _check_display_name(value: str) -> str:
     if not value:
         raise ValueError("must not be blank")
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _check_no_control(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, so a lookup with one would fail as an internal error.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -46,6 +54,7 @@ Password = Annotated[str, Field(min_length=8, max_length=256)]
 DisplayName = Annotated[str, Field(max_length=50), AfterValidator(_check_display_name)]
 Bio = Annotated[str, Field(max_length=300), AfterValidator(_check_text)]
 AvatarUrl = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s]+$")]
+LookupName = Annotated[str, AfterValidator(_check_no_control)]
 OpaqueToken = Annotated[str, Field(min_length=10, max_length=200)]
 
 

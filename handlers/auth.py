@@ -13,6 +13,7 @@ from handlers.account_schemas import (
     AuthResult,
     DisplayName,
     Email,
+    LookupName,
     OpaqueToken,
     OwnProfile,
     Password,
@@ -44,7 +45,7 @@ class SignupInput(Input):
 
 
 class LoginCredentials(Input):
-    login: str = Field(min_length=1, max_length=254, description="username or email")
+    login: LookupName = Field(min_length=1, max_length=254, description="username or email")
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -147,11 +148,12 @@ async def signup(ctx: Context, data: SignupInput) -> AuthResult:
 async def login(ctx: Context, data: LoginCredentials) -> AuthResult:
     """Log in with a username or email and a password."""
     services, limits = ctx.services, ctx.services.settings.limits
-    account_key = f"login:acct:{data.login.strip().lower()[:254]}"
     ip_key = f"login:ip:{ctx.ip}"
     await refuse_if_over(services.limiter, ip_key, limits.login_failures_per_ip)
+    user = await user_store.get_user_by_login(services.db, data.login.strip())
+    # Failures count per account whichever of its names is typed (username or email).
+    account_key = f"login:acct:{user.id if user else data.login.strip().lower()}"
     await refuse_if_over(services.limiter, account_key, limits.login_failures_per_account)
-    user = await user_store.get_user_by_login(services.db, data.login.strip()[:254])
     ok = await services.passwords.verify(user.password_hash if user else None, data.password)
     if user is None or not ok:
         await services.limiter.incr(ip_key, limits.login_failure_window_s)

@@ -17,6 +17,7 @@ from handlers.account_schemas import (
     Bio,
     DisplayName,
     Email,
+    LookupName,
     OwnProfile,
     Password,
     PublicProfile,
@@ -65,7 +66,7 @@ class UserIdInput(Input):
 
 
 class UsernameInput(Input):
-    username: str = Field(min_length=1, max_length=30)
+    username: LookupName = Field(min_length=1, max_length=30)
 
 
 class PhoneInput(Input):
