@@ -53,7 +53,9 @@ Email = Annotated[EmailStr, Field(max_length=254)]
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 DisplayName = Annotated[str, Field(max_length=50), AfterValidator(_check_display_name)]
 Bio = Annotated[str, Field(max_length=300), AfterValidator(_check_text)]
-AvatarUrl = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s]+$")]
+# A host must follow the scheme; no whitespace or control characters (PostgreSQL rejects NUL).
+AvatarUrl = Annotated[str, Field(max_length=500,
+                                 pattern=r"^https?://[^\s/?#\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*$")]
 LookupName = Annotated[str, AfterValidator(_check_no_control)]
 OpaqueToken = Annotated[str, Field(min_length=10, max_length=200)]
 

@@ -284,6 +284,10 @@ async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) 
         )
         if consumed is None:
             raise invalid("token", "invalid or expired token", "token_invalid")
+        # A link mailed to an address the account has since replaced must not take it over.
+        if not await user_store.has_email(conn, consumed.user_id, consumed.email):
+            raise invalid("token", "the account's email has changed since this token was sent",
+                          "token_stale")
         await user_store.set_password_hash(conn, consumed.user_id, password_hash)
         ids = await session_store.revoke_user_sessions(conn, consumed.user_id, "password_reset")
     await services.revocations.revoke(ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -33,6 +34,9 @@ from storage import users as user_store
 from storage import verifications
 from storage.db import UniqueViolation
 from storage.users import User
+
+# E.164 proper: no spaces, dashes or letters (phonenumbers alone accepts "+1800FLOWERS").
+E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 class UpdateProfileInput(Input):
@@ -183,8 +187,9 @@ def _e164(raw: str) -> str:
 async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
     """Text a 6-digit code to the phone number; it is valid for 10 minutes."""
     services, limits = ctx.services, ctx.services.settings.limits
-    if not data.phone.startswith("+"):
-        raise invalid("phone", "must start with + and the country code (E.164)", "phone_format")
+    if not E164_RE.fullmatch(data.phone):
+        raise invalid("phone", "must be E.164: + and the country code, then digits only",
+                      "phone_format")
     phone = _e164(data.phone)
     await enforce(services.limiter, f"phone_code:{ctx.user.user_id}", limits.phone_codes_per_user,
                   limits.phone_code_window_s)

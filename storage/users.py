@@ -135,6 +135,18 @@ async def mark_email_verified(db: Database, user_id: uuid.UUID, email: str) -> b
     return str(result).endswith(" 1")
 
 
+async def has_email(conn: asyncpg.Connection, user_id: uuid.UUID, email: str | None) -> bool:
+    """Whether the live account still has this email address, in any letter case."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND lower(email) = lower($2)
+                              AND deleted_at IS NULL)""",
+            user_id,
+            email,
+        )
+    )
+
+
 async def set_verified_phone(conn: asyncpg.Connection, user_id: uuid.UUID, phone: str) -> None:
     await conn.execute(
         """UPDATE users SET phone = $2, phone_verified_at = now(), updated_at = now()
