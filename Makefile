@@ -52,13 +52,13 @@ $(JS_DIR)/node_modules/.installed: $(JS_DIR)/package.json $(wildcard $(JS_DIR)/p
 	@mkdir -p $(dir $@) && touch $@
 
 run serve: $(STAMP)
-	$(BIN)/hotspot serve
+	exec $(BIN)/hotspot serve
 
 migrate: $(STAMP)
 	$(BIN)/hotspot migrate
 
 worker: $(STAMP)
-	$(BIN)/hotspot worker $(WORKERS)
+	exec $(BIN)/hotspot worker $(WORKERS)
 
 services:
 	bash scripts/ensure-services.sh

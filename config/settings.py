@@ -81,6 +81,13 @@ class Settings(BaseSettings):
 
     limits: Limits = Field(default_factory=Limits)
 
+    @field_validator("database_url", "redis_url", "amqp_url", "smtp_url", "jwt_secret",
+                     "jwt_private_key_file", "jwt_public_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files and shells often pass VAR= for "not set".
+        return None if value == "" else value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:

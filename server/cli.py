@@ -65,6 +65,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hotspot: {exc}", file=sys.stderr)
         return 2
+    if settings.amqp_url is None:
+        print("hotspot: a separate worker needs HOTSPOT_AMQP_URL (RabbitMQ); with the embedded "
+              "default the server runs every worker in-process", file=sys.stderr)
+        return 2
     port = args.port if args.port is not None else settings.worker_port
     log.info("worker starting", extra={"workers": names, "port": port})
     return _run(create_worker_app(settings, names), settings.host, port)

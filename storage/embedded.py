@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ class EmbeddedPostgres:
         from pgserver.postgres_server import get_server  # only the embedded default needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # pgserver narrates every step at INFO and platformdirs warns about XDG_RUNTIME_DIR.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         log.info("starting embedded postgres", extra={"data_dir": str(self.data_dir)})
         self._server = await asyncio.to_thread(
             get_server, str(self.data_dir.resolve()), cleanup_mode="stop"

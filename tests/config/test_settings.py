@@ -67,3 +67,11 @@ def test_asymmetric_algorithms_need_key_files(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HOTSPOT_JWT_ALGORITHM", "RS256")
     with pytest.raises(SettingsError, match="KEY_FILE"):
         load_settings()
+
+
+def test_empty_url_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOTSPOT_SMTP_URL", "HOTSPOT_REDIS_URL", "HOTSPOT_AMQP_URL", "HOTSPOT_DATABASE_URL"):
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    assert settings.smtp_url is None and settings.redis_url is None
+    assert settings.amqp_url is None and settings.database_url is None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Account, SocketFactory, token_from_mail, MailSink
+from tests.conftest import Account, MailSink, SocketFactory, token_from_mail
 
 
 async def test_signup_login_socket_profile(client: Any, account: Account, connect_socket: SocketFactory,
