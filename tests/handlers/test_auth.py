@@ -649,3 +649,102 @@ async def test_refresh_and_logout_over_a_socket(
     await watcher.wait()
     assert watcher.reasons == ["logout"]
     assert await status_of_me(client, pair["access_token"]) == 401
+
+
+# --- limits, expiry and races ----------------------------------------------------------------
+
+
+async def db_execute(settings: Settings, sql: str, *args: Any) -> str:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return str(await conn.execute(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def test_signups_are_limited_per_ip(make_client: AppFactory) -> None:
+    client = await make_client(limits=Limits(signups_per_ip=2))
+    for _ in range(2):
+        await signup(client)
+    resp = await client.post("/v1/auth/signup", json=signup_body())
+    error = await error_of(resp, 429, "rate_limited")
+    assert resp.headers["Retry-After"] == str(error["details"]["retry_after"])
+
+
+async def test_refresh_of_an_expired_session_is_refused(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    account = await signup(client)
+    result = await db_execute(
+        settings, "UPDATE sessions SET expires_at = now() - interval '1 s' WHERE user_id = $1::uuid",
+        account.id)
+    assert result == "UPDATE 1"
+    error = await error_of(await client.post("/v1/auth/refresh",
+                                             json={"refresh_token": account.refresh_token}),
+                           401, "unauthorized")
+    assert error["details"]["reason"] == "token_invalid"
+
+
+async def test_expired_verification_token_is_refused(
+    client: TestClient[Any, Any], mail: MailSink, settings: Settings
+) -> None:
+    account = await signup(client)
+    token = token_from_mail(await mail.wait_for(account.email, "Confirm"))
+    result = await db_execute(
+        settings, """UPDATE user_tokens SET expires_at = now() - interval '1 s'
+                     WHERE user_id = $1::uuid AND purpose = 'email_verify'""", account.id)
+    assert result == "UPDATE 1"
+    await error_of(await client.post("/v1/auth/email/verify", json={"token": token}), 400,
+                   "invalid_input")
+    assert (await (await client.get(ME, headers=account.headers)).json())["email_verified"] is False
+
+
+async def test_resend_verification_mail(client: TestClient[Any, Any], mail: MailSink) -> None:
+    account = await signup(client)
+    await mail.wait_for(account.email, "Confirm")
+    resp = await client.post("/v1/auth/email/resend", headers=account.headers)
+    assert resp.status == 202, await resp.text()
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(mail.to(account.email)) < 2 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(mail.to(account.email)) == 2
+    first, second = (token_from_mail(m) for m in mail.to(account.email))
+    assert first != second
+    resp = await client.post("/v1/auth/email/verify", json={"token": second})
+    assert resp.status == 200, await resp.text()
+    await error_of(await client.post("/v1/auth/email/resend", headers=account.headers), 409,
+                   "conflict")
+    await error_of(await client.post("/v1/auth/email/resend"), 401, "unauthorized")
+
+
+async def test_email_verification_over_an_anonymous_socket(
+    client: TestClient[Any, Any], mail: MailSink, connect_socket: SocketFactory
+) -> None:
+    account = await signup(client)
+    token = token_from_mail(await mail.wait_for(account.email, "Confirm"))
+    sio = await connect_socket()
+    assert await sio.call("auth.email.verify", {"token": token}, timeout=5) == {
+        "ok": True, "data": {"accepted": True}}
+    reply = await sio.call("auth.email.verify", {"token": token}, timeout=5)
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "invalid_input"
+
+
+async def test_concurrent_signups_for_one_name_create_one_account(
+    client: TestClient[Any, Any]
+) -> None:
+    name = unique_name()
+    bodies = [signup_body(username=name if i % 2 else name.upper()) for i in range(6)]
+    responses = await asyncio.gather(*(client.post("/v1/auth/signup", json=b) for b in bodies))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [201] + [409] * 5, statuses
+
+
+async def test_concurrent_refreshes_with_one_token_rotate_once(
+    client: TestClient[Any, Any]
+) -> None:
+    account = await signup(client)
+    responses = await asyncio.gather(*(
+        client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+        for _ in range(5)))
+    assert sorted(r.status for r in responses) == [200, 401, 401, 401, 401]

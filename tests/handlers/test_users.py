@@ -16,9 +16,10 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from config import Settings
+from config import Limits, Settings
 from tests.conftest import (
     Account,
+    AppFactory,
     MailSink,
     SocketFactory,
     signup,
@@ -723,3 +724,63 @@ async def test_phone_verification_over_a_socket(
     reply = await sio.call("users.me.phone.verify", {"code": code}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["phone_verified"] is True
+
+
+async def test_phone_codes_are_limited_per_user(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    client = await make_client(limits=Limits(phone_codes_per_user=2))
+    account = await signup(client)
+    for _ in range(2):
+        assert (await start_phone(client, account)).status == 202
+    resp = await start_phone(client, account)
+    error = await error_of(resp, 429, "rate_limited")
+    assert resp.headers["Retry-After"] == str(error["details"]["retry_after"])
+    # Another user is not affected.
+    other = await signup(client)
+    assert (await start_phone(client, other, "+33612345678")).status == 202
+
+
+async def test_concurrent_wrong_codes_count_every_attempt(
+    client: TestClient[Any, Any], account: Account, settings: Settings
+) -> None:
+    assert (await start_phone(client, account)).status == 202
+    code = code_of((await wait_for_sms(settings, PHONE))[0])
+    responses = await asyncio.gather(*(verify_phone(client, account, wrong_code(code))
+                                       for _ in range(8)))
+    assert sorted(r.status for r in responses) == [400] * 5 + [403] * 3
+    lefts = sorted([(await r.json())["error"]["details"].get("attempts_left", -1)
+                    for r in responses if r.status == 400])
+    assert lefts == [0, 1, 2, 3, 4]
+    await error_of(await verify_phone(client, account, code), 403, "forbidden")
+
+
+async def test_expired_reset_token_is_refused(
+    client: TestClient[Any, Any], account: Account, mail: MailSink, settings: Settings
+) -> None:
+    assert (await client.post("/v1/auth/password-reset", json={"email": account.email})).status \
+        == 202
+    token = token_from_mail(await mail.wait_for(account.email, "Reset"))
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        result = await conn.execute("""UPDATE user_tokens SET expires_at = now() - interval '1 s'
+                                       WHERE user_id = $1::uuid AND purpose = 'password_reset'""",
+                                    account.id)
+    finally:
+        await conn.close()
+    assert result == "UPDATE 1"
+    await error_of(await client.post("/v1/auth/password-reset/confirm",
+                                     json={"token": token, "new_password": "too late now"}),
+                   400, "invalid_input")
+    await login_ok(client, account.username, account.password)
+
+
+async def test_password_reset_requests_are_limited_per_ip(make_client: AppFactory) -> None:
+    client = await make_client(limits=Limits(password_resets_per_ip=2))
+    for _ in range(2):
+        resp = await client.post("/v1/auth/password-reset",
+                                 json={"email": f"{unique_name()}@example.com"})
+        assert resp.status == 202
+    resp = await client.post("/v1/auth/password-reset", json={"email": "a@example.com"})
+    error = await error_of(resp, 429, "rate_limited")
+    assert resp.headers["Retry-After"] == str(error["details"]["retry_after"])
