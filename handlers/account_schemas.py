@@ -35,10 +35,10 @@ def _check_display_name(value: str) -> str:
     return value
 
 
-def _check_no_control(value: str) -> str:
+def _check_no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL, so a lookup with one would fail as an internal error.
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
@@ -56,7 +56,7 @@ Bio = Annotated[str, Field(max_length=300), AfterValidator(_check_text)]
 # A host must follow the scheme; no whitespace or control characters (PostgreSQL rejects NUL).
 AvatarUrl = Annotated[str, Field(max_length=500,
                                  pattern=r"^https?://[^\s/?#\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*$")]
-LookupName = Annotated[str, AfterValidator(_check_no_control)]
+LookupName = Annotated[str, AfterValidator(_check_no_nul)]
 OpaqueToken = Annotated[str, Field(min_length=10, max_length=200)]
 
 

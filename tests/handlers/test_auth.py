@@ -304,14 +304,14 @@ async def test_login_by_username_or_email_in_any_case(client: TestClient[Any, An
     account = await signup(client)
     sessions = set()
     for name in (account.username, account.username.upper(), account.email, account.email.upper(),
-                 f"  {account.username}  "):
+                 f"  {account.username}  ", f"{account.email}\n"):
         data = await login_ok(client, name)
         assert set(data) == {"user", "access_token", "refresh_token", "expires_in", "token_type"}
         assert data["user"]["id"] == account.id
         assert data["user"]["email"] == account.email
         assert await status_of_me(client, data["access_token"]) == 200
         sessions.add(data["refresh_token"])
-    assert len(sessions) == 5
+    assert len(sessions) == 6
 
 
 async def test_wrong_password_and_unknown_user_look_the_same(client: TestClient[Any, Any]) -> None:

@@ -226,3 +226,30 @@ async def test_good_token_connects_a_socket(
     reply = await sio.call("users.me.get", {}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["id"] == account.id
+
+
+async def test_scopes_in_the_token_limit_what_it_may_do(
+    client: TestClient[Any, Any], account: Account, settings: Settings,
+    connect_socket: SocketFactory,
+) -> None:
+    claims = claims_of(account.access_token)
+    read_only = service(settings).issue(
+        uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["profile:read"]).token
+    resp = await client.get(ME, headers=bearer(read_only))
+    assert resp.status == 200, await resp.text()
+    for method, path, body, scope in (("PATCH", ME, {"bio": "x"}, "profile:write"),
+                                      ("POST", "/v1/auth/logout-all", None, "account"),
+                                      ("DELETE", ME, {"password": account.password}, "account")):
+        resp = await client.request(method, path, json=body, headers=bearer(read_only))
+        assert resp.status == 403, await resp.text()
+        error = (await resp.json())["error"]
+        assert error["code"] == "forbidden"
+        assert error["details"]["required_scope"] == scope
+    sio = await connect_socket(read_only)
+    reply = await sio.call("users.me.update", {"bio": "x"}, timeout=5)
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "forbidden"
+    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    # The account is untouched and the full token still works.
+    resp = await client.get(ME, headers=account.headers)
+    assert (await resp.json())["bio"] is None
