@@ -30,7 +30,8 @@ def _check_display_name(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be blank")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    # Zero-width (non-)joiners are allowed: emoji like 👩‍💻 and Persian or Indic names need them.
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200c\u200d" for ch in value):
         raise ValueError("must not contain control characters")
     return value
 

@@ -255,6 +255,7 @@ async def test_patch_cannot_remove_required_fields(
     ({"display_name": "tab\u0007bell"}, "display_name"),
     ({"display_name": "nul\u0000"}, "display_name"),
     ({"display_name": "bidi\u202eevil"}, "display_name"),
+    ({"display_name": "zero\u200bwidth"}, "display_name"),
     ({"display_name": 42}, "display_name"),
     ({"bio": "b" * 301}, "bio"),
     ({"bio": "nul\u0000byte"}, "bio"),
@@ -295,6 +296,19 @@ async def test_patch_accepts_values_at_the_limits(
     assert data["display_name"] == "d" * 50 and data["bio"] == "b" * 300
     resp = await patch_me(client, account, {"bio": ""})
     assert resp.status == 200, await resp.text()
+
+
+@pytest.mark.parametrize("display_name", [
+    "Ana \U0001f469\u200d\U0001f4bb",  # woman technologist: a ZWJ emoji sequence
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with a zero-width non-joiner
+    "Zoë 🇫🇷 \u263a\ufe0f",
+])
+async def test_display_names_may_hold_emoji_and_joiners(
+    client: TestClient[Any, Any], account: Account, display_name: str
+) -> None:
+    resp = await patch_me(client, account, {"display_name": display_name})
+    assert resp.status == 200, await resp.text()
+    assert (await me(client, account))["display_name"] == display_name
 
 
 async def test_patch_with_nothing_to_change_is_refused(
