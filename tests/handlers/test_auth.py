@@ -748,3 +748,22 @@ async def test_concurrent_refreshes_with_one_token_rotate_once(
         client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
         for _ in range(5)))
     assert sorted(r.status for r in responses) == [200, 401, 401, 401, 401]
+
+
+async def test_refresh_token_reuse_disconnects_the_sessions_socket(
+    client: TestClient[Any, Any], connect_socket: SocketFactory
+) -> None:
+    account = await signup(client)
+    resp = await client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert resp.status == 200
+    newest = await resp.json()
+    sio = await connect_socket(newest["access_token"])
+    watcher = Revoked(sio)
+    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    await error_of(await client.post("/v1/auth/refresh",
+                                     json={"refresh_token": account.refresh_token}),
+                   401, "unauthorized")
+    await watcher.wait()
+    assert watcher.reasons == ["refresh_token_reuse"]
+    data = await refused_connect(client, newest["access_token"])
+    assert data["reason"] == "session_revoked"
