@@ -87,6 +87,6 @@ class TokenService:
         except jwt.ExpiredSignatureError:
             raise CommandError("unauthorized", "access token expired",
                                {"reason": "token_expired"}) from None
-        except (jwt.InvalidTokenError, ValueError, TypeError):
+        except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError):
             raise CommandError("unauthorized", "invalid access token",
                                {"reason": "token_invalid"}) from None

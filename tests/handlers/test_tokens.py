@@ -160,9 +160,6 @@ async def test_token_from_another_issuer_or_without_required_claims_is_refused(
         await expect_unauthorized(await client.get(ME, headers=bearer(token)), "token_invalid")
 
 
-@pytest.mark.xfail(strict=True, reason="handlers/tokens.py TokenService.verify lets the "
-                   "AttributeError of uuid.UUID(<int>) escape: a signed token whose sub/sid is "
-                   "not a string gives 500 internal instead of 401")
 async def test_signed_token_with_non_string_ids_is_refused(
     client: TestClient[Any, Any], account: Account, settings: Settings
 ) -> None:
