@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,23 @@ class Connection:
 
 
 class Realtime:
-    """Local connections by user, kept in step with the bus topics this node listens to."""
+    """Local connections by user, kept in step with the bus topics this node listens to.
 
-    def __init__(self, bus: Bus) -> None:
+    A node subscribes to `user:{id}` for each user it holds a socket of, and to
+    `conv:{id}` for each conversation one of those users belongs to; each
+    conversation event then arrives once per node and is emitted to the
+    conversation's room, encoded once for all its local sockets.
+    """
+
+    def __init__(
+        self, bus: Bus,
+        conversations_of: Callable[[uuid.UUID], Awaitable[list[uuid.UUID]]] | None = None,
+    ) -> None:
         self.bus = bus
+        self._conversations_of = conversations_of
+        # Conversations of each local user, and local users of each conversation.
+        self._user_convs: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._conv_users: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._sio: socketio.AsyncServer | None = None
         self._connections: dict[str, Connection] = {}
         self._by_user: dict[uuid.UUID, set[str]] = {}
@@ -61,6 +75,41 @@ class Realtime:
             await self._sio.enter_room(sid, self.user_room(user_id))
         if first:
             await self.bus.subscribe(self.user_topic(user_id), self._on_user_message)
+            convs = await self._conversations_of(user_id) if self._conversations_of else []
+            self._user_convs[user_id] = set()
+            for conversation_id in convs:
+                await self._add_conversation(user_id, conversation_id)
+        elif self._sio is not None:
+            for conversation_id in self._user_convs.get(user_id, ()):
+                await self._sio.enter_room(sid, self.conversation_room(conversation_id))
+
+    async def _add_conversation(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
+        """Put the user's local sockets in the conversation's room; True if newly subscribed."""
+        self._user_convs.setdefault(user_id, set()).add(conversation_id)
+        users = self._conv_users.setdefault(conversation_id, set())
+        newly = not users
+        users.add(user_id)
+        if self._sio is not None:
+            for sid in self._by_user.get(user_id, ()):
+                await self._sio.enter_room(sid, self.conversation_room(conversation_id))
+        if newly:
+            await self.bus.subscribe(self.conversation_topic(conversation_id),
+                                     self._on_conversation_message)
+        return newly
+
+    async def _drop_conversation(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+        self._user_convs.get(user_id, set()).discard(conversation_id)
+        if self._sio is not None:
+            for sid in self._by_user.get(user_id, ()):
+                await self._sio.leave_room(sid, self.conversation_room(conversation_id))
+        users = self._conv_users.get(conversation_id)
+        if users is None:
+            return
+        users.discard(user_id)
+        if not users:
+            del self._conv_users[conversation_id]
+            await self.bus.unsubscribe(self.conversation_topic(conversation_id),
+                                       self._on_conversation_message)
 
     async def disconnected(self, sid: str) -> None:
         conn = self._connections.pop(sid, None)
@@ -106,6 +155,8 @@ class Realtime:
             if not sids:
                 del self._by_user[conn.user_id]
                 await self.bus.unsubscribe(self.user_topic(conn.user_id), self._on_user_message)
+                for conversation_id in list(self._user_convs.pop(conn.user_id, ())):
+                    await self._drop_conversation(conn.user_id, conversation_id)
         conn.user_id = conn.session_id = None
 
     @staticmethod
@@ -115,6 +166,33 @@ class Realtime:
     @staticmethod
     def user_room(user_id: uuid.UUID) -> str:
         return f"user:{user_id}"
+
+    @staticmethod
+    def conversation_topic(conversation_id: uuid.UUID) -> str:
+        return f"conv:{conversation_id}"
+
+    @staticmethod
+    def conversation_room(conversation_id: uuid.UUID) -> str:
+        return f"conv:{conversation_id}"
+
+    def holds_user(self, user_id: uuid.UUID) -> bool:
+        return user_id in self._by_user
+
+    async def send_to_conversation(
+        self, conversation_id: uuid.UUID, event: str, data: dict[str, Any]
+    ) -> None:
+        """An ephemeral signal (typing) to every member's devices; not stored, may be dropped."""
+        await self.bus.publish(
+            self.conversation_topic(conversation_id),
+            {"kind": "event", "event": event, "conversation_id": str(conversation_id),
+             "data": data},
+        )
+
+    async def _on_conversation_message(self, message: dict[str, Any]) -> None:
+        if self._sio is None:
+            return
+        room = self.conversation_room(uuid.UUID(message["conversation_id"]))
+        await self._sio.emit(message["event"], message["data"], room=room)
 
     async def send_to_user(self, user_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
         """Deliver an event to every device of a user, on whichever nodes they are."""
@@ -141,9 +219,21 @@ class Realtime:
         if self._sio is None:
             return
         user_id = uuid.UUID(message["user_id"])
-        if message["kind"] == "emit":
+        kind = message["kind"]
+        if kind in ("emit", "event"):
             await self._sio.emit(message["event"], message["data"], room=self.user_room(user_id))
-        elif message["kind"] == "end_sessions":
+        elif kind == "join":
+            conversation_id = uuid.UUID(message["conversation_id"])
+            if conversation_id in self._user_convs.get(user_id, set()):
+                return
+            if await self._add_conversation(user_id, conversation_id):
+                # This node was not listening to the conversation when the relay broadcast
+                # the join, so it would miss it: hand it to the new member directly.
+                await self._sio.emit(message["event"], message["data"],
+                                     room=self.user_room(user_id))
+        elif kind == "leave":
+            await self._drop_conversation(user_id, uuid.UUID(message["conversation_id"]))
+        elif kind == "end_sessions":
             wanted = message["sessions"]
             for sid in list(self._by_user.get(user_id, ())):
                 conn = self._connections.get(sid)

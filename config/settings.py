@@ -32,6 +32,23 @@ class Limits(BaseSettings):
     phone_codes_per_user: int = Field(default=5, ge=1)
     phone_code_window_s: int = Field(default=3600, ge=1)
     phone_code_attempts: int = Field(default=5, ge=1)
+    messages_per_window: int = Field(default=20, ge=1)
+    message_window_s: int = Field(default=10, ge=1)
+    reactions_per_window: int = Field(default=30, ge=1)
+    reaction_window_s: int = Field(default=10, ge=1)
+    typing_per_window: int = Field(default=10, ge=1)
+    typing_window_s: int = Field(default=10, ge=1)
+    message_body_chars: int = Field(default=4000, ge=1)
+    message_media_max: int = Field(default=10, ge=0)
+    message_edit_window_s: int = Field(default=24 * 3600, ge=0)
+    group_members_max: int = Field(default=1000, ge=2)
+    history_page_max: int = Field(default=100, ge=1)
+    sync_page_max: int = Field(default=500, ge=1)
+    # Larger groups get receipts only on the reader's own devices, and no typing relay.
+    receipts_broadcast_max_members: int = Field(default=100, ge=2)
+    typing_relay_max_members: int = Field(default=100, ge=2)
+    presence_subscribe_max: int = Field(default=200, ge=1)
+    sockets_per_user: int = Field(default=10, ge=1)
 
 
 class Settings(BaseSettings):
@@ -66,6 +83,10 @@ class Settings(BaseSettings):
     email_token_ttl_s: int = Field(default=48 * 3600, ge=60)
     password_reset_ttl_s: int = Field(default=3600, ge=60)
     phone_code_ttl_s: int = Field(default=600, ge=30)
+    # How long message.send waits for the persistence worker before answering unavailable.
+    send_timeout_s: float = Field(default=10.0, gt=0)
+    # Sync events older than this are purged; an older cursor gets {gap: true}.
+    event_retention_s: int = Field(default=30 * 24 * 3600, ge=60)
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)

@@ -16,7 +16,7 @@ AuthMode = Literal["required", "none"]
 HandlerFn = Callable[[Context, Any], Awaitable[Any]]
 F = TypeVar("F", bound=HandlerFn)
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 class Input(BaseModel):

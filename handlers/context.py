@@ -14,6 +14,7 @@ from handlers.errors import CommandError
 if TYPE_CHECKING:
     from channels.ratelimit import RateLimiter
     from channels.realtime import Realtime
+    from channels.replies import ReplyWaiter
     from channels.revocation import RevocationList
     from config import Settings
     from handlers.passwords import PasswordHasher
@@ -38,6 +39,7 @@ class Services:
     limiter: RateLimiter
     tokens: TokenService
     passwords: PasswordHasher
+    replies: ReplyWaiter
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config import Settings
-from handlers import auth, users
+from handlers import auth, messages, users
 from handlers.commands import CommandRegistry, collect_commands
 from server.apidocs import event_catalogue, openapi
 from server.dispatch import Dispatcher
@@ -28,7 +28,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
-    return collect_commands([auth, users])
+    return collect_commands([auth, users, messages])
 
 
 def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:

@@ -12,15 +12,18 @@ from aiohttp import web
 from channels.bus import Bus, InProcessBus, RedisBus
 from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.realtime import Realtime
+from channels.replies import ReplyWaiter
 from channels.revocation import RevocationList
 from config import Settings
 from handlers.context import Services
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from server.metrics import Metrics
+from storage.conversations import conversation_ids_for_user
 from storage.db import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate
+from workers.persistence import reply_topic
 from workers.queue import AmqpQueue, InProcessQueue, JobQueue
 from workers.runner import start_workers
 
@@ -33,6 +36,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 QUEUE = web.AppKey("queue", JobQueue)
 SERVICES = web.AppKey("services", Services)
+DSN = web.AppKey("dsn", str)
 WORKER_NAMES = web.AppKey("worker_names", list[str])
 
 
@@ -62,6 +66,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = EmbeddedPostgres(settings.data_dir / "pg")
         dsn = await embedded.start()
     try:
+        app[DSN] = dsn
         applied = await migrate(dsn)
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
@@ -126,32 +131,40 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     revocations = RevocationList(bus, settings.access_token_ttl_s, redis_client, settings.namespace)
     await revocations.start()
+    replies = ReplyWaiter(bus, reply_topic(settings.node_id))
+    await replies.start()
     if isinstance(bus, RedisBus):
         bus.on_reconnect.append(revocations.reload)
     app[SERVICES] = Services(
         settings=settings,
         db=app[DATABASE],
         queue=app[QUEUE],
-        realtime=Realtime(bus),
+        realtime=Realtime(bus, lambda user_id: conversation_ids_for_user(app[DATABASE], user_id)),
         revocations=revocations,
         limiter=limiter,
         tokens=build_token_service(settings),
         passwords=PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                  settings.argon2_parallelism),
+        replies=replies,
     )
     try:
         yield
     finally:
+        await replies.stop()
         await revocations.stop()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     names = app[WORKER_NAMES]
+    running = None
     if names:
-        await start_workers(app[SETTINGS], app[QUEUE], names)
-        log.info("workers started", extra={"workers": names})
+        running = await start_workers(app[SETTINGS], app[QUEUE], names, app[DATABASE], app[DSN],
+                                      app[BUS])
+        log.info("workers started", extra={"workers": running.names})
     yield
     await app[QUEUE].stop_consuming()
+    if running is not None:
+        await running.stop()
 
 
 def resource_contexts() -> list[Any]:

@@ -22,6 +22,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def connect_one(dsn: str) -> asyncpg.Connection:
+    """A single connection with the same codecs as the pool (for LISTEN and session locks)."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
 class Database:
     """A connection pool; storage modules take it and return value objects."""
 

@@ -127,12 +127,14 @@ def namespaces() -> Iterator[list[str]]:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
             channel = await connection.channel()
+            suffixes = ["", ".dead", *(f".retry.{n}" for n in range(1, 12))]
             for ns in used:
-                for suffix in ("", ".retry", ".dead"):
-                    try:
-                        await channel.queue_delete(f"{ns}.outreach{suffix}")
-                    except aio_pika.exceptions.ChannelClosed:
-                        channel = await connection.channel()
+                for queue in ("outreach", "persistence"):
+                    for suffix in suffixes:
+                        try:
+                            await channel.queue_delete(f"{ns}.{queue}{suffix}")
+                        except aio_pika.exceptions.ChannelClosed:
+                            channel = await connection.channel()
 
     asyncio.run(drop_queues())
     client = redis.Redis.from_url(REDIS_URL)

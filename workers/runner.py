@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from channels.bus import Bus
 from config import Settings
+from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.outreach import QUEUE as OUTREACH_QUEUE
 from workers.outreach import OutreachWorker
+from workers.persistence import QUEUE as PERSISTENCE_QUEUE
+from workers.persistence import PersistenceWorker
 from workers.queue import JobQueue
+from workers.relay import EventRelay
 
-WORKER_NAMES = ("outreach",)
+WORKER_NAMES = ("persistence", "outreach")
 
 
 def resolve_worker_names(names: list[str]) -> list[str]:
@@ -31,9 +38,35 @@ def build_sms_provider(settings: Settings) -> SmsProvider:
     return OutboxSms(settings.outbox_dir / "sms")
 
 
-async def start_workers(settings: Settings, queue: JobQueue, names: list[str]) -> None:
-    for name in resolve_worker_names(names):
+@dataclass
+class RunningWorkers:
+    """What start_workers started beyond queue consumers, to stop at shutdown."""
+
+    persistence: PersistenceWorker | None = None
+    relay: EventRelay | None = None
+    names: list[str] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.persistence is not None:
+            await self.persistence.stop()
+
+
+async def start_workers(
+    settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus
+) -> RunningWorkers:
+    running = RunningWorkers(names=resolve_worker_names(names))
+    for name in running.names:
         if name == "outreach":
             worker = OutreachWorker(build_mailer(settings), build_sms_provider(settings),
                                     settings.mail_from)
             await queue.consume(OUTREACH_QUEUE, worker.handle, prefetch=10)
+        elif name == "persistence":
+            running.persistence = PersistenceWorker(db, bus)
+            await running.persistence.start()
+            await queue.consume(PERSISTENCE_QUEUE, running.persistence.handle, prefetch=500)
+            # The relay runs beside the writer; only one in the cluster is active at a time.
+            running.relay = EventRelay(db, dsn, bus)
+            await running.relay.start()
+    return running

@@ -1,0 +1,339 @@
+"""Messages: send (through the persistence worker), history, edit, delete, reactions, receipts."""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from channels.ratelimit import enforce
+from handlers.commands import Input, command
+from handlers.context import Context
+from handlers.errors import CommandError, invalid
+from storage import conversations as conversation_store
+from storage import events as event_store
+from storage import messages as message_store
+from storage.conversations import Conversation, Membership
+from storage.events import EventDraft
+from storage.messages import Message
+from workers.persistence import QUEUE as PERSISTENCE_QUEUE
+from workers.queue import QueueUnavailable, new_job
+
+
+def _check_emoji(value: str) -> str:
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+Emoji = Annotated[str, Field(min_length=1, max_length=16), AfterValidator(_check_emoji)]
+
+
+class SendInput(Input):
+    conversation_id: uuid.UUID
+    body: str | None = Field(default=None, max_length=4000)
+    media_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    reply_to: uuid.UUID | None = None
+    client_id: str = Field(min_length=1, max_length=64,
+                           description="your id for this send; a retry with it is idempotent")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SendInput:
+        if (self.body is None or not self.body.strip()) and not self.media_ids:
+            raise ValueError("a message needs a body or media")
+        return self
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    seq: int
+    sender_id: uuid.UUID
+    client_id: str
+    body: str | None
+    media: list[Any]
+    reply_to: uuid.UUID | None
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+    reactions: dict[str, int]
+
+
+class HistoryInput(Input):
+    conversation_id: uuid.UUID
+    before_seq: int | None = Field(default=None, ge=1)
+    after_seq: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=50, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> HistoryInput:
+        if self.before_seq is not None and self.after_seq is not None:
+            raise ValueError("give before_seq or after_seq, not both")
+        return self
+
+
+class HistoryPage(BaseModel):
+    messages: list[MessageOut]
+    has_more: bool
+
+
+class EditInput(Input):
+    message_id: uuid.UUID
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class MessageIdInput(Input):
+    message_id: uuid.UUID
+
+
+class ReactInput(Input):
+    message_id: uuid.UUID
+    emoji: Emoji
+
+
+class ReceiptInput(Input):
+    conversation_id: uuid.UUID
+    seq: int = Field(ge=1)
+
+
+class ReceiptOut(BaseModel):
+    conversation_id: uuid.UUID
+    read_seq: int
+    delivered_seq: int
+    unread: int
+
+
+class SyncInput(Input):
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class SyncEvent(BaseModel):
+    event: str
+    data: dict[str, Any]
+
+
+class SyncPageOut(BaseModel):
+    events: list[SyncEvent]
+    cursor: str
+    has_more: bool
+    gap: bool
+
+
+async def membership(ctx: Context, conversation_id: uuid.UUID) -> tuple[Conversation, Membership]:
+    """The conversation if the caller is an active member; not_found hides it otherwise."""
+    found = await conversation_store.get_for_member(ctx.services.db, conversation_id,
+                                                    ctx.user.user_id)
+    if found is None:
+        raise CommandError("not_found", "no such conversation")
+    return found
+
+
+async def _message_for_member(ctx: Context, message_id: uuid.UUID) -> tuple[Message, Membership]:
+    message = await message_store.get_message(ctx.services.db, message_id)
+    if message is None:
+        raise CommandError("not_found", "no such message")
+    found = await conversation_store.get_for_member(ctx.services.db, message.conversation_id,
+                                                    ctx.user.user_id)
+    if found is None:
+        raise CommandError("not_found", "no such message")
+    return message, found[1]
+
+
+@command("message.send", input=SendInput, rest=("POST", "/conversations/{conversation_id}/messages"),
+         scope="messages:write", status=201, output=MessageOut)
+async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
+    """Send a message; the ack carries it once it is stored. Retries by client_id are safe."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    user_id = ctx.user.user_id
+    if data.body is not None and len(data.body) > limits.message_body_chars:
+        raise invalid("body", f"at most {limits.message_body_chars} characters", "string_too_long")
+    if data.media_ids:
+        raise invalid("media_ids", "media uploads are not available yet", "media_unavailable")
+    await enforce(services.limiter, f"send:{user_id}", limits.messages_per_window,
+                  limits.message_window_s)
+    conversation, _ = await membership(ctx, data.conversation_id)
+    if conversation.kind == "direct":
+        peers = [m.user_id for m in await conversation_store.members(services.db, conversation.id)
+                 if m.user_id != user_id]
+        if await conversation_store.blocked_among(services.db, user_id, peers):
+            raise CommandError("forbidden", "you cannot message this user")
+    if data.reply_to is not None:
+        parent = await message_store.get_message(services.db, data.reply_to)
+        if parent is None or parent.conversation_id != conversation.id:
+            raise invalid("reply_to", "no such message in this conversation", "reply_not_found")
+    request_id, reply = services.replies.expect()
+    job = new_job("message.send", request_id=request_id, reply_node=services.settings.node_id,
+                  message={"id": str(uuid.uuid4()), "conversation_id": str(conversation.id),
+                           "sender_id": str(user_id), "client_id": data.client_id,
+                           "body": data.body, "media": [],
+                           "reply_to": None if data.reply_to is None else str(data.reply_to)})
+    try:
+        await services.queue.publish(PERSISTENCE_QUEUE, job)
+    except QueueUnavailable as exc:
+        services.replies.forget(request_id)
+        raise CommandError("unavailable", "messages cannot be accepted right now; retry",
+                           {"accepted": False}) from exc
+    try:
+        outcome = await asyncio.wait_for(reply, services.settings.send_timeout_s)
+    except TimeoutError:
+        services.replies.forget(request_id)
+        # The job is durable in the queue and will be stored; a retry returns it.
+        raise CommandError("unavailable", "the message is queued but not stored yet; retry "
+                           "with the same client_id to get it", {"accepted": True}) from None
+    if not outcome.get("ok"):
+        error = outcome.get("error", {})
+        raise CommandError(error.get("code", "internal"), error.get("message", "send failed"))
+    return dict(outcome["message"])
+
+
+@command("message.history", input=HistoryInput, rest=("GET", "/conversations/{conversation_id}/messages"),
+         scope="messages:read", output=HistoryPage)
+async def history(ctx: Context, data: HistoryInput) -> HistoryPage:
+    """A page of messages in seq order: the newest before before_seq, or the oldest after after_seq."""
+    await membership(ctx, data.conversation_id)
+    page = await message_store.history(ctx.services.db, data.conversation_id,
+                                       before_seq=data.before_seq, after_seq=data.after_seq,
+                                       limit=data.limit + 1)
+    has_more = len(page) > data.limit
+    if has_more:
+        page = page[1:] if data.after_seq is None else page[:-1]
+    return HistoryPage(messages=[MessageOut(**m.to_wire()) for m in page], has_more=has_more)
+
+
+@command("message.edit", input=EditInput, rest=("PATCH", "/messages/{message_id}"),
+         scope="messages:write", output=MessageOut)
+async def edit(ctx: Context, data: EditInput) -> MessageOut:
+    """Change your message's body, within the edit window (24 h by default)."""
+    services = ctx.services
+    message, _ = await _message_for_member(ctx, data.message_id)
+    if message.sender_id != ctx.user.user_id:
+        raise CommandError("forbidden", "only the sender can edit a message")
+    if message.deleted_at is not None:
+        raise CommandError("conflict", "the message was deleted")
+    window = timedelta(seconds=services.settings.limits.message_edit_window_s)
+    if services.clock() - message.created_at > window:
+        raise CommandError("forbidden", "the edit window has passed", {"reason": "edit_window"})
+    async with services.db.transaction() as conn:
+        edited = await message_store.edit_body(conn, message.id, data.body)
+        if edited is None:
+            raise CommandError("conflict", "the message was deleted")
+        counts = (await message_store.reaction_counts(conn, [message.id])).get(message.id, {})
+        wire = {**edited.to_wire(), "reactions": counts}
+        await event_store.append_events(conn, [
+            EventDraft(edited.conversation_id, "message.updated", wire)])
+    return MessageOut(**wire)
+
+
+@command("message.delete", input=MessageIdInput, rest=("DELETE", "/messages/{message_id}"),
+         scope="messages:write", status=204)
+async def delete(ctx: Context, data: MessageIdInput) -> None:
+    """Delete a message (the sender, or a group admin); a tombstone keeps its seq."""
+    message, member = await _message_for_member(ctx, data.message_id)
+    if message.sender_id != ctx.user.user_id and member.role not in ("owner", "admin"):
+        raise CommandError("forbidden", "only the sender or a group admin can delete a message")
+    async with ctx.services.db.transaction() as conn:
+        gone = await message_store.tombstone(conn, message.id, ctx.user.user_id)
+        if gone is None:
+            return  # already deleted: deleting is idempotent
+        await event_store.append_events(conn, [EventDraft(gone.conversation_id, "message.deleted", {
+            "id": str(gone.id), "conversation_id": str(gone.conversation_id), "seq": gone.seq,
+            "deleted_by": str(ctx.user.user_id)})])
+
+
+async def _react(ctx: Context, data: ReactInput, on: bool) -> dict[str, Any]:
+    limits = ctx.services.settings.limits
+    await enforce(ctx.services.limiter, f"react:{ctx.user.user_id}", limits.reactions_per_window,
+                  limits.reaction_window_s)
+    message, _ = await _message_for_member(ctx, data.message_id)
+    if message.deleted_at is not None:
+        raise CommandError("conflict", "the message was deleted")
+    async with ctx.services.db.transaction() as conn:
+        counts = await message_store.set_reaction(conn, message.id, ctx.user.user_id, data.emoji, on)
+        if counts is None:
+            counts = (await message_store.reaction_counts(conn, [message.id])).get(message.id, {})
+            return {"message_id": str(message.id), "reactions": counts, "changed": False}
+        await event_store.append_events(conn, [EventDraft(message.conversation_id,
+                                                          "reaction.updated", {
+            "message_id": str(message.id), "conversation_id": str(message.conversation_id),
+            "seq": message.seq, "user_id": str(ctx.user.user_id), "emoji": data.emoji,
+            "action": "added" if on else "removed", "reactions": counts})])
+    return {"message_id": str(message.id), "reactions": counts, "changed": True}
+
+
+class ReactionOut(BaseModel):
+    message_id: uuid.UUID
+    reactions: dict[str, int]
+    changed: bool
+
+
+@command("message.react", input=ReactInput, rest=("PUT", "/messages/{message_id}/reactions/{emoji}"),
+         scope="messages:write", output=ReactionOut)
+async def react(ctx: Context, data: ReactInput) -> dict[str, Any]:
+    """Add your reaction (one per emoji per user); answers the counts per emoji."""
+    return await _react(ctx, data, True)
+
+
+@command("message.unreact", input=ReactInput,
+         rest=("DELETE", "/messages/{message_id}/reactions/{emoji}"), scope="messages:write",
+         output=ReactionOut)
+async def unreact(ctx: Context, data: ReactInput) -> dict[str, Any]:
+    """Take your reaction back; answers the counts per emoji."""
+    return await _react(ctx, data, False)
+
+
+async def _receipt(ctx: Context, data: ReceiptInput, kind: Literal["read", "delivered"]) -> ReceiptOut:
+    services = ctx.services
+    conversation, member = await membership(ctx, data.conversation_id)
+    if data.seq > conversation.last_seq:
+        raise invalid("seq", f"the conversation's last seq is {conversation.last_seq}", "seq_ahead")
+    user_id = ctx.user.user_id
+    async with services.db.transaction() as conn:
+        marks = await conversation_store.advance_receipt(conn, conversation.id, user_id, kind,
+                                                         data.seq)
+        if marks is not None:
+            broadcast = conversation.member_count <= \
+                services.settings.limits.receipts_broadcast_max_members
+            await event_store.append_events(conn, [EventDraft(
+                conversation.id, "receipt",
+                {"conversation_id": str(conversation.id), "user_id": str(user_id),
+                 "read_seq": marks[0], "delivered_seq": marks[1]},
+                audience=None if broadcast else [user_id])])
+    read_seq, delivered_seq = marks or (member.last_read_seq, member.last_delivered_seq)
+    unread = await conversation_store.unread_in(services.db, conversation.id, user_id, read_seq)
+    return ReceiptOut(conversation_id=conversation.id, read_seq=read_seq,
+                      delivered_seq=delivered_seq, unread=unread)
+
+
+@command("receipt.read", input=ReceiptInput, rest=("POST", "/conversations/{conversation_id}/read"),
+         scope="messages:write", output=ReceiptOut)
+async def mark_read(ctx: Context, data: ReceiptInput) -> ReceiptOut:
+    """Mark the conversation read up to seq (never moves back); implies delivered."""
+    return await _receipt(ctx, data, "read")
+
+
+@command("receipt.delivered", input=ReceiptInput,
+         rest=("POST", "/conversations/{conversation_id}/delivered"), scope="messages:write",
+         output=ReceiptOut)
+async def mark_delivered(ctx: Context, data: ReceiptInput) -> ReceiptOut:
+    """Mark the conversation delivered to you up to seq (never moves back)."""
+    return await _receipt(ctx, data, "delivered")
+
+
+@command("sync", input=SyncInput, rest=("GET", "/sync"), scope="messages:read", output=SyncPageOut)
+async def sync(ctx: Context, data: SyncInput) -> SyncPageOut:
+    """Every event for you since the cursor, in order; {gap: true} when the cursor is too old."""
+    services = ctx.services
+    if data.cursor is None:
+        # A new client fetches state (conversation.list, history) and syncs from here on.
+        latest = await event_store.latest_event_id(services.db)
+        return SyncPageOut(events=[], cursor=str(latest), has_more=False, gap=False)
+    page = await event_store.sync_page(services.db, ctx.user.user_id, int(data.cursor), data.limit)
+    return SyncPageOut(
+        events=[SyncEvent(event=e.kind, data=e.to_wire()) for e in page.events],
+        cursor=str(page.next_cursor), has_more=page.has_more, gap=page.gap,
+    )

@@ -1,0 +1,313 @@
+"""Conversations, their members, and user blocks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from storage.db import Database
+
+CONVERSATION_COLUMNS = """c.id, c.kind, c.title, c.avatar_url, c.created_by, c.created_at,
+    c.updated_at, c.last_seq, c.last_message_at, c.member_count"""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: uuid.UUID
+    kind: str
+    title: str | None
+    avatar_url: str | None
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+    last_message_at: datetime | None
+    member_count: int
+
+
+@dataclass(frozen=True)
+class Membership:
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    active: bool
+    muted_until: datetime | None
+    last_read_seq: int
+    last_delivered_seq: int
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A conversation as one member sees it in a list."""
+
+    conversation: Conversation
+    membership: Membership
+    unread: int
+    last_message: dict[str, Any] | None
+    direct_peer_id: uuid.UUID | None
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    return Conversation(
+        id=row["id"], kind=row["kind"], title=row["title"], avatar_url=row["avatar_url"],
+        created_by=row["created_by"], created_at=row["created_at"], updated_at=row["updated_at"],
+        last_seq=row["last_seq"], last_message_at=row["last_message_at"],
+        member_count=row["member_count"],
+    )
+
+
+def _membership(row: asyncpg.Record) -> Membership:
+    return Membership(
+        conversation_id=row["conversation_id"], user_id=row["user_id"], role=row["role"],
+        active=row["active"], muted_until=row["muted_until"], last_read_seq=row["last_read_seq"],
+        last_delivered_seq=row["last_delivered_seq"], joined_at=row["joined_at"],
+    )
+
+
+def direct_key(a: uuid.UUID, b: uuid.UUID) -> str:
+    low, high = sorted((str(a), str(b)))
+    return f"{low}:{high}"
+
+
+async def find_direct(db: Database, a: uuid.UUID, b: uuid.UUID) -> Conversation | None:
+    row = await db.pool.fetchrow(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.direct_key = $1",
+        direct_key(a, b),
+    )
+    return None if row is None else _conversation(row)
+
+
+async def insert_conversation(
+    conn: asyncpg.Connection, *, kind: str, title: str | None, avatar_url: str | None,
+    created_by: uuid.UUID, key: str | None,
+) -> Conversation | None:
+    """A new conversation; None when a DM for this pair was created concurrently."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO conversations AS c (kind, title, avatar_url, created_by, direct_key)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (direct_key) DO NOTHING
+            RETURNING {CONVERSATION_COLUMNS}""",
+        kind, title, avatar_url, created_by, key,
+    )
+    return None if row is None else _conversation(row)
+
+
+async def upsert_members(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, members: list[tuple[uuid.UUID, str]],
+    joined_event_id: int,
+) -> list[uuid.UUID]:
+    """Add or re-activate members; returns the ids that were not active members before."""
+    rows = await conn.fetch(
+        """INSERT INTO conversation_members AS m (conversation_id, user_id, role, joined_event_id)
+           SELECT $1, u.user_id, u.role, $4
+           FROM unnest($2::uuid[], $3::text[]) AS u(user_id, role)
+           ON CONFLICT (conversation_id, user_id) DO UPDATE
+               SET active = true, role = EXCLUDED.role, joined_at = now(),
+                   joined_event_id = EXCLUDED.joined_event_id, left_event_id = NULL
+               WHERE NOT m.active
+           RETURNING user_id""",
+        conversation_id, [m[0] for m in members], [m[1] for m in members], joined_event_id,
+    )
+    added = [r["user_id"] for r in rows]
+    await _recount(conn, conversation_id)
+    return added
+
+
+async def deactivate_member(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, user_id: uuid.UUID, left_event_id: int
+) -> bool:
+    result = await conn.execute(
+        """UPDATE conversation_members SET active = false, left_event_id = $3
+           WHERE conversation_id = $1 AND user_id = $2 AND active""",
+        conversation_id, user_id, left_event_id,
+    )
+    await _recount(conn, conversation_id)
+    return str(result).endswith(" 1")
+
+
+async def _recount(conn: asyncpg.Connection, conversation_id: uuid.UUID) -> None:
+    await conn.execute(
+        """UPDATE conversations SET member_count = (
+               SELECT count(*) FROM conversation_members WHERE conversation_id = $1 AND active),
+               updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+    )
+
+
+async def get_for_member(
+    db: Database | asyncpg.Connection, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[Conversation, Membership] | None:
+    """The conversation and the caller's membership, if they are an active member."""
+    executor = db.pool if isinstance(db, Database) else db
+    row = await executor.fetchrow(
+        f"""SELECT {CONVERSATION_COLUMNS}, m.conversation_id, m.user_id, m.role, m.active,
+                   m.muted_until, m.last_read_seq, m.last_delivered_seq, m.joined_at
+            FROM conversations c
+            JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $2
+            WHERE c.id = $1 AND m.active""",
+        conversation_id, user_id,
+    )
+    return None if row is None else (_conversation(row), _membership(row))
+
+
+async def lock_conversation(conn: asyncpg.Connection, conversation_id: uuid.UUID) -> None:
+    await conn.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conversation_id)
+
+
+async def members(
+    db: Database, conversation_id: uuid.UUID, limit: int = 1000
+) -> list[Membership]:
+    rows = await db.pool.fetch(
+        """SELECT conversation_id, user_id, role, active, muted_until, last_read_seq,
+                  last_delivered_seq, joined_at
+           FROM conversation_members WHERE conversation_id = $1 AND active
+           ORDER BY joined_at, user_id LIMIT $2""",
+        conversation_id, limit,
+    )
+    return [_membership(r) for r in rows]
+
+
+async def conversation_ids_for_user(db: Database, user_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await db.pool.fetch(
+        "SELECT conversation_id FROM conversation_members WHERE user_id = $1 AND active", user_id
+    )
+    return [r["conversation_id"] for r in rows]
+
+
+async def list_for_user(
+    db: Database, user_id: uuid.UUID, limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[ConversationView]:
+    """The member's conversations, most recent activity first, keyset-paginated."""
+    rows = await db.pool.fetch(
+        f"""SELECT {CONVERSATION_COLUMNS}, m.conversation_id, m.user_id, m.role, m.active,
+                   m.muted_until, m.last_read_seq, m.last_delivered_seq, m.joined_at,
+                   coalesce(c.last_message_at, c.created_at) AS activity,
+                   (SELECT count(*) FROM messages x
+                     WHERE x.conversation_id = c.id AND x.seq > m.last_read_seq
+                       AND x.sender_id <> $1 AND x.deleted_at IS NULL) AS unread,
+                   (SELECT jsonb_build_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id,
+                                              'body', x.body, 'created_at', x.created_at,
+                                              'deleted', x.deleted_at IS NOT NULL)
+                      FROM messages x WHERE x.conversation_id = c.id
+                      ORDER BY x.seq DESC LIMIT 1) AS last_message,
+                   (SELECT o.user_id FROM conversation_members o
+                     WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> $1
+                     LIMIT 1) AS peer
+            FROM conversation_members m
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.user_id = $1 AND m.active
+              AND ($3::timestamptz IS NULL
+                   OR (coalesce(c.last_message_at, c.created_at), c.id) < ($3, $4::uuid))
+            ORDER BY activity DESC, c.id DESC
+            LIMIT $2""",
+        user_id, limit, before[0] if before else None, before[1] if before else None,
+    )
+    return [
+        ConversationView(conversation=_conversation(r), membership=_membership(r),
+                         unread=int(r["unread"]), last_message=r["last_message"],
+                         direct_peer_id=r["peer"])
+        for r in rows
+    ]
+
+
+async def total_unread(db: Database, user_id: uuid.UUID) -> int:
+    return int(await db.pool.fetchval(
+        """SELECT count(*) FROM conversation_members m
+           JOIN messages x ON x.conversation_id = m.conversation_id AND x.seq > m.last_read_seq
+           WHERE m.user_id = $1 AND m.active AND x.sender_id <> $1 AND x.deleted_at IS NULL""",
+        user_id,
+    ))
+
+
+async def update_details(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, changes: dict[str, Any]
+) -> Conversation:
+    allowed = {"title", "avatar_url"}
+    if not changes.keys() <= allowed:
+        raise ValueError(f"not conversation columns: {sorted(changes.keys() - allowed)}")
+    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(changes, start=2))
+    row = await conn.fetchrow(
+        f"""UPDATE conversations AS c SET {sets}, updated_at = now() WHERE id = $1
+            RETURNING {CONVERSATION_COLUMNS}""",
+        conversation_id, *changes.values(),
+    )
+    return _conversation(row)
+
+
+async def set_mute(
+    db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID, until: datetime | None
+) -> None:
+    await db.pool.execute(
+        """UPDATE conversation_members SET muted_until = $3
+           WHERE conversation_id = $1 AND user_id = $2 AND active""",
+        conversation_id, user_id, until,
+    )
+
+
+async def advance_receipt(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, user_id: uuid.UUID, kind: str, seq: int
+) -> tuple[int, int] | None:
+    """Move the member's read or delivered mark forward (never back); None if unchanged.
+
+    Reading up to a seq also means delivered up to it. Returns (read, delivered).
+    """
+    if kind == "read":
+        sql = """UPDATE conversation_members
+                 SET last_read_seq = $3, last_delivered_seq = greatest(last_delivered_seq, $3)
+                 WHERE conversation_id = $1 AND user_id = $2 AND active AND last_read_seq < $3
+                 RETURNING last_read_seq, last_delivered_seq"""
+    else:
+        sql = """UPDATE conversation_members SET last_delivered_seq = $3
+                 WHERE conversation_id = $1 AND user_id = $2 AND active AND last_delivered_seq < $3
+                 RETURNING last_read_seq, last_delivered_seq"""
+    row = await conn.fetchrow(sql, conversation_id, user_id, seq)
+    return None if row is None else (row["last_read_seq"], row["last_delivered_seq"])
+
+
+async def block(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
+    await db.pool.execute(
+        "INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        blocker, blocked,
+    )
+
+
+async def unblock(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
+    await db.pool.execute(
+        "DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2", blocker, blocked
+    )
+
+
+async def blocked_among(db: Database, actor: uuid.UUID, others: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `others` have blocked the actor."""
+    rows = await db.pool.fetch(
+        "SELECT blocker_id FROM user_blocks WHERE blocked_id = $1 AND blocker_id = ANY($2::uuid[])",
+        actor, others,
+    )
+    return {r["blocker_id"] for r in rows}
+
+
+async def is_blocked_either_way(db: Database, a: uuid.UUID, b: uuid.UUID) -> bool:
+    return bool(await db.pool.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM user_blocks
+                          WHERE (blocker_id = $1 AND blocked_id = $2)
+                             OR (blocker_id = $2 AND blocked_id = $1))""",
+        a, b,
+    ))
+
+
+async def unread_in(
+    db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID, read_seq: int
+) -> int:
+    """Messages after read_seq that others sent and that are not deleted."""
+    return int(await db.pool.fetchval(
+        """SELECT count(*) FROM messages WHERE conversation_id = $1 AND seq > $3
+           AND sender_id <> $2 AND deleted_at IS NULL""",
+        conversation_id, user_id, read_seq,
+    ))

@@ -1,0 +1,149 @@
+"""The persistence worker: writes sent messages to PostgreSQL in batches, idempotently.
+
+Jobs arrive one by one (RabbitMQ delivers up to `prefetch` at once); each waits on a
+future while a flusher writes everything pending in one transaction. A job is acked
+only after its batch committed, so a crash redelivers it, and the (sender, client_id)
+key turns the redelivery into a lookup of the stored message instead of a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from channels.bus import Bus
+from storage import events as event_store
+from storage import messages as message_store
+from storage.db import Database
+from storage.events import EventDraft
+from storage.messages import Message, MessageDraft
+
+log = logging.getLogger(__name__)
+QUEUE = "persistence"
+
+
+def reply_topic(node_id: str) -> str:
+    """Where a node waits for the outcome of the sends it queued."""
+    return f"replies:{node_id}"
+
+
+@dataclass
+class _Pending:
+    draft: MessageDraft
+    future: asyncio.Future[dict[str, Any]]
+
+
+def draft_from_job(job: dict[str, Any]) -> MessageDraft:
+    d = job["message"]
+    return MessageDraft(
+        id=uuid.UUID(d["id"]), conversation_id=uuid.UUID(d["conversation_id"]),
+        sender_id=uuid.UUID(d["sender_id"]), client_id=d["client_id"], body=d.get("body"),
+        media=list(d.get("media") or []),
+        reply_to=uuid.UUID(d["reply_to"]) if d.get("reply_to") else None,
+    )
+
+
+class PersistenceWorker:
+    def __init__(self, db: Database, bus: Bus, batch_max: int = 500) -> None:
+        self.db = db
+        self.bus = bus
+        self.batch_max = batch_max
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_forever(), name="persistence-flusher")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        for pending in self._pending:
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("worker stopping"))
+
+    async def handle(self, job: dict[str, Any]) -> None:
+        """Store one send (batched with its neighbours), then tell the waiting node."""
+        if job.get("type") != "message.send":
+            raise ValueError(f"unknown persistence job type {job.get('type')!r}")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(draft_from_job(job), future))
+        self._wakeup.set()
+        outcome = await future  # raises if the batch failed: the queue retries the job
+        if job.get("reply_node") and job.get("request_id"):
+            try:
+                await self.bus.publish(reply_topic(job["reply_node"]),
+                                       {"request_id": job["request_id"], **outcome})
+            except Exception:
+                # The message is stored; a sender who misses this reply retries by client_id.
+                log.warning("send reply not delivered", extra={"request_id": job["request_id"]})
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            # One loop turn lets the deliveries already in hand join this batch.
+            await asyncio.sleep(0)
+            batch, self._pending = self._pending[: self.batch_max], self._pending[self.batch_max :]
+            if not self._pending:
+                self._wakeup.clear()
+            if not batch:
+                continue
+            try:
+                outcomes = await self.write_batch([p.draft for p in batch])
+            except Exception as exc:
+                log.exception("persistence batch failed", extra={"size": len(batch)})
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(outcome)
+
+    async def write_batch(self, drafts: list[MessageDraft]) -> list[dict[str, Any]]:
+        """Store the drafts in one transaction; one outcome per draft, in order."""
+        async with self.db.transaction() as conn:
+            keys = [(d.sender_id, d.client_id) for d in drafts]
+            stored = await message_store.find_by_client_ids(conn, keys)
+            allowed = await message_store.active_senders(
+                conn, list({(d.conversation_id, d.sender_id) for d in drafts})
+            )
+            fresh: dict[tuple[uuid.UUID, str], MessageDraft] = {}
+            for d in drafts:
+                key = (d.sender_id, d.client_id)
+                if key not in stored and key not in fresh and \
+                        (d.conversation_id, d.sender_id) in allowed:
+                    fresh[key] = d
+            by_conversation: dict[uuid.UUID, list[MessageDraft]] = {}
+            for d in fresh.values():
+                by_conversation.setdefault(d.conversation_id, []).append(d)
+            numbered: list[tuple[MessageDraft, int]] = []
+            for conversation_id in sorted(by_conversation, key=str):  # fixed order: no deadlocks
+                group = by_conversation[conversation_id]
+                first = await message_store.reserve_seqs(conn, conversation_id, len(group))
+                numbered.extend((d, first + i) for i, d in enumerate(group))
+            created: list[Message] = []
+            if numbered:
+                created = await message_store.insert_messages(conn, numbered)
+                await event_store.append_events(conn, [
+                    EventDraft(m.conversation_id, "message.new", m.to_wire()) for m in created
+                ])
+            for m in created:
+                stored[(m.sender_id, m.client_id)] = m
+        outcomes: list[dict[str, Any]] = []
+        for d in drafts:
+            message = stored.get((d.sender_id, d.client_id))
+            if message is None:
+                outcomes.append({"ok": False, "error": {
+                    "code": "not_found", "message": "no such conversation"}})
+            elif message.conversation_id != d.conversation_id:
+                outcomes.append({"ok": False, "error": {
+                    "code": "conflict",
+                    "message": "this client_id was already used for another conversation"}})
+            else:
+                outcomes.append({"ok": True, "message": message.to_wire()})
+        return outcomes
