@@ -123,7 +123,16 @@ class SocketTransport:
         payload = args[0] if args else {}
         if payload is None:
             payload = {}
-        size = len(orjson.dumps(payload))
+        try:
+            size = len(orjson.dumps(payload))
+        except orjson.JSONEncodeError:
+            # Binary attachments arrive as bytes and nesting can be deeper than JSON output
+            # allows; neither is a valid command input, and neither may crash the handler.
+            return fail(CommandError(
+                "invalid_input", "the payload must be plain JSON",
+                {"fields": [{"field": "(body)", "message": "binary or too deeply nested data",
+                             "type": "json_type"}]},
+            ))
         if size > self.payload_limit:
             return fail(CommandError(
                 "payload_too_large",
