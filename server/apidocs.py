@@ -81,6 +81,10 @@ def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
     error_ref = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
     for status in sorted({400, 413, 429, 500} | ({401, 403} if cmd.auth == "required" else set())):
         op["responses"][str(status)] = {"description": "error", **error_ref}
+    # Commands do not declare which refusals they raise (a wrong password is 401 on a route
+    # that needs no token, a taken name 409, ...): every other status has the same body.
+    op["responses"]["default"] = {"description": "any other error; error.code says which",
+                                  **error_ref}
     return op
 
 
