@@ -1,8 +1,10 @@
 """Work queues: RabbitMQ with publisher confirms, or an in-process queue with the same format.
 
 A job is a JSON object. A handler that raises has the job retried with
-exponential backoff (through a TTL'd retry queue that dead-letters back to the
-main queue), and after max_attempts the job lands in `<queue>.dead`.
+exponential backoff: it waits in `<queue>.retry.<attempt>`, a queue whose TTL is
+that attempt's delay and which dead-letters back to the main queue (one queue per
+delay, because RabbitMQ expires only the head of a queue). After max_attempts the
+job lands in `<queue>.dead`.
 """
 
 from __future__ import annotations
@@ -156,15 +158,20 @@ class AmqpQueue:
     async def _declare(self, channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
         name = self.queue_name(queue)
         await channel.declare_queue(name, durable=True)
-        await channel.declare_queue(
-            f"{name}.retry",
-            durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name},
-        )
+        for attempt in range(1, self.policy.max_attempts):
+            await channel.declare_queue(
+                f"{name}.retry.{attempt}",
+                durable=True,
+                arguments={
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": name,
+                    "x-message-ttl": int(self.policy.delay_after(attempt) * 1000),
+                },
+            )
         await channel.declare_queue(f"{name}.dead", durable=True)
 
     async def _publish_raw(
-        self, routing_key: str, body: bytes, attempt: int, expiration_s: float | None = None
+        self, routing_key: str, body: bytes, attempt: int
     ) -> None:
         if self._channel is None or self._channel.is_closed:
             raise QueueUnavailable("RabbitMQ channel is not open")
@@ -173,7 +180,6 @@ class AmqpQueue:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/json",
             headers={ATTEMPT_HEADER: attempt},
-            expiration=expiration_s,
         )
         try:
             await asyncio.wait_for(
@@ -238,8 +244,7 @@ class AmqpQueue:
                     await self._publish_raw(f"{self.queue_name(queue)}.dead", message.body, attempt)
                 else:
                     await self._publish_raw(
-                        f"{self.queue_name(queue)}.retry", message.body, attempt + 1,
-                        expiration_s=self.policy.delay_after(attempt),
+                        f"{self.queue_name(queue)}.retry.{attempt}", message.body, attempt + 1
                     )
             except QueueUnavailable:
                 await message.nack(requeue=True)

@@ -27,7 +27,7 @@ async def amqp_queue(namespaces: list[str]) -> AsyncIterator[AmqpQueue]:
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
-        for suffix in ("", ".retry", ".dead"):
+        for suffix in ("", ".dead", *(f".retry.{n}" for n in range(1, FAST_RETRY.max_attempts))):
             await channel.queue_delete(f"{namespace}.jobs{suffix}")
 
 
