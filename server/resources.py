@@ -113,7 +113,8 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         queue = InProcessQueue()
     else:
         queue = AmqpQueue(settings.amqp_url, settings.namespace)
-        await queue.connect()
+        # The API keeps serving reads when RabbitMQ is down; sends answer unavailable.
+        await queue.connect_in_background()
     app[QUEUE] = queue
     try:
         yield

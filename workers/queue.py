@@ -142,18 +142,49 @@ class AmqpQueue:
         self._consumers: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._consumer_channels: list[aio_pika.abc.AbstractChannel] = []
         self._flight = _Flight()
+        # Consumers asked for while RabbitMQ was unreachable, attached once it answers.
+        self._wanted: list[tuple[str, JobHandler, int]] = []
+        self._reconnector: asyncio.Task[None] | None = None
 
     def queue_name(self, queue: str) -> str:
         return f"{self.namespace}.{queue}"
 
     async def connect(self) -> None:
+        """Connect now or raise QueueUnavailable."""
         try:
-            self._connection = await asyncio.wait_for(
+            connection = await asyncio.wait_for(
                 aio_pika.connect_robust(self.url), timeout=self.publish_timeout_s
             )
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             raise QueueUnavailable(f"RabbitMQ at {_safe(self.url)} did not answer: {exc}") from exc
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._channel = await connection.channel(publisher_confirms=True)
+        self._connection = connection
+        for queue, handler, prefetch in self._wanted:
+            await self._attach(queue, handler, prefetch)
+        self._wanted.clear()
+
+    async def connect_in_background(self) -> None:
+        """Connect, or keep trying in the background: meanwhile publish fails fast."""
+        try:
+            await self.connect()
+        except QueueUnavailable as exc:
+            log.warning("RabbitMQ unreachable; retrying in the background", extra={"error": str(exc)})
+            self._reconnector = asyncio.create_task(self._reconnect_forever())
+
+    async def _reconnect_forever(self) -> None:
+        delay = 0.5
+        while self._connection is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            try:
+                await self.connect()
+                log.info("RabbitMQ connected")
+            except QueueUnavailable:
+                continue
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
 
     async def _declare(self, channel: aio_pika.abc.AbstractChannel, queue: str) -> None:
         name = self.queue_name(queue)
@@ -173,8 +204,8 @@ class AmqpQueue:
     async def _publish_raw(
         self, routing_key: str, body: bytes, attempt: int
     ) -> None:
-        if self._channel is None or self._channel.is_closed:
-            raise QueueUnavailable("RabbitMQ channel is not open")
+        if not self.connected or self._channel is None or self._channel.is_closed:
+            raise QueueUnavailable("RabbitMQ is not connected")
         message = aio_pika.Message(
             body,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -191,7 +222,7 @@ class AmqpQueue:
 
     async def publish(self, queue: str, job: dict[str, Any]) -> None:
         if queue not in self._declared:
-            if self._channel is None:
+            if self._channel is None or not self.connected:
                 raise QueueUnavailable("RabbitMQ is not connected")
             try:
                 await self._declare(self._channel, queue)
@@ -202,7 +233,12 @@ class AmqpQueue:
 
     async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None:
         if self._connection is None:
-            raise QueueUnavailable("RabbitMQ is not connected")
+            self._wanted.append((queue, handler, prefetch))
+            return
+        await self._attach(queue, handler, prefetch)
+
+    async def _attach(self, queue: str, handler: JobHandler, prefetch: int) -> None:
+        assert self._connection is not None
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         await self._declare(channel, queue)
@@ -264,13 +300,16 @@ class AmqpQueue:
         self._consumer_channels.clear()
 
     async def close(self) -> None:
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            await asyncio.gather(self._reconnector, return_exceptions=True)
         await self.stop_consuming()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
 
     async def ping(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        return self.connected
 
 
 def _safe(url: str) -> str:
