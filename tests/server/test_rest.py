@@ -256,7 +256,7 @@ async def test_unexpected_exception_is_500_internal_logged_and_survived(
 
     failures = [r for r in server_log.records if r.exc_info and r.exc_info[0] is RuntimeError]
     assert len(failures) == 1
-    line = next(line for line in server_log.lines if "exc" in line)
+    (line,) = [line for line in server_log.lines if "RuntimeError" in line.get("exc", "")]
     assert line["level"] == "error"
     assert line["command"] == "users.me.get"
     assert line["request_id"] == "req-500"

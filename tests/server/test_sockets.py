@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 import storage.users
+from channels.events import ServerShutdown, SessionRevoked
 from config import Limits
 from server.resources import SERVICES
 from tests.conftest import JWT_SECRET, Account, AppFactory, SocketFactory, signup
@@ -368,6 +369,7 @@ async def test_logout_over_the_socket_acks_then_revokes_then_disconnects(
     assert [name for name, _ in seen] == ["ack", "session.revoked", "disconnect"], seen
     assert seen[0][1]["ok"] is True
     assert seen[1][1] == {"reason": "logout"}
+    SessionRevoked.model_validate(seen[1][1], strict=True)  # what events.json promises
     # Another session of the same user is untouched.
     assert bystander.connected
     reply = await bystander.call("users.me.get", {}, timeout=TIMEOUT)
@@ -428,5 +430,6 @@ async def test_shutdown_tells_every_socket_before_closing_it(
         payload = log[0][1]
         assert payload["reason"] == "server_shutdown"
         assert isinstance(payload["reconnect_after_ms"], int) and payload["reconnect_after_ms"] >= 0
+        ServerShutdown.model_validate(payload, strict=True)  # what events.json promises
     assert not any(s.connected for s in sockets)
 
