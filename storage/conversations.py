@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from storage.db import Database
+
+# A mute with no end is stored as 'infinity', which asyncpg reads back as a naive
+# datetime.max; this aware twin is what callers store and compare against.
+MUTED_FOREVER = datetime.max.replace(tzinfo=UTC)
 
 CONVERSATION_COLUMNS = """c.id, c.kind, c.title, c.avatar_url, c.created_by, c.created_at,
     c.updated_at, c.last_seq, c.last_message_at, c.member_count"""
@@ -62,9 +66,12 @@ def _conversation(row: asyncpg.Record) -> Conversation:
 
 
 def _membership(row: asyncpg.Record) -> Membership:
+    muted_until = row["muted_until"]
+    if muted_until is not None and muted_until.tzinfo is None:
+        muted_until = MUTED_FOREVER
     return Membership(
         conversation_id=row["conversation_id"], user_id=row["user_id"], role=row["role"],
-        active=row["active"], muted_until=row["muted_until"], last_read_seq=row["last_read_seq"],
+        active=row["active"], muted_until=muted_until, last_read_seq=row["last_read_seq"],
         last_delivered_seq=row["last_delivered_seq"], joined_at=row["joined_at"],
     )
 
@@ -101,14 +108,22 @@ async def upsert_members(
     conn: asyncpg.Connection, conversation_id: uuid.UUID, members: list[tuple[uuid.UUID, str]],
     joined_event_id: int,
 ) -> list[uuid.UUID]:
-    """Add or re-activate members; returns the ids that were not active members before."""
+    """Add or re-activate members; returns the ids that were not active members before.
+
+    A (re)joining member has read everything sent before they joined, so their unread
+    count starts at zero; a re-activated membership starts fresh (no old mute).
+    """
     rows = await conn.fetch(
-        """INSERT INTO conversation_members AS m (conversation_id, user_id, role, joined_event_id)
-           SELECT $1, u.user_id, u.role, $4
+        """INSERT INTO conversation_members AS m (conversation_id, user_id, role, joined_event_id,
+                                                  last_read_seq, last_delivered_seq)
+           SELECT $1, u.user_id, u.role, $4, c.last_seq, c.last_seq
            FROM unnest($2::uuid[], $3::text[]) AS u(user_id, role)
+           JOIN conversations c ON c.id = $1
            ON CONFLICT (conversation_id, user_id) DO UPDATE
                SET active = true, role = EXCLUDED.role, joined_at = now(),
-                   joined_event_id = EXCLUDED.joined_event_id, left_event_id = NULL
+                   joined_event_id = EXCLUDED.joined_event_id, left_event_id = NULL,
+                   last_read_seq = EXCLUDED.last_read_seq,
+                   last_delivered_seq = EXCLUDED.last_delivered_seq, muted_until = NULL
                WHERE NOT m.active
            RETURNING user_id""",
         conversation_id, [m[0] for m in members], [m[1] for m in members], joined_event_id,
@@ -180,48 +195,62 @@ async def conversation_ids_for_user(db: Database, user_id: uuid.UUID) -> list[uu
     return [r["conversation_id"] for r in rows]
 
 
+_VIEW_SQL = f"""SELECT {CONVERSATION_COLUMNS}, m.conversation_id, m.user_id, m.role, m.active,
+           m.muted_until, m.last_read_seq, m.last_delivered_seq, m.joined_at,
+           coalesce(c.last_message_at, c.created_at) AS activity,
+           (SELECT count(*) FROM messages x
+             WHERE x.conversation_id = c.id AND x.seq > m.last_read_seq
+               AND x.sender_id <> $1 AND x.deleted_at IS NULL) AS unread,
+           (SELECT jsonb_build_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id,
+                                      'body', x.body, 'created_at', x.created_at,
+                                      'deleted', x.deleted_at IS NOT NULL)
+              FROM messages x WHERE x.conversation_id = c.id
+              ORDER BY x.seq DESC LIMIT 1) AS last_message,
+           (SELECT o.user_id FROM conversation_members o
+             WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> $1
+             LIMIT 1) AS peer
+    FROM conversation_members m
+    JOIN conversations c ON c.id = m.conversation_id
+    WHERE m.user_id = $1 AND m.active"""
+
+
+def _view(r: asyncpg.Record) -> ConversationView:
+    return ConversationView(conversation=_conversation(r), membership=_membership(r),
+                            unread=int(r["unread"]), last_message=r["last_message"],
+                            direct_peer_id=r["peer"])
+
+
 async def list_for_user(
     db: Database, user_id: uuid.UUID, limit: int,
     before: tuple[datetime, uuid.UUID] | None,
 ) -> list[ConversationView]:
     """The member's conversations, most recent activity first, keyset-paginated."""
     rows = await db.pool.fetch(
-        f"""SELECT {CONVERSATION_COLUMNS}, m.conversation_id, m.user_id, m.role, m.active,
-                   m.muted_until, m.last_read_seq, m.last_delivered_seq, m.joined_at,
-                   coalesce(c.last_message_at, c.created_at) AS activity,
-                   (SELECT count(*) FROM messages x
-                     WHERE x.conversation_id = c.id AND x.seq > m.last_read_seq
-                       AND x.sender_id <> $1 AND x.deleted_at IS NULL) AS unread,
-                   (SELECT jsonb_build_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id,
-                                              'body', x.body, 'created_at', x.created_at,
-                                              'deleted', x.deleted_at IS NOT NULL)
-                      FROM messages x WHERE x.conversation_id = c.id
-                      ORDER BY x.seq DESC LIMIT 1) AS last_message,
-                   (SELECT o.user_id FROM conversation_members o
-                     WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> $1
-                     LIMIT 1) AS peer
-            FROM conversation_members m
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE m.user_id = $1 AND m.active
+        f"""{_VIEW_SQL}
               AND ($3::timestamptz IS NULL
                    OR (coalesce(c.last_message_at, c.created_at), c.id) < ($3, $4::uuid))
             ORDER BY activity DESC, c.id DESC
             LIMIT $2""",
         user_id, limit, before[0] if before else None, before[1] if before else None,
     )
-    return [
-        ConversationView(conversation=_conversation(r), membership=_membership(r),
-                         unread=int(r["unread"]), last_message=r["last_message"],
-                         direct_peer_id=r["peer"])
-        for r in rows
-    ]
+    return [_view(r) for r in rows]
+
+
+async def view_for_member(
+    db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> ConversationView | None:
+    """One conversation as list_for_user shows it, if the user is an active member."""
+    row = await db.pool.fetchrow(f"{_VIEW_SQL} AND c.id = $2", user_id, conversation_id)
+    return None if row is None else _view(row)
 
 
 async def total_unread(db: Database, user_id: uuid.UUID) -> int:
+    """Unread messages over the user's conversations, leaving out muted ones (the badge count)."""
     return int(await db.pool.fetchval(
         """SELECT count(*) FROM conversation_members m
            JOIN messages x ON x.conversation_id = m.conversation_id AND x.seq > m.last_read_seq
-           WHERE m.user_id = $1 AND m.active AND x.sender_id <> $1 AND x.deleted_at IS NULL""",
+           WHERE m.user_id = $1 AND m.active AND x.sender_id <> $1 AND x.deleted_at IS NULL
+             AND (m.muted_until IS NULL OR m.muted_until <= now())""",
         user_id,
     ))
 
@@ -242,13 +271,62 @@ async def update_details(
 
 
 async def set_mute(
-    db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID, until: datetime | None
-) -> None:
-    await db.pool.execute(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, user_id: uuid.UUID,
+    until: datetime | None,
+) -> bool:
+    """Mute until a time (MUTED_FOREVER: no end) or unmute (None); False if not a member."""
+    result = await conn.execute(
         """UPDATE conversation_members SET muted_until = $3
            WHERE conversation_id = $1 AND user_id = $2 AND active""",
         conversation_id, user_id, until,
     )
+    return str(result).endswith(" 1")
+
+
+async def set_role(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> bool:
+    result = await conn.execute(
+        """UPDATE conversation_members SET role = $3
+           WHERE conversation_id = $1 AND user_id = $2 AND active""",
+        conversation_id, user_id, role,
+    )
+    return str(result).endswith(" 1")
+
+
+async def successor(conn: asyncpg.Connection, conversation_id: uuid.UUID) -> uuid.UUID | None:
+    """Who inherits a group: the longest-standing admin, else the longest-standing member."""
+    value = await conn.fetchval(
+        """SELECT user_id FROM conversation_members
+           WHERE conversation_id = $1 AND active AND role <> 'owner'
+           ORDER BY role = 'admin' DESC, joined_event_id, joined_at, user_id
+           LIMIT 1""",
+        conversation_id,
+    )
+    return None if value is None else uuid.UUID(str(value))
+
+
+async def active_among(
+    conn: asyncpg.Connection, conversation_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The roles of those of user_ids who are active members."""
+    rows = await conn.fetch(
+        """SELECT user_id, role FROM conversation_members
+           WHERE conversation_id = $1 AND active AND user_id = ANY($2::uuid[])""",
+        conversation_id, user_ids,
+    )
+    return {r["user_id"]: r["role"] for r in rows}
+
+
+async def existing_users(
+    db: Database | asyncpg.Connection, user_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of user_ids are live (not deleted) accounts."""
+    executor = db.pool if isinstance(db, Database) else db
+    rows = await executor.fetch(
+        "SELECT id FROM users WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL", user_ids
+    )
+    return {r["id"] for r in rows}
 
 
 async def advance_receipt(
@@ -284,13 +362,26 @@ async def unblock(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
     )
 
 
-async def blocked_among(db: Database, actor: uuid.UUID, others: list[uuid.UUID]) -> set[uuid.UUID]:
+async def blocked_among(
+    db: Database | asyncpg.Connection, actor: uuid.UUID, others: list[uuid.UUID]
+) -> set[uuid.UUID]:
     """Which of `others` have blocked the actor."""
-    rows = await db.pool.fetch(
+    executor = db.pool if isinstance(db, Database) else db
+    rows = await executor.fetch(
         "SELECT blocker_id FROM user_blocks WHERE blocked_id = $1 AND blocker_id = ANY($2::uuid[])",
         actor, others,
     )
     return {r["blocker_id"] for r in rows}
+
+
+async def blocked_by(db: Database, blocker: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, datetime]]:
+    """The users the blocker has blocked, most recent first."""
+    rows = await db.pool.fetch(
+        """SELECT blocked_id, created_at FROM user_blocks WHERE blocker_id = $1
+           ORDER BY created_at DESC, blocked_id LIMIT $2""",
+        blocker, limit,
+    )
+    return [(r["blocked_id"], r["created_at"]) for r in rows]
 
 
 async def is_blocked_either_way(db: Database, a: uuid.UUID, b: uuid.UUID) -> bool:

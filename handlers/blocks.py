@@ -1,0 +1,43 @@
+"""User blocks: a user who blocked you cannot be DMed by you nor added by you to groups."""
+
+from __future__ import annotations
+
+from handlers.commands import Empty, command
+from handlers.context import Context
+from handlers.conversation_schemas import BlockedOut, BlockInput, BlockList
+from handlers.errors import CommandError, invalid
+from storage import conversations as store
+from storage import users as user_store
+
+# A block list is read whole; this bounds one answer.
+BLOCK_LIST_MAX = 1000
+
+
+async def _other_user(ctx: Context, data: BlockInput) -> None:
+    if data.user_id == ctx.user.user_id:
+        raise invalid("user_id", "you cannot block yourself", "self")
+    if await user_store.get_user(ctx.services.db, data.user_id) is None:
+        raise CommandError("not_found", "no such user")
+
+
+@command("user.block", input=BlockInput, rest=("PUT", "/users/me/blocks/{user_id}"),
+         scope="account", status=204)
+async def block(ctx: Context, data: BlockInput) -> None:
+    """Block a user: they can no longer DM you or add you to groups; blocking twice is fine."""
+    await _other_user(ctx, data)
+    await store.block(ctx.services.db, ctx.user.user_id, data.user_id)
+
+
+@command("user.unblock", input=BlockInput, rest=("DELETE", "/users/me/blocks/{user_id}"),
+         scope="account", status=204)
+async def unblock(ctx: Context, data: BlockInput) -> None:
+    """Unblock a user; unblocking someone not blocked is fine."""
+    await _other_user(ctx, data)
+    await store.unblock(ctx.services.db, ctx.user.user_id, data.user_id)
+
+
+@command("user.blocks", rest=("GET", "/users/me/blocks"), scope="account", output=BlockList)
+async def blocks(ctx: Context, data: Empty) -> BlockList:
+    """The users you have blocked, most recent first (at most 1,000)."""
+    rows = await store.blocked_by(ctx.services.db, ctx.user.user_id, BLOCK_LIST_MAX)
+    return BlockList(blocked=[BlockedOut(user_id=u, blocked_at=at) for u, at in rows])
