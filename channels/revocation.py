@@ -30,8 +30,12 @@ class RevocationList:
         self._prefix = f"{namespace}:revoked:"
         self._until: dict[str, float] = {}
 
-    async def start(self) -> None:
+    async def start(self, known: list[uuid.UUID] | None = None) -> None:
+        """Listen for revocations; `known` seeds the ones recorded before this process started."""
         await self._bus.subscribe(TOPIC, self._on_message)
+        until = time.time() + self._ttl_s
+        for sid in known or ():
+            self._until[str(sid)] = until
         await self.reload()
 
     async def stop(self) -> None:

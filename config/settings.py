@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(Exception):
@@ -47,8 +47,15 @@ class Limits(BaseSettings):
     # Larger groups get receipts only on the reader's own devices, and no typing relay.
     receipts_broadcast_max_members: int = Field(default=100, ge=2)
     typing_relay_max_members: int = Field(default=100, ge=2)
+    # A typing indicator ends this long after its last typing.start.
+    typing_ttl_s: float = Field(default=8.0, gt=0)
     presence_subscribe_max: int = Field(default=200, ge=1)
     sockets_per_user: int = Field(default=10, ge=1)
+    # Uploads: the type is sniffed first, then the size limit of that kind applies.
+    image_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    video_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    media_uploads_per_window: int = Field(default=30, ge=1)
+    media_upload_window_s: int = Field(default=60, ge=1)
 
 
 class Settings(BaseSettings):
@@ -96,7 +103,8 @@ class Settings(BaseSettings):
     mail_from: str = "HotSpot <no-reply@hotspot.local>"
     sms_provider: Literal["outbox"] = "outbox"
 
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # A comma-separated list (or a JSON array); "*" allows any origin.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -108,6 +116,18 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files and shells often pass VAR= for "not set".
         return None if value == "" else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -138,6 +158,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError("HOTSPOT_ARGON2_MEMORY_KIB must be at least 8 x HOTSPOT_ARGON2_PARALLELISM")
+        if self.inprocess_workers is False and self.amqp_url is None:
+            raise ValueError("HOTSPOT_INPROCESS_WORKERS=false needs HOTSPOT_AMQP_URL: with the "
+                             "in-process queue nothing else could run the jobs")
+        return self
+
+    @model_validator(mode="after")
     def _check_keys(self) -> Settings:
         if self.jwt_algorithm == "HS256":
             if self.jwt_secret is not None and len(self.jwt_secret) < 32:
@@ -161,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
 
     def resolved_jwt_secret(self) -> str:
         """The HS256 secret; in dev mode one is generated once and kept under data_dir."""

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config import Settings
-from handlers import auth, messages, users
+from handlers import auth, blocks, conversations, media, messages, users
 from handlers.commands import CommandRegistry, collect_commands
 from server.apidocs import event_catalogue, openapi
+from server.cors import cors_middleware
 from server.dispatch import Dispatcher
 from server.health import add_health_routes
+from server.media_routes import add_media_routes
 from server.metrics import Metrics
 from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
 from server.rest import (
@@ -28,12 +30,12 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
-    return collect_commands([auth, users, messages])
+    return collect_commands([auth, users, messages, media, conversations, blocks])
 
 
 def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:
     app = web.Application(
-        middlewares=[request_context_middleware],
+        middlewares=[cors_middleware(settings.cors_origins), request_context_middleware],
         client_max_size=settings.limits.rest_body_bytes,
     )
     app[SETTINGS] = settings
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     transport = SocketTransport(dispatcher, settings)
     transport.sio.attach(app)
     add_command_routes(app, dispatcher)
+    add_media_routes(app, dispatcher)
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = transport
     app.cleanup_ctx.append(_transport_ctx)

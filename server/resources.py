@@ -19,10 +19,12 @@ from handlers.context import Services
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from server.metrics import Metrics
+from storage.blobs import BlobStore, LocalBlobStore
 from storage.conversations import conversation_ids_for_user
 from storage.db import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate
+from storage.sessions import recently_revoked
 from workers.persistence import reply_topic
 from workers.queue import AmqpQueue, InProcessQueue, JobQueue
 from workers.runner import start_workers
@@ -36,6 +38,7 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 QUEUE = web.AppKey("queue", JobQueue)
 SERVICES = web.AppKey("services", Services)
+BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 DSN = web.AppKey("dsn", str)
 WORKER_NAMES = web.AppKey("worker_names", list[str])
 
@@ -122,6 +125,13 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         await queue.close()
 
 
+async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = LocalBlobStore(app[SETTINGS].media_dir)
+    await store.open_store()
+    app[BLOBS] = store
+    yield
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis_client = app.get(REDIS)
@@ -131,7 +141,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         else MemoryRateLimiter()
     )
     revocations = RevocationList(bus, settings.access_token_ttl_s, redis_client, settings.namespace)
-    await revocations.start()
+    # The database remembers revocations across restarts, even with no Redis configured.
+    await revocations.start(
+        await recently_revoked(app[DATABASE], settings.access_token_ttl_s)
+    )
     replies = ReplyWaiter(bus, reply_topic(settings.node_id))
     await replies.start()
     if isinstance(bus, RedisBus):
@@ -147,6 +160,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         passwords=PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                  settings.argon2_parallelism),
         replies=replies,
+        blobs=app[BLOBS],
     )
     try:
         yield
@@ -170,4 +184,4 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def resource_contexts() -> list[Any]:
     """In order: each may use what the ones before it opened."""
-    return [database_ctx, redis_ctx, queue_ctx, services_ctx, workers_ctx]
+    return [database_ctx, redis_ctx, queue_ctx, blobs_ctx, services_ctx, workers_ctx]

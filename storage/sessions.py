@@ -145,3 +145,12 @@ async def is_session_active(db: Database, session_id: uuid.UUID) -> bool:
             session_id,
         )
     )
+
+
+async def recently_revoked(db: Database, within_s: int) -> list[uuid.UUID]:
+    """Sessions revoked recently enough that their access tokens may still be unexpired."""
+    rows = await db.pool.fetch(
+        "SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)",
+        float(within_s),
+    )
+    return [r["id"] for r in rows]

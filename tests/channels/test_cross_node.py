@@ -41,3 +41,16 @@ async def test_a_node_started_after_a_revocation_still_refuses_the_token(
     late_node = await make_client(node_id="node-late")
     resp = await late_node.get("/v1/users/me", headers=account.headers)
     assert resp.status == 401
+
+
+async def test_without_redis_a_restarted_node_still_refuses_a_logged_out_token(
+    make_client: AppFactory,
+) -> None:
+    first = await make_client(redis_url=None)
+    account = await signup(first)
+    resp = await first.post("/v1/auth/logout", json={"refresh_token": account.refresh_token})
+    assert resp.status == 204
+    await first.close()
+    restarted = await make_client(redis_url=None)
+    resp = await restarted.get("/v1/users/me", headers=account.headers)
+    assert resp.status == 401

@@ -75,3 +75,23 @@ def test_empty_url_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert settings.smtp_url is None and settings.redis_url is None
     assert settings.amqp_url is None and settings.database_url is None
+
+
+def test_cors_origins_accept_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTSPOT_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings().cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("HOTSPOT_CORS_ORIGINS", '["https://c.example"]')
+    assert load_settings().cors_origins == ["https://c.example"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"HOTSPOT_ARGON2_MEMORY_KIB": "8", "HOTSPOT_ARGON2_PARALLELISM": "2"}, "ARGON2_MEMORY_KIB"),
+    ({"HOTSPOT_INPROCESS_WORKERS": "false"}, "HOTSPOT_AMQP_URL"),
+])
+def test_inconsistent_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
