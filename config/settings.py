@@ -29,6 +29,12 @@ class Limits(BaseSettings):
     signup_window_s: int = Field(default=3600, ge=1)
     password_resets_per_ip: int = Field(default=10, ge=1)
     password_reset_window_s: int = Field(default=3600, ge=1)
+    password_resets_per_account: int = Field(default=5, ge=1)
+    verification_mails_per_user: int = Field(default=5, ge=1)
+    verification_mail_window_s: int = Field(default=3600, ge=1)
+    # Wrong passwords on account deletion / password change, per user and window.
+    password_checks_per_user: int = Field(default=10, ge=1)
+    password_check_window_s: int = Field(default=900, ge=1)
     phone_codes_per_user: int = Field(default=5, ge=1)
     phone_code_window_s: int = Field(default=3600, ge=1)
     phone_code_attempts: int = Field(default=5, ge=1)

@@ -236,7 +236,7 @@ async def resend_verification(ctx: Context, data: Empty) -> Accepted:
     """Send the verification email again."""
     limits = ctx.services.settings.limits
     await enforce(ctx.services.limiter, f"verify_mail:{ctx.user.user_id}",
-                  limits.password_resets_per_ip, limits.password_reset_window_s)
+                  limits.verification_mails_per_user, limits.verification_mail_window_s)
     user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
     if user is None:
         raise CommandError("not_found", "account not found")
@@ -253,12 +253,16 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
     services, limits = ctx.services, ctx.services.settings.limits
     await enforce(services.limiter, f"reset:ip:{ctx.ip}", limits.password_resets_per_ip,
                   limits.password_reset_window_s)
+    # Refuse everyone alike when mail cannot be queued: failing only for real accounts
+    # would tell a caller which addresses have one.
+    if not await services.queue.ping():
+        raise CommandError("unavailable", "password reset mail cannot be sent right now; retry")
     user = await user_store.get_user_by_email(services.db, str(data.email))
     if user is None or user.email is None:
         return Accepted()
     # Per address too, silently, so nobody can flood one inbox from many addresses.
     count, _ = await services.limiter.incr(f"reset:acct:{user.id}", limits.password_reset_window_s)
-    if count > limits.password_resets_per_ip:
+    if count > limits.password_resets_per_account:
         return Accepted()
     token, token_hash = new_opaque_token()
     await verifications.create_user_token(
@@ -267,8 +271,9 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
         email=user.email,
     )
     link = f"{services.settings.public_base_url}/reset-password?token={token}"
-    await enqueue_email(services, user.email, "password_reset",
-                        {"display_name": user.display_name, "link": link, "token": token})
+    await enqueue_email(services, user.email, "password_reset", {
+        "display_name": user.display_name, "link": link, "token": token,
+        "valid_minutes": services.settings.password_reset_ttl_s // 60})
     return Accepted()
 
 
@@ -276,7 +281,13 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
          rest=("POST", "/auth/password-reset/confirm"), auth="none", status=204)
 async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) -> None:
     """Set a new password with a reset token; every session of the account ends."""
-    services = ctx.services
+    services, limits = ctx.services, ctx.services.settings.limits
+    await enforce(services.limiter, f"reset_confirm:ip:{ctx.ip}", limits.password_resets_per_ip,
+                  limits.password_reset_window_s)
+    # Hashing is deliberately expensive: do it only for a token that can succeed.
+    if not await verifications.user_token_usable(services.db, hash_token(data.token),
+                                                 "password_reset"):
+        raise invalid("token", "invalid or expired token", "token_invalid")
     password_hash = await services.passwords.hash(data.new_password)
     async with services.db.transaction() as conn:
         consumed = await verifications.consume_user_token(

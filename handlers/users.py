@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 import phonenumbers
 from pydantic import Field, model_validator
 
-from channels.ratelimit import enforce
+from channels.ratelimit import enforce, refuse_if_over
 from handlers.account_schemas import (
     AvatarUrl,
     Bio,
@@ -37,6 +38,8 @@ from storage.users import User
 
 # E.164 proper: no spaces, dashes or letters (phonenumbers alone accepts "+1800FLOWERS").
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
+
+log = logging.getLogger(__name__)
 
 
 class UpdateProfileInput(Input):
@@ -81,6 +84,17 @@ class PhoneCodeInput(Input):
     code: str = Field(pattern=r"^[0-9]{6}$")
 
 
+async def check_password(ctx: Context, user: User, password: str) -> bool:
+    """Verify the account password, refusing once too many wrong ones were tried."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    key = f"password_check:{user.id}"
+    await refuse_if_over(services.limiter, key, limits.password_checks_per_user)
+    if await services.passwords.verify(user.password_hash, password):
+        return True
+    await services.limiter.incr(key, limits.password_check_window_s)
+    return False
+
+
 async def _me(ctx: Context) -> User:
     user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
     if user is None:
@@ -112,7 +126,11 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
     if user is None:
         raise CommandError("not_found", "account not found")
     if "email" in changes and (before.email or "").lower() != changes["email"].lower():
-        await send_verification_email(ctx.services, user)
+        try:
+            await send_verification_email(ctx.services, user)
+        except CommandError:
+            # The change is saved; the user can ask again with auth.email.resend.
+            log.warning("verification email not queued", extra={"user_id": str(user.id)})
     return OwnProfile.of(user)
 
 
@@ -122,7 +140,7 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
     """Delete your account: needs the password; ends every session and anonymises the data."""
     services = ctx.services
     user = await _me(ctx)
-    if not await services.passwords.verify(user.password_hash, data.password):
+    if not await check_password(ctx, user, data.password):
         raise CommandError("forbidden", "wrong password")
     async with services.db.transaction() as conn:
         await user_store.anonymise_user(conn, user.id)
@@ -135,7 +153,7 @@ async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
     """Change your password; every other session of the account ends."""
     services = ctx.services
     user = await _me(ctx)
-    if not await services.passwords.verify(user.password_hash, data.current_password):
+    if not await check_password(ctx, user, data.current_password):
         raise CommandError("forbidden", "wrong password")
     password_hash = await services.passwords.hash(data.new_password)
     async with services.db.transaction() as conn:

@@ -47,6 +47,15 @@ async def create_user_token(
     )
 
 
+async def user_token_usable(db: Database, token_hash: bytes, purpose: str) -> bool:
+    """Whether a token exists, is unspent and unexpired (a check before costly work)."""
+    return bool(await db.pool.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM user_tokens WHERE token_hash = $1 AND purpose = $2
+                          AND used_at IS NULL AND expires_at > now())""",
+        token_hash, purpose,
+    ))
+
+
 async def consume_user_token(
     conn: asyncpg.Connection, token_hash: bytes, purpose: str
 ) -> ConsumedToken | None:

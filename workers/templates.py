@@ -34,13 +34,13 @@ def email_templates() -> dict[str, EmailTemplate]:
             subject="Reset your HotSpot password",
             text=(
                 "Hi $display_name,\n\nReset your password by opening this link:\n$link\n\n"
-                "Or use this token in the app: $token\n\nThe link is valid for one hour and "
-                "works once. If you did not ask for it, ignore this mail.\n"
+                "Or use this token in the app: $token\n\nThe link is valid for $valid_minutes minutes "
+                "and works once. If you did not ask for it, ignore this mail.\n"
             ),
             html=(
                 "<p>Hi $display_name,</p><p>Reset your password: "
                 '<a href="$link">reset</a>.</p><p>Token: <code>$token</code></p>'
-                "<p>The link is valid for one hour and works once.</p>"
+                "<p>The link is valid for $valid_minutes minutes and works once.</p>"
             ),
         ),
     }
