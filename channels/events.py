@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -22,6 +22,88 @@ class ServerShutdown(BaseModel):
     reconnect_after_ms: int
 
 
+class Cursored(BaseModel):
+    """Persistent events carry the sync cursor they advance to; drop one whose cursor you saw."""
+
+    cursor: str
+
+
+class MessageNew(Cursored):
+    """A message was stored in a conversation you are a member of (also message.updated)."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_id: str
+    body: str | None
+    media: list[Any]
+    reply_to: str | None
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+    reactions: dict[str, int]
+
+
+class MessageDeleted(Cursored):
+    """A message became a tombstone; its seq stays in history."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    deleted_by: str
+
+
+class ReactionUpdated(Cursored):
+    """Someone added or removed a reaction; reactions holds the new counts per emoji."""
+
+    message_id: str
+    conversation_id: str
+    seq: int
+    user_id: str
+    emoji: str
+    action: Literal["added", "removed"]
+    reactions: dict[str, int]
+
+
+class Receipt(Cursored):
+    """A member's read and delivered marks moved forward (in groups over the broadcast
+    limit, only that member's own devices get it)."""
+
+    conversation_id: str
+    user_id: str
+    read_seq: int
+    delivered_seq: int
+
+
+class MemberJoined(Cursored):
+    """Users joined a conversation (or it was created with them); new members get it too."""
+
+    conversation_id: str
+    user_ids: list[str]
+    by: str
+    conversation: dict[str, Any] | None = None
+
+
+class MemberLeft(Cursored):
+    """Users left or were removed; they receive this one, then nothing more from it."""
+
+    conversation_id: str
+    user_ids: list[str]
+    by: str
+    reason: Literal["left", "removed"]
+
+
+class ConversationUpdated(Cursored):
+    """Title or avatar changed (all members), or your own mute changed (your devices only)."""
+
+    conversation_id: str
+    title: str | None = None
+    avatar_url: str | None = None
+    muted_until: str | None = None
+    by: str | None = None
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -34,4 +116,13 @@ def server_events() -> list[ServerEvent]:
     return [
         ServerEvent("session.revoked", SessionRevoked, SessionRevoked.__doc__ or ""),
         ServerEvent("server.shutdown", ServerShutdown, ServerShutdown.__doc__ or ""),
+        ServerEvent("message.new", MessageNew, MessageNew.__doc__ or ""),
+        ServerEvent("message.updated", MessageNew, "A message's body changed (same payload as "
+                    "message.new, with edited_at set)."),
+        ServerEvent("message.deleted", MessageDeleted, MessageDeleted.__doc__ or ""),
+        ServerEvent("reaction.updated", ReactionUpdated, ReactionUpdated.__doc__ or ""),
+        ServerEvent("receipt", Receipt, Receipt.__doc__ or ""),
+        ServerEvent("member.joined", MemberJoined, MemberJoined.__doc__ or ""),
+        ServerEvent("member.left", MemberLeft, MemberLeft.__doc__ or ""),
+        ServerEvent("conversation.updated", ConversationUpdated, ConversationUpdated.__doc__ or ""),
     ]
