@@ -54,3 +54,42 @@ async def test_without_redis_a_restarted_node_still_refuses_a_logged_out_token(
     restarted = await make_client(redis_url=None)
     resp = await restarted.get("/v1/users/me", headers=account.headers)
     assert resp.status == 401
+
+
+async def test_a_node_listens_only_to_conversations_of_the_sockets_it_holds(
+    make_client: AppFactory, connect_socket: SocketFactory, settings: Any
+) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.handlers.test_messages_core import make_group
+
+    node_a = await make_client(node_id="node-a")
+    node_b = await make_client(node_id="node-b")
+    alice, bob = await signup(node_a), await signup(node_a)
+    conversation_id = await make_group(settings, alice, bob)
+    channel = f"{settings.namespace}:bus:conv:{conversation_id}"
+    client = aioredis.from_url(settings.redis_url)
+
+    async def listeners() -> int:
+        return int((await client.pubsub_numsub(channel))[0][1])
+
+    try:
+        assert await listeners() == 0
+        alice_sio = await connect_socket(alice.access_token, target=node_a)
+        assert await listeners() == 1
+        bob_sio = await connect_socket(bob.access_token, target=node_a)
+        assert await listeners() == 1  # one subscription per node, not per socket
+        other = await connect_socket((await signup(node_b)).access_token, target=node_b)
+        assert await listeners() == 1  # node B holds no member: it does not listen
+        await bob_sio.disconnect()
+        bob_on_b = await connect_socket(bob.access_token, target=node_b)
+        async with asyncio.timeout(5):
+            while await listeners() != 2:
+                await asyncio.sleep(0.02)
+        for sio in (alice_sio, bob_on_b, other):
+            await sio.disconnect()
+        async with asyncio.timeout(5):
+            while await listeners() != 0:
+                await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
