@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     sms_provider: Literal["outbox"] = "outbox"
 
     # A comma-separated list (or a JSON array); "*" allows any origin.
+    # How many reverse proxies in front of us append to X-Forwarded-For (0: use the peer).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 HTTP_REQUESTS_METRIC = web.AppKey("http_requests_metric", Counter)
 REQUEST_ID = web.RequestKey("request_id", str)
+TRUSTED_PROXY_HOPS = web.AppKey("trusted_proxy_hops", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -74,8 +75,22 @@ async def read_json_body(request: web.Request, limit: int) -> dict[str, Any]:
     return parsed
 
 
+def forwarded_ip(peer: str | None, forwarded_for: str | None, trusted_hops: int) -> str | None:
+    """The client address, trusting only the last `trusted_hops` proxies' X-Forwarded-For entries.
+
+    Each trusted proxy appends the address it saw, so the client is the entry that many
+    places from the right; anything further left was written by the client and is ignored.
+    """
+    if trusted_hops <= 0 or not forwarded_for:
+        return peer
+    chain = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+    chain.append(peer or "")
+    return chain[-(trusted_hops + 1)] if len(chain) > trusted_hops else chain[0]
+
+
 def client_ip(request: web.Request) -> str | None:
-    return request.remote
+    hops = request.app[TRUSTED_PROXY_HOPS] if TRUSTED_PROXY_HOPS in request.app else 0
+    return forwarded_ip(request.remote, request.headers.get("X-Forwarded-For"), hops)
 
 
 def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:

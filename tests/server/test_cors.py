@@ -25,3 +25,28 @@ async def test_unlisted_origin_gets_no_cors_headers(make_client: AppFactory) -> 
     resp = await node.options("/v1/auth/login", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert resp.status == 403
+
+
+def test_forwarded_ip_trusts_only_the_configured_hops() -> None:
+    from server.rest import forwarded_ip
+
+    assert forwarded_ip("10.0.0.1", "1.2.3.4", 0) == "10.0.0.1"
+    assert forwarded_ip("10.0.0.1", "1.2.3.4", 1) == "1.2.3.4"
+    # A client-written entry left of the trusted proxy's is ignored.
+    assert forwarded_ip("10.0.0.1", "6.6.6.6, 1.2.3.4", 1) == "1.2.3.4"
+    assert forwarded_ip("10.0.0.2", "1.2.3.4, 10.0.0.1", 2) == "1.2.3.4"
+    assert forwarded_ip("10.0.0.1", None, 1) == "10.0.0.1"
+
+
+async def test_login_limits_count_the_forwarded_client(make_client: AppFactory) -> None:
+    from config import Limits
+
+    node = await make_client(trusted_proxy_hops=1, limits=Limits(login_failures_per_ip=2))
+    body = {"login": "nobody", "password": "wrong password"}
+    for _ in range(2):
+        resp = await node.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": "1.1.1.1"})
+        assert resp.status == 401
+    resp = await node.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": "1.1.1.1"})
+    assert resp.status == 429
+    resp = await node.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": "2.2.2.2"})
+    assert resp.status == 401
