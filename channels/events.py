@@ -104,6 +104,24 @@ class ConversationUpdated(Cursored):
     by: str | None = None
 
 
+class Typing(BaseModel):
+    """A member started or stopped typing; ephemeral (not in sync), none in groups over the
+    relay limit. The server sends active=false itself when a start is not refreshed in time."""
+
+    conversation_id: str
+    user_id: str
+    active: bool
+
+
+class PresenceChanged(BaseModel):
+    """A user you watch (presence.subscribe) came online on a first device or went offline
+    with the last one; last_seen is that moment (ISO 8601)."""
+
+    user_id: str
+    status: Literal["online", "offline"]
+    last_seen: str | None
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -125,4 +143,6 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("member.joined", MemberJoined, MemberJoined.__doc__ or ""),
         ServerEvent("member.left", MemberLeft, MemberLeft.__doc__ or ""),
         ServerEvent("conversation.updated", ConversationUpdated, ConversationUpdated.__doc__ or ""),
+        ServerEvent("typing", Typing, Typing.__doc__ or ""),
+        ServerEvent("presence", PresenceChanged, PresenceChanged.__doc__ or ""),
     ]

@@ -7,11 +7,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 
 from channels.bus import Bus
+
+if TYPE_CHECKING:
+    from channels.presence import Presence
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,14 @@ class Realtime:
     def __init__(
         self, bus: Bus,
         conversations_of: Callable[[uuid.UUID], Awaitable[list[uuid.UUID]]] | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.bus = bus
+        self.presence = presence
+        # Called with a socket's connection as it closes or changes user (typing, presence).
+        self.on_unbind: list[Callable[[Connection], Awaitable[None]]] = []
+        if presence is not None:
+            self.on_unbind.append(presence.socket_closed)
         self._conversations_of = conversations_of
         # Conversations of each local user, and local users of each conversation.
         self._user_convs: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -62,11 +71,20 @@ class Realtime:
     async def connected(self, sid: str) -> None:
         self._connections[sid] = Connection(sid)
 
-    async def bind(self, sid: str, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    async def bind(self, sid: str, user_id: uuid.UUID, session_id: uuid.UUID,
+                   socket_limit: int | None = None) -> None:
         """Tie a socket to a user's session: it now receives that user's events."""
         conn = self._connections.setdefault(sid, Connection(sid))
         if conn.user_id is not None and conn.user_id != user_id:
+            for hook in self.on_unbind:
+                try:
+                    await hook(conn)
+                except Exception:
+                    log.exception("unbind hook failed")
             await self._unbind(conn)
+        if self.presence is not None:
+            # Counted first: past socket_limit this raises TooManySockets with nothing bound.
+            await self.presence.socket_bound(self._sio, sid, user_id, session_id, socket_limit)
         conn.user_id, conn.session_id = user_id, session_id
         sids = self._by_user.setdefault(user_id, set())
         first = not sids
@@ -116,6 +134,11 @@ class Realtime:
         self._busy.pop(sid, None)
         self._pending_end.pop(sid, None)
         if conn is not None:
+            for hook in self.on_unbind:
+                try:
+                    await hook(conn)
+                except Exception:
+                    log.exception("unbind hook failed")
             await self._unbind(conn)
 
     def begin_command(self, sid: str) -> None:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 from handlers.errors import CommandError
 
 if TYPE_CHECKING:
+    from channels.presence import Presence
     from channels.ratelimit import RateLimiter
     from channels.realtime import Realtime
     from channels.replies import ReplyWaiter
     from channels.revocation import RevocationList
+    from channels.typing import TypingRelay
     from config import Settings
     from handlers.passwords import PasswordHasher
     from handlers.tokens import TokenService
@@ -40,6 +42,8 @@ class Services:
     tokens: TokenService
     passwords: PasswordHasher
     replies: ReplyWaiter
+    presence: Presence
+    typing: TypingRelay
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

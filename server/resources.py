@@ -10,15 +10,18 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from channels.bus import Bus, InProcessBus, RedisBus
+from channels.presence import MemoryPresenceStore, Presence, PresenceStore, RedisPresenceStore
 from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.realtime import Realtime
 from channels.replies import ReplyWaiter
 from channels.revocation import RevocationList
+from channels.typing import MemoryTypingStore, RedisTypingStore, TypingRelay, TypingStore
 from config import Settings
 from handlers.context import Services
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from server.metrics import Metrics
+from storage import presence as presence_storage
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.conversations import conversation_ids_for_user
 from storage.db import Database
@@ -149,11 +152,30 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     await replies.start()
     if isinstance(bus, RedisBus):
         bus.on_reconnect.append(revocations.reload)
+    db = app[DATABASE]
+    presence_store: PresenceStore
+    typing_store: TypingStore
+    if redis_client is not None:
+        presence_store = RedisPresenceStore(
+            redis_client, settings.namespace, settings.node_id,
+            persist=lambda ids, at: presence_storage.set_last_seen(db, ids, at))
+        typing_store = RedisTypingStore(redis_client, settings.namespace)
+    else:
+        presence_store = MemoryPresenceStore(
+            bus, persist=lambda ids, at: presence_storage.set_last_seen(db, ids, at))
+        typing_store = MemoryTypingStore()
+    await presence_store.start()
+    presence = Presence(presence_store, bus, load=lambda ids: presence_storage.last_seen(db, ids))
+    realtime = Realtime(bus, lambda user_id: conversation_ids_for_user(app[DATABASE], user_id),
+                        presence=presence)
+    typing = TypingRelay(realtime, typing_store, settings.limits.typing_ttl_s)
     app[SERVICES] = Services(
         settings=settings,
         db=app[DATABASE],
         queue=app[QUEUE],
-        realtime=Realtime(bus, lambda user_id: conversation_ids_for_user(app[DATABASE], user_id)),
+        realtime=realtime,
+        presence=presence,
+        typing=typing,
         revocations=revocations,
         limiter=limiter,
         tokens=build_token_service(settings),
@@ -165,6 +187,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await typing.close()
+        await presence_store.stop()
         await replies.stop()
         await revocations.stop()
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import socketio
 
+from channels.presence import TooManySockets
 from channels.realtime import Realtime
 from config import Settings
 from handlers.context import Context, Principal
@@ -99,7 +100,18 @@ class SocketTransport:
                               **(exc.details or {})}
             ) from None
         self._principals[sid] = principal
-        await self.realtime.bind(sid, principal.user_id, principal.session_id)
+        limit = self.dispatcher.services.settings.limits.sockets_per_user
+        try:
+            await self.realtime.bind(sid, principal.user_id, principal.session_id,
+                                     socket_limit=limit)
+        except TooManySockets as exc:
+            self._principals.pop(sid, None)
+            await self.realtime.disconnected(sid)
+            self._ips.pop(sid, None)
+            message = f"at most {exc.limit} connected sockets per user; close one first"
+            raise socketio.exceptions.ConnectionRefusedError(
+                message, {"code": "rate_limited", "message": message, "limit": exc.limit}
+            ) from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._principals.pop(sid, None)

@@ -1,0 +1,139 @@
+"""Typing indicators and presence: who is typing in a conversation, who is online."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+
+from channels.events import PresenceChanged
+from channels.presence import BACKEND_ERRORS, WatchLimitExceeded
+from channels.ratelimit import enforce
+from handlers.commands import Input, command
+from handlers.context import Context
+from handlers.errors import CommandError
+from handlers.messages import membership
+
+# Per call; the total a socket may watch is limits.presence_subscribe_max.
+USER_IDS_PER_CALL = 200
+
+
+def _split_commas(value: Any) -> Any:
+    # REST passes the list in one query parameter: ?user_ids=<id>,<id>
+    return value.split(",") if isinstance(value, str) else value
+
+
+def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(values)) != len(values):
+        raise ValueError("user ids must be unique")
+    return values
+
+
+UserIds = Annotated[
+    list[uuid.UUID], BeforeValidator(_split_commas),
+    Field(min_length=1, max_length=USER_IDS_PER_CALL,
+          description=f"1 to {USER_IDS_PER_CALL} distinct user ids (comma-separated over REST)"),
+    AfterValidator(_unique),
+]
+
+
+class ConversationInput(Input):
+    conversation_id: uuid.UUID
+
+
+class TypingOut(BaseModel):
+    conversation_id: uuid.UUID
+    active: bool
+    relayed: bool = Field(description="false when the group is over the typing relay limit")
+    expires_in_s: float | None = Field(description="when the server ends it unless refreshed")
+
+
+class UserIdsInput(Input):
+    user_ids: UserIds
+
+
+class PresenceList(BaseModel):
+    presence: list[PresenceChanged]
+
+
+class PresenceWatch(BaseModel):
+    presence: list[PresenceChanged]
+    watching: int = Field(description="how many users this socket now watches")
+
+
+class Watching(BaseModel):
+    watching: int
+
+
+@command("typing.start", input=ConversationInput,
+         rest=("POST", "/conversations/{conversation_id}/typing"), scope="messages:write",
+         output=TypingOut)
+async def typing_start(ctx: Context, data: ConversationInput) -> TypingOut:
+    """Show the members you are typing; repeat within the expiry (8 s) to keep showing it."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    user = ctx.user
+    await enforce(services.limiter, f"typing:{user.user_id}", limits.typing_per_window,
+                  limits.typing_window_s)
+    conversation, _ = await membership(ctx, data.conversation_id)
+    # In big groups typing is noise that costs a fan-out per keystroke burst: not relayed.
+    relayed = conversation.member_count <= limits.typing_relay_max_members
+    if relayed:
+        await services.typing.start(conversation.id, user.user_id, user.session_id)
+    return TypingOut(conversation_id=conversation.id, active=True, relayed=relayed,
+                     expires_in_s=services.typing.ttl_s if relayed else None)
+
+
+@command("typing.stop", input=ConversationInput,
+         rest=("DELETE", "/conversations/{conversation_id}/typing"), scope="messages:write",
+         output=TypingOut)
+async def typing_stop(ctx: Context, data: ConversationInput) -> TypingOut:
+    """Stop showing that you are typing (sending a message does not stop it by itself)."""
+    conversation, _ = await membership(ctx, data.conversation_id)
+    # Not rate limited: a stop relays only when a start is showing, so it cannot amplify.
+    relayed = await ctx.services.typing.stop(conversation.id, ctx.user.user_id)
+    return TypingOut(conversation_id=conversation.id, active=False, relayed=relayed,
+                     expires_in_s=None)
+
+
+async def _statuses(ctx: Context, user_ids: list[uuid.UUID]) -> list[PresenceChanged]:
+    try:
+        found = await ctx.services.presence.statuses(user_ids)
+    except BACKEND_ERRORS as exc:
+        raise CommandError("unavailable", "presence is unavailable right now") from exc
+    return [PresenceChanged(**s) for s in found]
+
+
+@command("presence.subscribe", input=UserIdsInput, scope="profile:read", output=PresenceWatch)
+async def subscribe(ctx: Context, data: UserIdsInput) -> PresenceWatch:
+    """Watch users' presence: the ack has their status now, then `presence` events follow."""
+    # Socket-only (no REST route): the subscription lives on the caller's connection until
+    # it closes or calls presence.unsubscribe. Beyond limits.presence_subscribe_max watched
+    # users in total the call is refused with invalid_input and changes nothing.
+    limit = ctx.services.settings.limits.presence_subscribe_max
+    if ctx.transport != "socket":
+        raise CommandError("invalid_input", "presence.subscribe needs a Socket.IO connection")
+    try:
+        watching = await ctx.services.presence.watch(ctx.user.session_id, data.user_ids, limit)
+    except WatchLimitExceeded as exc:
+        message = f"a connection watches at most {exc.limit} users; it watches {exc.watching}"
+        raise CommandError("invalid_input", message, {
+            "fields": [{"field": "user_ids", "message": message, "type": "too_many_watched"}],
+            "limit": exc.limit, "watching": exc.watching}) from None
+    return PresenceWatch(presence=await _statuses(ctx, data.user_ids), watching=watching)
+
+
+@command("presence.unsubscribe", input=UserIdsInput, scope="profile:read", output=Watching)
+async def unsubscribe(ctx: Context, data: UserIdsInput) -> Watching:
+    """Stop watching these users' presence (ids not watched are ignored)."""
+    if ctx.transport != "socket":
+        raise CommandError("invalid_input", "presence.unsubscribe needs a Socket.IO connection")
+    return Watching(watching=await ctx.services.presence.unwatch(ctx.user.session_id,
+                                                                  data.user_ids))
+
+
+@command("presence.query", input=UserIdsInput, rest=("GET", "/presence"), scope="profile:read",
+         output=PresenceList)
+async def query(ctx: Context, data: UserIdsInput) -> PresenceList:
+    """Users' presence now (online, or offline with last_seen), without watching them."""
+    return PresenceList(presence=await _statuses(ctx, data.user_ids))
