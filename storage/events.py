@@ -79,8 +79,13 @@ async def append_events(conn: asyncpg.Connection, drafts: list[EventDraft]) -> l
     return sorted((_event(r) for r in rows), key=lambda e: e.id)
 
 
+# The newest event id; after a purge emptied the table, the horizon stands in for it.
+LATEST_EVENT_ID = """SELECT greatest((SELECT coalesce(max(id), 0) FROM conversation_events),
+                                    (SELECT purged_to FROM event_horizon))"""
+
+
 async def latest_event_id(db: Database) -> int:
-    return int(await db.pool.fetchval("SELECT coalesce(max(id), 0) FROM conversation_events"))
+    return int(await db.pool.fetchval(LATEST_EVENT_ID))
 
 
 async def sync_page(db: Database, user_id: uuid.UUID, cursor: int, limit: int) -> SyncPage:
@@ -90,7 +95,7 @@ async def sync_page(db: Database, user_id: uuid.UUID, cursor: int, limit: int) -
         horizon = int(await conn.fetchval("SELECT purged_to FROM event_horizon"))
         # Ids become visible as a prefix (see append_events), so everything up to `upto`
         # is final in this snapshot and the next cursor can safely move to it.
-        upto = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM conversation_events"))
+        upto = int(await conn.fetchval(LATEST_EVENT_ID))
         if cursor < horizon:
             return SyncPage(gap=True, next_cursor=upto)
         rows = await conn.fetch(

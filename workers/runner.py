@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from channels.bus import Bus
 from config import Settings
+from handlers.context import utc_now
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.outreach import QUEUE as OUTREACH_QUEUE
@@ -14,6 +15,7 @@ from workers.persistence import QUEUE as PERSISTENCE_QUEUE
 from workers.persistence import PersistenceWorker
 from workers.queue import JobQueue
 from workers.relay import EventRelay
+from workers.retention import EventRetention
 
 WORKER_NAMES = ("persistence", "outreach")
 
@@ -44,9 +46,12 @@ class RunningWorkers:
 
     persistence: PersistenceWorker | None = None
     relay: EventRelay | None = None
+    retention: EventRetention | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.persistence is not None:
@@ -69,4 +74,6 @@ async def start_workers(
             # The relay runs beside the writer; only one in the cluster is active at a time.
             running.relay = EventRelay(db, dsn, bus)
             await running.relay.start()
+            running.retention = EventRetention(db, settings.event_retention_s, utc_now)
+            await running.retention.start()
     return running

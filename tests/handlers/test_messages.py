@@ -322,3 +322,27 @@ async def test_rest_twins(client: Any, settings: Settings) -> None:
     assert (await resp.json())["unread"] == 0
     resp = await client.get("/v1/sync?cursor=0", headers=bob.headers)
     assert resp.status == 200
+
+
+async def test_retention_purges_old_events_and_old_cursors_get_a_gap(
+    trio: Any, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from storage.db import Database
+    from workers.retention import EventRetention
+
+    conversation_id, _, sockets = trio
+    cursor = (await call(sockets[1], "sync", {}))["data"]["cursor"]
+    await send(sockets[0], conversation_id, "old news")
+    db = await Database.connect(settings.database_url or "", 1, 1)
+    try:
+        future = datetime.now(UTC) + timedelta(days=31)
+        retention = EventRetention(db, 30 * 24 * 3600, lambda: future)
+        assert await retention.purge_once() >= 1
+    finally:
+        await db.close()
+    page = (await call(sockets[1], "sync", {"cursor": cursor}))["data"]
+    assert page["gap"] is True and page["events"] == []
+    fresh = (await call(sockets[1], "sync", {"cursor": page["cursor"]}))["data"]
+    assert fresh["gap"] is False
