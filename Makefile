@@ -7,6 +7,8 @@
 #   make lint     ruff + mypy
 #   make migrate  apply database migrations (embedded database unless HOTSPOT_DATABASE_URL)
 #   make worker   run queue workers (WORKERS=all by default)
+#   make bench    realtime benchmark: HotSpot vs a bare python-socketio server, table
+#                 in docs/benchmarks.md (BENCH_ARGS=--quick for a fast smoke run)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,12 +23,14 @@ STAMP  := $(VENV)/.installed
 WORKERS ?= all
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k login -x'
 PYTEST_ARGS ?=
+# Extra benchmark arguments, e.g. make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
 
 # The JavaScript client tests are optional: their deps are installed only if tests/js exists.
 JS_DIR   := tests/js
 JS_STAMP := $(if $(wildcard $(JS_DIR)/package.json),$(JS_DIR)/node_modules/.installed)
 
-.PHONY: help install run serve test lint migrate worker services clean
+.PHONY: help install run serve test lint migrate worker services bench clean
 
 help:
 	@echo "make run      start HotSpot on http://127.0.0.1:8080 (no services needed)"
@@ -34,6 +38,7 @@ help:
 	@echo "make lint     ruff check + mypy"
 	@echo "make migrate  apply database migrations"
 	@echo "make worker   run queue workers (WORKERS=$(WORKERS))"
+	@echo "make bench    realtime benchmark, HotSpot vs bare python-socketio (BENCH_ARGS=--quick)"
 	@echo "make clean    remove .venv and caches (keeps ./var, the embedded database)"
 
 $(BIN)/python:
@@ -65,6 +70,9 @@ services:
 
 test: install services
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
