@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from config import Settings
     from handlers.passwords import PasswordHasher
     from handlers.tokens import TokenService
+    from storage.blobs import BlobStore
     from storage.db import Database
     from workers.queue import JobQueue
 
@@ -44,6 +45,7 @@ class Services:
     replies: ReplyWaiter
     presence: Presence
     typing: TypingRelay
+    blobs: BlobStore
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

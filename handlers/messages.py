@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from channels.ratelimit import enforce
+from handlers import media as media_handlers
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -152,8 +153,9 @@ async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
     user_id = ctx.user.user_id
     if data.body is not None and len(data.body) > limits.message_body_chars:
         raise invalid("body", f"at most {limits.message_body_chars} characters", "string_too_long")
-    if data.media_ids:
-        raise invalid("media_ids", "media uploads are not available yet", "media_unavailable")
+    if len(data.media_ids) > limits.message_media_max:
+        raise invalid("media_ids", f"at most {limits.message_media_max} media per message",
+                      "too_long")
     await enforce(services.limiter, f"send:{user_id}", limits.messages_per_window,
                   limits.message_window_s)
     conversation, _ = await membership(ctx, data.conversation_id)
@@ -166,11 +168,12 @@ async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
         parent = await message_store.get_message(services.db, data.reply_to)
         if parent is None or parent.conversation_id != conversation.id:
             raise invalid("reply_to", "no such message in this conversation", "reply_not_found")
+    media = await media_handlers.attachments(ctx, data.media_ids) if data.media_ids else []
     request_id, reply = services.replies.expect()
     job = new_job("message.send", request_id=request_id, reply_node=services.settings.node_id,
                   message={"id": str(uuid.uuid4()), "conversation_id": str(conversation.id),
                            "sender_id": str(user_id), "client_id": data.client_id,
-                           "body": data.body, "media": [],
+                           "body": data.body, "media": media,
                            "reply_to": None if data.reply_to is None else str(data.reply_to)})
     try:
         await services.queue.publish(PERSISTENCE_QUEUE, job)

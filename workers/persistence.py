@@ -16,6 +16,7 @@ from typing import Any
 
 from channels.bus import Bus
 from storage import events as event_store
+from storage import media as media_store
 from storage import messages as message_store
 from storage.db import Database
 from storage.events import EventDraft
@@ -129,6 +130,12 @@ class PersistenceWorker:
             created: list[Message] = []
             if numbered:
                 created = await message_store.insert_messages(conn, numbered)
+                # Media access checks look these links up; they commit with the messages, and
+                # before the events, whose lock is held until the commit.
+                links = [(m.id, uuid.UUID(item["id"]), position) for m in created
+                         for position, item in enumerate(m.media)]
+                if links:
+                    await media_store.link_to_messages(conn, links)
                 await event_store.append_events(conn, [
                     EventDraft(m.conversation_id, "message.new", m.to_wire()) for m in created
                 ])
