@@ -10,7 +10,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from handlers import media as media_handlers
 from handlers.context import Context
@@ -57,7 +58,7 @@ def _context(request: web.Request, dispatcher: Dispatcher, scope: str) -> Contex
                    user_agent=request.headers.get("User-Agent"))
 
 
-async def _file_part(request: web.Request) -> BodyPartReader:
+async def _file_part(request: web.Request) -> tuple[MultipartReader, BodyPartReader]:
     """The form's file part: the first with a filename, or the one named "file"."""
     if request.content_type != "multipart/form-data":
         raise invalid("(body)", "send the file as multipart/form-data", "multipart_expected")
@@ -71,23 +72,27 @@ async def _file_part(request: web.Request) -> BodyPartReader:
             if not isinstance(part, BodyPartReader):
                 raise invalid("file", "nested multipart forms are not supported", "nested_form")
             if part.filename is not None or part.name == "file":
-                return part
+                return reader, part
             while chunk := await part.read_chunk(CHUNK):
                 skipped += len(chunk)
                 if skipped > OTHER_FIELDS_BYTES:
                     raise invalid("(body)", "the form fields besides the file are too large",
                                   "fields_too_large")
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, HttpProcessingError):
         # aiohttp refuses a missing boundary or a broken part header this way.
-        raise invalid("(body)", f"malformed multipart body: {exc}", "multipart_invalid") from None
+        raise invalid("(body)", "malformed multipart body", "multipart_invalid") from None
 
 
-async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+async def _chunks(reader: MultipartReader, part: BodyPartReader) -> AsyncIterator[bytes]:
     try:
         while chunk := await part.read_chunk(CHUNK):
             yield chunk
-    except ValueError as exc:
-        raise invalid("file", f"malformed multipart body: {exc}", "multipart_invalid") from None
+        # The part also ends when the body does; only a boundary after it proves the file
+        # arrived whole, so a truncated upload is refused rather than kept cut short.
+        await reader.next()
+    except (ValueError, HttpProcessingError):
+        raise invalid("file", "the file part is cut short or malformed", "multipart_invalid") \
+            from None
     except ConnectionError:
         # The client went away; nobody reads this answer, but it must not log as a crash.
         raise CommandError("invalid_input", "the upload was interrupted") from None
@@ -103,8 +108,8 @@ def make_upload_handler(dispatcher: Dispatcher) -> Handler:
                     request.content_length > largest + FORM_OVERHEAD_BYTES:
                 raise CommandError("payload_too_large", f"the body is larger than {largest} bytes",
                                    {"limit": largest})
-            part = await _file_part(request)
-            media = await media_handlers.upload(ctx, _chunks(part))
+            reader, part = await _file_part(request)
+            media = await media_handlers.upload(ctx, _chunks(reader, part))
         except CommandError as exc:
             return error_response(exc)
         return json_response(media.model_dump(mode="json"), 201,

@@ -336,6 +336,31 @@ async def test_non_multipart_bodies_are_invalid_input(
     assert types[0] in {"multipart_expected", "multipart_invalid"}
 
 
+FILE_HEAD = (b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+             b"Content-Type: image/png\r\n\r\n")
+
+
+@pytest.mark.parametrize("body", [
+    FILE_HEAD + png(padding=200_000),
+    b'--bnd\r\nContent-Disposition: form-data; name="file"\r\n',
+    b"--bnd\r\n" + b"X" * 70_000,
+    b"no boundary anywhere",
+], ids=["no-closing-boundary", "headers-cut", "header-line-too-long", "no-boundary"])
+async def test_truncated_or_broken_forms_are_refused_and_not_kept(
+    client: Any, account: Account, settings: Settings, body: bytes
+) -> None:
+    resp = await client.post("/v1/media", data=body, headers={
+        **account.headers, "Content-Type": "multipart/form-data; boundary=bnd"})
+    assert resp.status == 400
+    assert error(await resp.json()) == ("invalid_input", ["multipart_invalid"])
+    assert blob_files(settings) == []
+    # The closing delimiter without its final "--" still ends the part: that file is whole.
+    resp = await client.post("/v1/media", data=FILE_HEAD + GIF + b"\r\n--bnd", headers={
+        **account.headers, "Content-Type": "multipart/form-data; boundary=bnd"})
+    assert resp.status == 201
+    assert (await resp.json())["size_bytes"] == len(GIF)
+
+
 async def test_upload_needs_a_valid_token(client: Any) -> None:
     resp = await upload(client, None, png())
     assert resp.status == 401
