@@ -50,6 +50,8 @@ class Realtime:
         # Conversations of each local user, and local users of each conversation.
         self._user_convs: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._conv_users: dict[uuid.UUID, set[uuid.UUID]] = {}
+        # The cursor of the member.joined that made this node subscribe to a conversation.
+        self._joined_directly: dict[uuid.UUID, str | None] = {}
         self._sio: socketio.AsyncServer | None = None
         self._connections: dict[str, Connection] = {}
         self._by_user: dict[uuid.UUID, set[str]] = {}
@@ -126,6 +128,7 @@ class Realtime:
         users.discard(user_id)
         if not users:
             del self._conv_users[conversation_id]
+            self._joined_directly.pop(conversation_id, None)
             await self.bus.unsubscribe(self.conversation_topic(conversation_id),
                                        self._on_conversation_message)
 
@@ -214,7 +217,11 @@ class Realtime:
     async def _on_conversation_message(self, message: dict[str, Any]) -> None:
         if self._sio is None:
             return
-        room = self.conversation_room(uuid.UUID(message["conversation_id"]))
+        conversation_id = uuid.UUID(message["conversation_id"])
+        if message["event"] == "member.joined" and message["data"].get("cursor") is not None \
+                and self._joined_directly.get(conversation_id) == message["data"]["cursor"]:
+            return  # every local recipient already got this join directly
+        room = self.conversation_room(conversation_id)
         await self._sio.emit(message["event"], message["data"], room=room)
 
     async def send_to_user(self, user_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
@@ -249,9 +256,15 @@ class Realtime:
             conversation_id = uuid.UUID(message["conversation_id"])
             if conversation_id in self._user_convs.get(user_id, set()):
                 return
+            cursor = message["data"].get("cursor")
             if await self._add_conversation(user_id, conversation_id):
                 # This node was not listening to the conversation when the relay broadcast
-                # the join, so it would miss it: hand it to the new member directly.
+                # the join, so it misses that broadcast: hand it to the new member directly,
+                # and to every other member named in the same join event.
+                self._joined_directly[conversation_id] = cursor
+                await self._sio.emit(message["event"], message["data"],
+                                     room=self.user_room(user_id))
+            elif cursor is not None and self._joined_directly.get(conversation_id) == cursor:
                 await self._sio.emit(message["event"], message["data"],
                                      room=self.user_room(user_id))
         elif kind == "leave":

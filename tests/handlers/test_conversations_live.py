@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
@@ -83,17 +82,22 @@ async def test_new_dm_reaches_the_peer_live(
     await bob_inbox.wait_for(is_event("message.new", id=message["id"]))
 
 
-@pytest.mark.xfail(strict=True, reason="channels/realtime.py: when several users of one node "
-                   "join a conversation the node was not in, only the first gets member.joined "
-                   "(the room broadcast went out before the node subscribed)")
 async def test_every_new_member_on_a_node_gets_member_joined(
     client: Client, connect_socket: SocketFactory
 ) -> None:
     alice, bob, carol = [await signup(client) for _ in range(3)]
-    inboxes = [(await online(connect_socket, p))[1] for p in (alice, bob, carol)]
+    connected = [await online(connect_socket, p) for p in (alice, bob, carol)]
+    alice_sio, inboxes = connected[0][0], [inbox for _, inbox in connected]
     group = await create_group(client, alice, bob, carol)
     for inbox in inboxes:
         await inbox.wait_for(is_event("member.joined", conversation_id=group["id"]), timeout=5)
+    # Once a later message arrived everywhere, each member must have seen the join exactly once.
+    await send(alice_sio, group["id"], "after the join")
+    for inbox in inboxes:
+        await inbox.wait_for(is_event("message.new", conversation_id=group["id"]), timeout=5)
+        joins = [d for n, d in inbox.events
+                 if n == "member.joined" and d["conversation_id"] == group["id"]]
+        assert len(joins) == 1, joins
 
 
 async def test_removed_member_stops_receiving(
