@@ -18,6 +18,7 @@ from server.metrics import Metrics
 from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
 from server.rest import (
     HTTP_REQUESTS_METRIC,
+    TRUSTED_PROXY_HOPS,
     add_command_routes,
     json_response,
     request_context_middleware,
@@ -42,6 +43,7 @@ def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:
     app[METRICS] = Metrics()
     app[HTTP_REQUESTS_METRIC] = app[METRICS].http_requests
     app[WORKER_NAMES] = worker_names
+    app[TRUSTED_PROXY_HOPS] = settings.trusted_proxy_hops
     app.cleanup_ctx.extend(resource_contexts())
     add_health_routes(app)
     return app
