@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class SessionRevoked(BaseModel):
@@ -101,6 +101,9 @@ class ConversationUpdated(Cursored):
     title: str | None = None
     avatar_url: str | None = None
     muted_until: str | None = None
+    muted: bool | None = None
+    roles: list[dict[str, str]] | None = Field(
+        default=None, description="[{user_id, role}] when roles changed (e.g. a new owner)")
     by: str | None = None
 
 

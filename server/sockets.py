@@ -17,6 +17,7 @@ from handlers.context import Context, Principal
 from handlers.errors import CommandError
 from server.dispatch import Dispatcher
 from server.logs import request_id_var
+from server.rest import forwarded_ip
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class SocketTransport:
         self._realtime: Realtime | None = None
         limit = settings.limits.socket_payload_bytes
         cors_origins = settings.cors_origins
+        self.trusted_proxy_hops = settings.trusted_proxy_hops
         self.payload_limit = limit
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -84,7 +86,10 @@ class SocketTransport:
             if header.lower().startswith("bearer "):
                 token = header[7:].strip()
         request = environ.get("aiohttp.request")
-        self._ips[sid] = getattr(request, "remote", None) or environ.get("REMOTE_ADDR")
+        self._ips[sid] = forwarded_ip(
+            getattr(request, "remote", None) or environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_X_FORWARDED_FOR"), self.trusted_proxy_hops,
+        )
         await self.realtime.connected(sid)
         if token is None:
             return  # an anonymous socket may still sign up or log in
