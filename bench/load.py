@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -99,6 +100,7 @@ class Sends:
     acked: int = 0
     acked_in_window: int = 0
     acked_ids: set[str] = field(default_factory=set)
+    ack_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     first_errors: list[Any] = field(default_factory=list)
 
@@ -189,17 +191,26 @@ class Clients:
         await asyncio.gather(*(one(c) for c in clients))
 
 
-def _message(conversation_id: str, client_id: str) -> dict[str, Any]:
+def _message(conversation_id: str, client_id: str, sent_ns: int) -> dict[str, Any]:
+    # The wall-clock time too: it compares with the server's created_at (same machine clock).
     return {"conversation_id": conversation_id, "client_id": client_id,
-            "body": f"{time.monotonic_ns()}{BODY_TAIL}"}
+            "body": f"{sent_ns} {time.time_ns()}{BODY_TAIL}"}
+
+
+def stored_after_ms(data: dict[str, Any]) -> float:
+    """From the send to the message's created_at (HotSpot: its storing transaction began)."""
+    sent_wall_ns = int(data["body"].split(" ", 2)[1])
+    return (datetime.fromisoformat(data["created_at"]).timestamp() * 1e9 - sent_wall_ns) / 1e6
 
 
 async def _send(client: socketio.AsyncClient, sends: Sends, conversation_id: str,
                 client_id: str) -> None:
     """One send, waiting for its ack; a rate_limited answer waits as long as the server asks."""
     sends.started += 1
+    sent_ns = time.monotonic_ns()
     try:
-        ack = await client.call(EVENT_SEND, _message(conversation_id, client_id), timeout=ACK_TIMEOUT_S)
+        ack = await client.call(EVENT_SEND, _message(conversation_id, client_id, sent_ns),
+                                timeout=ACK_TIMEOUT_S)
     except socketio.exceptions.TimeoutError:
         sends.error("ack_timeout", client_id)
         return
@@ -210,8 +221,11 @@ async def _send(client: socketio.AsyncClient, sends: Sends, conversation_id: str
     if ack.get("ok"):
         sends.acked += 1
         sends.acked_ids.add(client_id)
-        if sends.window.holds(time.monotonic_ns()):
+        now = time.monotonic_ns()
+        if sends.window.holds(now):
             sends.acked_in_window += 1
+            if sent_ns >= sends.window.start_ns:
+                sends.ack_ms.append((now - sent_ns) / 1e6)
         return
     error = ack.get("error") or {}
     sends.error(str(error.get("code")), error)
@@ -284,6 +298,7 @@ async def phase_dm(spec: dict[str, Any]) -> dict[str, Any]:
     label, users, pairs = spec["label"], spec["users"], spec["pairs"]
     window = Window()
     deliveries, sends = Deliveries(window), Sends(window)
+    stored_ms: list[float] = []
     receivers = {b for _, b, _ in pairs}
 
     def setup(index: int, client: socketio.AsyncClient) -> None:
@@ -293,6 +308,9 @@ async def phase_dm(spec: dict[str, Any]) -> dict[str, Any]:
         def on_new(data: dict[str, Any]) -> None:
             deliveries.record(data)
             deliveries.client_ids.add(data["client_id"])
+            if window.holds(time.monotonic_ns()) and \
+                    int(data["body"].split(" ", 1)[0]) >= window.start_ns:
+                stored_ms.append(stored_after_ms(data))
 
         client.on(EVENT_NEW, on_new)
 
@@ -321,6 +339,7 @@ async def phase_dm(spec: dict[str, Any]) -> dict[str, Any]:
         "messages_per_s": deliveries.in_window / duration,
         "acks_per_s": sends.acked_in_window / duration,
         "latency": _latency(deliveries.latencies_ms),
+        "ack_latency": _latency(sends.ack_ms), "stored_latency": _latency(stored_ms),
         "acked": sends.acked, "missing": len(sends.acked_ids - deliveries.client_ids),
         "duplicates": deliveries.total - len(deliveries.client_ids),
         "errors": dict(sends.errors), "first_errors": sends.first_errors,
@@ -333,6 +352,7 @@ async def phase_fanout(spec: dict[str, Any]) -> dict[str, Any]:
     """Members of one group all connected; a few of them send; count deliveries to every member."""
     label, users = spec["label"], spec["users"]
     group_id, sender_count, backlog = spec["group_id"], spec["senders"], spec["backlog_messages"]
+    inflight = spec["inflight_per_sender"]
     window = Window()
     deliveries, sends = Deliveries(window), Sends(window)
 
@@ -344,30 +364,33 @@ async def phase_fanout(spec: dict[str, Any]) -> dict[str, Any]:
         sockets = await clients.connect([u["token"] for u in users], setup)
         members = len(clients.connected)
 
-        async def sender(sender_no: int) -> None:
+        async def sender(sender_no: int, lane: int) -> None:
             client = sockets[sender_no]
             if client is None:
                 return
             for n in itertools.count():
-                # Closed loop on the ack, and at most `backlog` messages not yet delivered to
-                # everyone: queues stay bounded, so this measures delivery capacity, not buffering.
+                # `inflight` closed loops per sender, so the rate is not bound by one send's
+                # latency; and at most `backlog` messages not yet delivered to everyone, so
+                # queues stay bounded: this measures delivery capacity, not buffering.
                 await deliveries.wait_while(
                     lambda: not stop.is_set()
                     and sends.in_flight_or_acked * members - deliveries.total > backlog * members,
                     1.0)
                 if stop.is_set():
                     return
-                await _send(client, sends, group_id, f"s{sender_no}-{n}")
+                await _send(client, sends, group_id, f"s{sender_no}-{lane}-{n}")
 
-        log(f"{label}: {sender_count} senders into {members} members, warm-up {spec['warmup_s']:.0f} s")
-        tasks = [asyncio.create_task(sender(i)) for i in range(sender_count)]
+        log(f"{label}: {sender_count} senders ({inflight} sends in flight each) into {members} "
+            f"members, warm-up {spec['warmup_s']:.0f} s")
+        tasks = [asyncio.create_task(sender(i, lane))
+                 for i in range(sender_count) for lane in range(inflight)]
         cpu = await _measure(label, window, deliveries, spec)
         stop.set()
         await asyncio.gather(*tasks)
         await _drain(label, deliveries, lambda: sends.acked * members, lambda: deliveries.total)
     duration = (window.end_ns - window.start_ns) / 1e9
     return {
-        "duration_s": duration, "members": members, "senders": sender_count,
+        "duration_s": duration, "members": members, "senders": sender_count, "inflight": inflight,
         "deliveries_per_s": deliveries.in_window / duration,
         "messages_per_s": deliveries.in_window / duration / members if members else 0.0,
         "latency": _latency(deliveries.latencies_ms),

@@ -60,6 +60,7 @@ class Settings:
     pairs: int
     members: int
     senders: int
+    inflight_per_sender: int
     backlog: int
     warmup_s: float
     duration_s: float
@@ -71,10 +72,12 @@ class Settings:
         return max(self.warm_sockets + self.idle_sockets, self.members, 2 * self.pairs)
 
 
-FULL = Settings(idle_sockets=2000, warm_sockets=20, pairs=50, members=1000, senders=4, backlog=10,
-                warmup_s=3, duration_s=20, settle_s=3, concurrency=64)
-QUICK = Settings(idle_sockets=200, warm_sockets=10, pairs=10, members=100, senders=2, backlog=10,
-                 warmup_s=1, duration_s=3, settle_s=1, concurrency=32)
+FULL = Settings(idle_sockets=2000, warm_sockets=20, pairs=50, members=1000, senders=4,
+                inflight_per_sender=4, backlog=16, warmup_s=3, duration_s=20, settle_s=3,
+                concurrency=64)
+QUICK = Settings(idle_sockets=200, warm_sockets=10, pairs=10, members=100, senders=2,
+                 inflight_per_sender=4, backlog=16, warmup_s=1, duration_s=3, settle_s=1,
+                 concurrency=32)
 
 
 class Profiler:
@@ -167,7 +170,8 @@ async def run_server(label: str, pids: dict[str, list[int]], rss_pid: int, url: 
     await asyncio.sleep(s.settle_s)
     results["fanout"] = await run_phase("fanout", label, {
         **common, "users": [asdict(u) for u in users[: s.members]], "group_id": convs.group_id,
-        "senders": s.senders, "backlog_messages": s.backlog,
+        "senders": s.senders, "inflight_per_sender": s.inflight_per_sender,
+        "backlog_messages": s.backlog,
     }, work_dir, profiler, s)
     return results
 
@@ -261,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     # The server processes inherit this: each holds thousands of sockets.
     raise_fd_limit(settings.users * 2 + 4096)
     load_avg = load_average()
+    if float(load_avg.split()[0]) > 0.5 * (os.cpu_count() or 1):
+        log(f"warning: the machine is busy (load average {load_avg}); numbers will be noisy")
     workers = ("the persistence worker (and event relay) inside it" if args.inprocess_workers else
                "a separate `hotspot worker persistence` process (persistence worker and event relay)")
     log(f"HotSpot settings changed for the benchmark: {BENCH_OVERRIDES}")
@@ -276,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
     cells = report.table(results, asdict(settings))
     print(report.text_table(cells))
+    print()
+    print(report.text_table(report.latency_breakdown(results)))
     print()
     print(report.text_table(report.cpu_breakdown(results)))
     for line in report.sanity_lines(results):

@@ -100,6 +100,26 @@ def markdown_table(cells: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+LATENCY_STAGES = (
+    ("send -> created_at (HotSpot: the storing transaction began)", "stored_latency"),
+    ("send -> ack at the sender", "ack_latency"),
+    ("send -> message.new at the peer", "latency"),
+)
+
+
+def latency_breakdown(results: Results) -> list[list[str]]:
+    """DM latency by stage, p50 / p99 in ms."""
+    labels = [label for label in ("hotspot", "baseline") if label in results]
+    out = [["DM latency stage (p50 / p99 ms)", *("HotSpot" if lb == "hotspot" else lb for lb in labels)]]
+    for title, key in LATENCY_STAGES:
+        cells = []
+        for label in labels:
+            stage = results[label].get("dm", {}).get(key) or {}
+            cells.append(f"{_fmt(stage.get('p50_ms'), 1)} / {_fmt(stage.get('p99_ms'), 1)}")
+        out.append([title, *cells])
+    return out
+
+
 def cpu_breakdown(results: Results) -> list[list[str]]:
     """Cores busy per process group during each measured window (1.00 = one core all the time)."""
     header = ["server, phase", *CPU_GROUPS, "load generator", "rest of machine"]
@@ -171,7 +191,8 @@ end for what is kept).
 - HotSpot: `hotspot serve` with {workers}; PostgreSQL, Redis and RabbitMQ on
   127.0.0.1 (a fresh database and a unique namespace, removed afterwards)
 - Settings: {settings['pairs']} DM pairs; a {settings['members']:,}-member group with
-  {settings['senders']} senders (at most {settings['backlog']} messages in flight);
+  {settings['senders']} senders with {settings['inflight_per_sender']} sends in flight each
+  (at most {settings['backlog']} messages not yet delivered to everyone);
   {settings['idle_sockets']:,} idle sockets; {settings['warmup_s']:g} s warm-up and
   {settings['duration_s']:g} s measured per phase
 
@@ -181,6 +202,13 @@ end for what is kept).
 
 {"Sanity problems: " + "; ".join(problems) if problems else
  "Every acknowledged message reached every receiver exactly once; no send failed."}
+
+## DM latency by stage
+
+{markdown_table(latency_breakdown(results))}
+
+created_at is the server's clock (PostgreSQL's now() for HotSpot, the emit time for the
+baseline) against the sender's wall clock on the same machine.
 
 ## Where the CPU went (cores busy during the measured window)
 
@@ -194,9 +222,11 @@ end for what is kept).
 - DM: in each pair one user sends `message.send` in a closed loop (the next send
   after the ack); throughput counts `message.new` received by the peers' sockets in
   the window; latency is from just before the send to receipt at the peer's socket.
-- Fan-out: every member's socket is connected; the senders send in a closed loop,
-  holding back while more than {settings['backlog']} messages are not yet delivered
-  to every member (so queues stay bounded); deliveries counted across all members.
+- Fan-out: every member's socket is connected; each sender runs
+  {settings['inflight_per_sender']} closed loops (so the rate is not bound by one send's
+  latency), all holding back while more than {settings['backlog']} messages are not yet
+  delivered to every member (so queues stay bounded); deliveries are counted across all
+  members' sockets, the senders' own included.
 - Memory: VmRSS of the server process (`hotspot serve`, or the baseline) after a
   few warm-up sockets, then after {settings['idle_sockets']:,} more idle
   authenticated sockets (settled for {settings['settle_s']:g} s), divided by their number.
