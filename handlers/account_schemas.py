@@ -26,7 +26,8 @@ def _check_username(value: str) -> str:
     return value
 
 
-def _check_display_name(value: str) -> str:
+def check_visible_name(value: str) -> str:
+    """A stripped, non-blank name without control or invisible formatting characters."""
     value = value.strip()
     if not value:
         raise ValueError("must not be blank")
@@ -52,7 +53,7 @@ def _check_text(value: str) -> str:
 Username = Annotated[str, BeforeValidator(_lower), Field(max_length=30), AfterValidator(_check_username)]
 Email = Annotated[EmailStr, Field(max_length=254)]
 Password = Annotated[str, Field(min_length=8, max_length=256)]
-DisplayName = Annotated[str, Field(max_length=50), AfterValidator(_check_display_name)]
+DisplayName = Annotated[str, Field(max_length=50), AfterValidator(check_visible_name)]
 Bio = Annotated[str, Field(max_length=300), AfterValidator(_check_text)]
 # A host must follow the scheme; no whitespace or control characters (PostgreSQL rejects NUL).
 AvatarUrl = Annotated[str, Field(max_length=500,

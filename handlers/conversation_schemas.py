@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
-from handlers.account_schemas import AvatarUrl
+from handlers.account_schemas import AvatarUrl, check_visible_name
 from handlers.commands import Input
 from storage.conversations import Conversation
 
 # Far above any configured group size; the configured limit is checked by the handler.
 MAX_IDS_PER_CALL = 10_000
-
-
-def _check_title(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    # Zero-width (non-)joiners are allowed: emoji and some scripts need them.
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200c\u200d" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 def _check_unique(value: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -33,7 +22,7 @@ def _check_unique(value: list[uuid.UUID]) -> list[uuid.UUID]:
     return value
 
 
-Title = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_check_title)]
+Title = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(check_visible_name)]
 UserIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_IDS_PER_CALL),
                     AfterValidator(_check_unique)]
 

@@ -175,6 +175,25 @@ def settings(
     )
 
 
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a real `hotspot` process using this test's services and namespace."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTSPOT_")}
+    env.update({
+        "HOTSPOT_DATABASE_URL": settings.database_url or "",
+        "HOTSPOT_REDIS_URL": settings.redis_url or "",
+        "HOTSPOT_AMQP_URL": settings.amqp_url or "",
+        "HOTSPOT_NAMESPACE": settings.namespace,
+        "HOTSPOT_JWT_SECRET": settings.jwt_secret or "",
+        "HOTSPOT_SMTP_URL": settings.smtp_url or "",
+        "HOTSPOT_DATA_DIR": str(settings.data_dir),
+        "HOTSPOT_ARGON2_TIME_COST": "1",
+        "HOTSPOT_ARGON2_MEMORY_KIB": "1024",
+        "HOTSPOT_ARGON2_PARALLELISM": "1",
+        **extra,
+    })
+    return env
+
+
 AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ import pytest
 import socketio
 
 from config import Settings
-from tests.conftest import free_port, unique_name
+from tests.conftest import free_port, process_env, unique_name
 from tests.handlers.test_messages_core import make_group
 from tests.server.test_js_client import node_binary
 
@@ -31,21 +30,7 @@ JS_DIR = Path(__file__).parent / "js"
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTSPOT_")}
-    env.update({
-        "HOTSPOT_DATABASE_URL": settings.database_url or "",
-        "HOTSPOT_REDIS_URL": settings.redis_url or "",
-        "HOTSPOT_AMQP_URL": settings.amqp_url or "",
-        "HOTSPOT_NAMESPACE": settings.namespace,
-        "HOTSPOT_JWT_SECRET": settings.jwt_secret or "",
-        "HOTSPOT_DATA_DIR": str(settings.data_dir),
-        "HOTSPOT_INPROCESS_WORKERS": "false",
-        "HOTSPOT_ARGON2_TIME_COST": "1",
-        "HOTSPOT_ARGON2_MEMORY_KIB": "1024",
-        "HOTSPOT_ARGON2_PARALLELISM": "1",
-        "HOTSPOT_LOG_LEVEL": "WARNING",
-    })
-    return env
+    return process_env(settings, HOTSPOT_INPROCESS_WORKERS="false", HOTSPOT_LOG_LEVEL="WARNING")
 
 
 class Cluster:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,25 +12,13 @@ import aiohttp
 import socketio
 
 from config import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, process_env
 
 HOTSPOT = str(Path(sys.executable).parent / "hotspot")
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTSPOT_")}
-    env.update({
-        "HOTSPOT_DATABASE_URL": settings.database_url or "",
-        "HOTSPOT_REDIS_URL": settings.redis_url or "",
-        "HOTSPOT_AMQP_URL": settings.amqp_url or "",
-        "HOTSPOT_INPROCESS_WORKERS": "true",
-        "HOTSPOT_NAMESPACE": settings.namespace,
-        "HOTSPOT_JWT_SECRET": settings.jwt_secret or "",
-        "HOTSPOT_SMTP_URL": settings.smtp_url or "",
-        "HOTSPOT_DATA_DIR": str(settings.data_dir),
-        **extra,
-    })
-    return env
+    return process_env(settings, HOTSPOT_INPROCESS_WORKERS="true", **extra)
 
 
 async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

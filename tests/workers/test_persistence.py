@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -18,7 +17,7 @@ from channels.bus import InProcessBus
 from config import Limits, Settings
 from storage.db import Database
 from storage.messages import MessageDraft
-from tests.conftest import AppFactory, SocketFactory, free_port, signup
+from tests.conftest import AppFactory, SocketFactory, free_port, process_env, signup
 from tests.handlers.test_messages_core import make_group
 from workers.persistence import PersistenceWorker
 
@@ -84,17 +83,7 @@ async def test_unreachable_rabbitmq_fails_sends_fast_and_writes_nothing(
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTSPOT_")}
-    env.update({
-        "HOTSPOT_DATABASE_URL": settings.database_url or "",
-        "HOTSPOT_REDIS_URL": settings.redis_url or "",
-        "HOTSPOT_AMQP_URL": settings.amqp_url or "",
-        "HOTSPOT_NAMESPACE": settings.namespace,
-        "HOTSPOT_JWT_SECRET": settings.jwt_secret or "",
-        "HOTSPOT_DATA_DIR": str(settings.data_dir),
-        "HOTSPOT_LOG_LEVEL": "WARNING",
-    })
-    return env
+    return process_env(settings, HOTSPOT_LOG_LEVEL="WARNING")
 
 
 async def start_worker(settings: Settings) -> asyncio.subprocess.Process:
