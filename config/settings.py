@@ -48,6 +48,8 @@ class Limits(BaseSettings):
     message_media_max: int = Field(default=10, ge=0)
     message_edit_window_s: int = Field(default=24 * 3600, ge=0)
     group_members_max: int = Field(default=1000, ge=2)
+    conversation_creates_per_window: int = Field(default=30, ge=1)
+    conversation_create_window_s: int = Field(default=3600, ge=1)
     history_page_max: int = Field(default=100, ge=1)
     sync_page_max: int = Field(default=500, ge=1)
     # Larger groups get receipts only on the reader's own devices, and no typing relay.

@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from channels.ratelimit import enforce
 from handlers.commands import command
 from handlers.context import Context
 from handlers.conversation_schemas import (
@@ -139,12 +140,20 @@ def _too_many(field: str, limit: int) -> CommandError:
         "limit": limit})
 
 
+async def _count_creation(ctx: Context) -> None:
+    """Opening DMs and creating groups share one per-user limit (spam starts there)."""
+    limits = ctx.services.settings.limits
+    await enforce(ctx.services.limiter, f"conversation_create:{ctx.user.user_id}",
+                  limits.conversation_creates_per_window, limits.conversation_create_window_s)
+
+
 @command("conversation.create_group", input=CreateGroupInput, rest=("POST", "/conversations/groups"),
          scope="messages:write", status=201, output=ConversationOut)
 async def create_group(ctx: Context, data: CreateGroupInput) -> ConversationOut:
     """Create a group with you as its owner; users who blocked you cannot be added (forbidden)."""
     services, me = ctx.services, ctx.user.user_id
     limit = services.settings.limits.group_members_max
+    await _count_creation(ctx)
     if me in data.member_ids:
         raise invalid("member_ids", "do not list yourself: you are the owner", "self")
     if len(data.member_ids) + 1 > limit:
@@ -171,6 +180,7 @@ async def open_direct(ctx: Context, data: OpenDirectInput) -> ConversationOut:
     db, me, peer = ctx.services.db, ctx.user.user_id, data.user_id
     if peer == me:
         raise invalid("user_id", "you cannot open a conversation with yourself", "self")
+    await _count_creation(ctx)
     if await user_store.get_user(db, peer) is None:
         raise CommandError("not_found", "no such user")
     if await store.is_blocked_either_way(db, me, peer):

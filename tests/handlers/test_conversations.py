@@ -512,3 +512,19 @@ async def test_bad_ids_and_list_input(client: Client, name: str, payload: dict[s
     alice = await signup(client)
     error = await refused(await rest(client, alice, name, payload), 400, "invalid_input")
     assert field in fields_of(error)
+
+
+async def test_creating_conversations_is_rate_limited(make_client: Any) -> None:
+    from config import Limits
+
+    node = await make_client(limits=Limits(conversation_creates_per_window=2))
+    alice, bob, carol = [await signup(node) for _ in range(3)]
+    headers = {"Authorization": f"Bearer {alice.access_token}"}
+    resp = await node.post("/v1/conversations/direct", json={"user_id": bob.id}, headers=headers)
+    assert resp.status == 200
+    resp = await node.post("/v1/conversations/groups", json={"title": "g", "member_ids": [carol.id]},
+                           headers=headers)
+    assert resp.status == 201
+    resp = await node.post("/v1/conversations/direct", json={"user_id": carol.id}, headers=headers)
+    assert resp.status == 429
+    assert (await resp.json())["error"]["code"] == "rate_limited"
