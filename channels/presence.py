@@ -434,9 +434,8 @@ class Presence:
     def sockets_of_session(self, session_id: uuid.UUID) -> list[str]:
         return sorted(self._by_session.get(session_id, ()))
 
-    async def watch(self, session_id: uuid.UUID, user_ids: list[uuid.UUID], limit: int) -> int:
-        """Make the session's local sockets watch these users; returns how many they watch."""
-        sids = self.sockets_of_session(session_id)
+    async def watch(self, sids: list[str], user_ids: list[uuid.UUID], limit: int) -> int:
+        """Make these local sockets watch these users; returns how many they watch."""
         for sid in sids:
             total = len(self._watching.get(sid, set()) | set(user_ids))
             if total > limit:
@@ -458,10 +457,10 @@ class Presence:
             watching = max(watching, len(mine))
         return watching
 
-    async def unwatch(self, session_id: uuid.UUID, user_ids: list[uuid.UUID]) -> int:
-        """Stop the session's local sockets watching these users; returns how many they still watch."""
+    async def unwatch(self, sids: list[str], user_ids: list[uuid.UUID]) -> int:
+        """Stop these local sockets watching these users; returns how many they still watch."""
         watching = 0
-        for sid in self.sockets_of_session(session_id):
+        for sid in sids:
             await self._unwatch(sid, user_ids)
             watching = max(watching, len(self._watching.get(sid, ())))
         return watching

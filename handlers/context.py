@@ -76,6 +76,8 @@ class Context:
     request_id: str
     ip: str | None = None
     user_agent: str | None = None
+    # The Socket.IO connection the command came on (None over REST).
+    sid: str | None = None
 
     @property
     def user(self) -> Principal:

@@ -14,6 +14,7 @@ from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.messages import membership
+from storage.conversations import blocked_among
 
 # Per call; the total a socket may watch is limits.presence_subscribe_max.
 USER_IDS_PER_CALL = 200
@@ -97,11 +98,15 @@ async def typing_stop(ctx: Context, data: ConversationInput) -> TypingOut:
 
 
 async def _statuses(ctx: Context, user_ids: list[uuid.UUID]) -> list[PresenceChanged]:
+    """Current statuses; a user who blocked the caller always reads offline, last seen unknown."""
+    hidden = await blocked_among(ctx.services.db, ctx.user.user_id, user_ids)
     try:
-        found = await ctx.services.presence.statuses(user_ids)
+        found = await ctx.services.presence.statuses([u for u in user_ids if u not in hidden])
     except BACKEND_ERRORS as exc:
         raise CommandError("unavailable", "presence is unavailable right now") from exc
-    return [PresenceChanged(**s) for s in found]
+    by_id = {s["user_id"]: s for s in found}
+    return [PresenceChanged(**by_id[str(u)]) if str(u) in by_id else
+            PresenceChanged(user_id=str(u), status="offline", last_seen=None) for u in user_ids]
 
 
 @command("presence.subscribe", input=UserIdsInput, scope="profile:read", output=PresenceWatch)
@@ -114,7 +119,10 @@ async def subscribe(ctx: Context, data: UserIdsInput) -> PresenceWatch:
     if ctx.transport != "socket":
         raise CommandError("invalid_input", "presence.subscribe needs a Socket.IO connection")
     try:
-        watching = await ctx.services.presence.watch(ctx.user.session_id, data.user_ids, limit)
+        # Users who blocked the caller are not watched; their status reads as offline.
+        hidden = await blocked_among(ctx.services.db, ctx.user.user_id, data.user_ids)
+        visible = [u for u in data.user_ids if u not in hidden]
+        watching = await ctx.services.presence.watch(_sids(ctx), visible, limit)
     except WatchLimitExceeded as exc:
         message = f"a connection watches at most {exc.limit} users; it watches {exc.watching}"
         raise CommandError("invalid_input", message, {
@@ -123,13 +131,17 @@ async def subscribe(ctx: Context, data: UserIdsInput) -> PresenceWatch:
     return PresenceWatch(presence=await _statuses(ctx, data.user_ids), watching=watching)
 
 
+def _sids(ctx: Context) -> list[str]:
+    """The socket a subscription belongs to: exactly the connection that asked."""
+    return [ctx.sid] if ctx.sid is not None else []
+
+
 @command("presence.unsubscribe", input=UserIdsInput, scope="profile:read", output=Watching)
 async def unsubscribe(ctx: Context, data: UserIdsInput) -> Watching:
     """Stop watching these users' presence (ids not watched are ignored)."""
     if ctx.transport != "socket":
         raise CommandError("invalid_input", "presence.unsubscribe needs a Socket.IO connection")
-    return Watching(watching=await ctx.services.presence.unwatch(ctx.user.session_id,
-                                                                  data.user_ids))
+    return Watching(watching=await ctx.services.presence.unwatch(_sids(ctx), data.user_ids))
 
 
 @command("presence.query", input=UserIdsInput, rest=("GET", "/presence"), scope="profile:read",

@@ -159,7 +159,7 @@ class SocketTransport:
         principal = self._principals.get(sid)
         ctx = Context(
             services=self.dispatcher.services, principal=principal, transport="socket",
-            request_id=request_id, ip=self._ips.get(sid),
+            request_id=request_id, ip=self._ips.get(sid), sid=sid,
         )
         try:
             result = await self.dispatcher.run(cmd, payload, ctx)
@@ -178,8 +178,16 @@ class SocketTransport:
             principal = self.dispatcher.authenticate(access_token)
         except CommandError:
             return
+        limit = self.dispatcher.services.settings.limits.sockets_per_user
+        try:
+            await self.realtime.bind(sid, principal.user_id, principal.session_id,
+                                     socket_limit=limit)
+        except TooManySockets:
+            # The login itself stands (its tokens are in the ack); this socket stays
+            # anonymous, as it would have been refused had it connected with the token.
+            log.info("socket not bound: per-user socket limit", extra={"limit": limit})
+            return
         self._principals[sid] = principal
-        await self.realtime.bind(sid, principal.user_id, principal.session_id)
 
     async def close_all(self) -> None:
         """Tell every socket the node is stopping and close them (graceful shutdown)."""
