@@ -125,6 +125,41 @@ class PresenceChanged(BaseModel):
     last_seen: str | None
 
 
+class NotificationBody(BaseModel):
+    """A notification, as notification.list returns it."""
+
+    id: str
+    kind: Literal["message", "mention", "reply", "reaction", "follow", "friend_request",
+                  "clique_invite", "story_reply", "system"]
+    group_key: str
+    actor_ids: list[str] = Field(description="the most recent distinct actors first (at most 10)")
+    actor_count: int
+    count: int = Field(description="events folded into it while unread")
+    subject: dict[str, str] | None = Field(description="{type: message|conversation|item|user, id}")
+    data: dict[str, Any]
+    title: str
+    body: str
+    created_at: str
+    updated_at: str
+    read_at: str | None
+    cursor: str
+
+
+class NotificationNew(BaseModel):
+    """A notification was made for you, or an unread one grew ("A and 3 others reacted");
+    mentions and replies come while you are online, messages only while you are not."""
+
+    notification: NotificationBody
+    unread_count: int
+
+
+class NotificationRead(BaseModel):
+    """Notifications were marked read on one of your devices; clear them and the badge."""
+
+    ids: list[str]
+    unread_count: int
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -148,4 +183,6 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("conversation.updated", ConversationUpdated, ConversationUpdated.__doc__ or ""),
         ServerEvent("typing", Typing, Typing.__doc__ or ""),
         ServerEvent("presence", PresenceChanged, PresenceChanged.__doc__ or ""),
+        ServerEvent("notification.new", NotificationNew, NotificationNew.__doc__ or ""),
+        ServerEvent("notification.read", NotificationRead, NotificationRead.__doc__ or ""),
     ]

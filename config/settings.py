@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     mail_from: str = "HotSpot <no-reply@hotspot.local>"
     sms_provider: Literal["outbox"] = "outbox"
 
+    # Web Push (VAPID): a PEM or base64url EC P-256 key; in dev mode one is generated under
+    # data_dir. The subject is a mailto: or https: contact the push services may use.
+    vapid_private_key: str | None = None
+    vapid_subject: str = Field(default="mailto:admin@hotspot.local", pattern=r"^(mailto:|https://)")
+    # FCM/APNs pushes are posted to this HTTP relay; unset, they go to an outbox folder.
+    mobile_push_url: str | None = None
+    mobile_push_api_key: str | None = None
+    # A push not sent within this long after its notification is dropped, not sent late.
+    push_ttl_s: int = Field(default=3600, ge=1)
+
     # A comma-separated list (or a JSON array); "*" allows any origin.
     # How many reverse proxies in front of us append to X-Forwarded-For (0: use the peer).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
@@ -121,7 +131,8 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("database_url", "redis_url", "amqp_url", "smtp_url", "jwt_secret",
-                     "jwt_private_key_file", "jwt_public_key_file", mode="before")
+                     "jwt_private_key_file", "jwt_public_key_file", "vapid_private_key",
+                     "mobile_push_url", "mobile_push_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files and shells often pass VAR= for "not set".
@@ -217,6 +228,26 @@ class Settings(BaseSettings):
         path.write_text(secret)
         path.chmod(0o600)
         return secret
+
+    def resolved_vapid_private_key(self) -> str:
+        """The VAPID key (PEM or base64url); in dev mode one is generated once under data_dir."""
+        if self.vapid_private_key is not None:
+            return self.vapid_private_key
+        path = self.data_dir / "vapid_private_key.pem"
+        if path.exists():
+            return path.read_text()
+        if self.env != "dev":
+            raise SettingsError("HOTSPOT_VAPID_PRIVATE_KEY is required for Web Push outside dev mode")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(pem)
+        path.chmod(0o600)
+        return pem
 
 
 def _describe(exc: ValidationError, prefix: str) -> list[str]:

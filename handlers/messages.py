@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from channels.ratelimit import enforce
 from handlers import media as media_handlers
+from handlers import notifications
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -265,6 +266,8 @@ async def _react(ctx: Context, data: ReactInput, on: bool) -> dict[str, Any]:
             "message_id": str(message.id), "conversation_id": str(message.conversation_id),
             "seq": message.seq, "user_id": str(ctx.user.user_id), "emoji": data.emoji,
             "action": "added" if on else "removed", "reactions": counts})])
+    if on:
+        await notifications.reaction_added(ctx.services, message.id, ctx.user.user_id, data.emoji)
     return {"message_id": str(message.id), "reactions": counts, "changed": True}
 
 

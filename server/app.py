@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config import Settings
-from handlers import auth, blocks, conversations, media, messages, presence, users
+from handlers import auth, blocks, conversations, media, messages, notifications, presence, push, users
 from handlers.commands import CommandRegistry, collect_commands
 from server.apidocs import event_catalogue, openapi
 from server.cors import cors_middleware
@@ -31,7 +31,9 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
-    return collect_commands([auth, users, messages, media, conversations, blocks, presence])
+    return collect_commands([
+        auth, users, messages, media, conversations, blocks, presence, notifications, push,
+    ])
 
 
 def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:

@@ -198,7 +198,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     running = None
     if names:
         running = await start_workers(app[SETTINGS], app[QUEUE], names, app[DATABASE], app[DSN],
-                                      app[BUS])
+                                      app[BUS], services=app[SERVICES])
         log.info("workers started", extra={"workers": running.names})
     yield
     await app[QUEUE].stop_consuming()

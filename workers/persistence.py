@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,18 @@ def draft_from_job(job: dict[str, Any]) -> MessageDraft:
     )
 
 
+StoredHook = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
 class PersistenceWorker:
-    def __init__(self, db: Database, bus: Bus, batch_max: int = 500) -> None:
+    def __init__(self, db: Database, bus: Bus, batch_max: int = 500,
+                 on_stored: StoredHook | None = None) -> None:
         self.db = db
         self.bus = bus
         self.batch_max = batch_max
+        # Told of each stored batch (redeliveries too) after its commit, e.g. notifications.
+        self.on_stored = on_stored
+        self._announcing: set[asyncio.Task[None]] = set()
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -63,6 +71,8 @@ class PersistenceWorker:
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._announcing:
+            await asyncio.wait(self._announcing, timeout=5)
         for pending in self._pending:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("worker stopping"))
@@ -104,6 +114,23 @@ class PersistenceWorker:
             for pending, outcome in zip(batch, outcomes, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(outcome)
+            self._announce([o["message"] for o in outcomes if o["ok"]])
+
+    def _announce(self, messages: list[dict[str, Any]]) -> None:
+        # In the background: sends never wait on (nor fail with) what follows a store.
+        if self.on_stored is None or not messages:
+            return
+        task = asyncio.create_task(self._call_hook(self.on_stored, messages))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    @staticmethod
+    async def _call_hook(hook: StoredHook, messages: list[dict[str, Any]]) -> None:
+        try:
+            await hook(messages)
+        except Exception:
+            log.warning("stored messages not announced", exc_info=True,
+                        extra={"messages": len(messages)})
 
     async def write_batch(self, drafts: list[MessageDraft]) -> list[dict[str, Any]]:
         """Store the drafts in one transaction; one outcome per draft, in order."""

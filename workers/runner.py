@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from channels.bus import Bus
 from config import Settings
-from handlers.context import utc_now
+from handlers.context import Services, utc_now
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
+from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
 from workers.outreach import QUEUE as OUTREACH_QUEUE
 from workers.outreach import OutreachWorker
 from workers.persistence import QUEUE as PERSISTENCE_QUEUE
@@ -17,7 +18,7 @@ from workers.queue import JobQueue
 from workers.relay import EventRelay
 from workers.retention import EventRetention
 
-WORKER_NAMES = ("persistence", "outreach")
+WORKER_NAMES = ("persistence", "outreach", "notifications")
 
 
 def resolve_worker_names(names: list[str]) -> list[str]:
@@ -47,9 +48,12 @@ class RunningWorkers:
     persistence: PersistenceWorker | None = None
     relay: EventRelay | None = None
     retention: EventRetention | None = None
+    notifications: NotificationWorker | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
+        if self.notifications is not None:
+            await self.notifications.stop()
         if self.retention is not None:
             await self.retention.stop()
         if self.relay is not None:
@@ -59,7 +63,8 @@ class RunningWorkers:
 
 
 async def start_workers(
-    settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus
+    settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus,
+    services: Services | None = None,
 ) -> RunningWorkers:
     running = RunningWorkers(names=resolve_worker_names(names))
     for name in running.names:
@@ -67,8 +72,15 @@ async def start_workers(
             worker = OutreachWorker(build_mailer(settings), build_sms_provider(settings),
                                     settings.mail_from)
             await queue.consume(OUTREACH_QUEUE, worker.handle, prefetch=10)
+        elif name == "notifications":
+            if services is None:
+                raise ValueError("the notifications worker needs the process's services")
+            running.notifications = await start_notifications_worker(
+                settings, queue, db, services.realtime, services.presence.store, utc_now)
         elif name == "persistence":
-            running.persistence = PersistenceWorker(db, bus)
+            # Each stored batch is announced to the notifications queue, after its commit.
+            running.persistence = PersistenceWorker(
+                db, bus, on_stored=lambda messages: announce_stored(queue, messages))
             await running.persistence.start()
             await queue.consume(PERSISTENCE_QUEUE, running.persistence.handle, prefetch=500)
             # The relay runs beside the writer; only one in the cluster is active at a time.

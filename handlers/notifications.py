@@ -1,0 +1,282 @@
+"""Notifications: list, read marks, unread count, preferences and quiet hours; notify() for features.
+
+The kinds (storage.notifications.Kind, described in docs/notifications.md) are made by
+the notifications worker from queued source events. Messages, mentions and replies come
+from the persistence worker's stored batches, reactions from message.react; every other
+feature calls notify() below. Live events, to all of the user's devices:
+
+- notification.new {notification, unread_count}: a notification was made or a group grew
+- notification.read {ids, unread_count}: notifications were marked read on some device
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from handlers.commands import Empty, Input, command
+from handlers.context import Context, Services
+from handlers.errors import CommandError
+from storage import notifications as store
+from storage.notifications import Channel, Kind, QuietHours
+from workers.notifications import QUEUE, wire
+from workers.queue import QueueUnavailable, new_job
+
+log = logging.getLogger(__name__)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone, e.g. Europe/Paris") from None
+    return value
+
+
+def _naive(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time without offset, e.g. 22:00")
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_naive)]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64, examples=["Europe/Paris"]),
+                     AfterValidator(_check_timezone)]
+
+
+class ListInput(Input):
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$",
+                               description="next_cursor from the previous page")
+    limit: int = Field(default=20, ge=1, le=50)
+
+
+class SubjectOut(BaseModel):
+    type: str
+    id: uuid.UUID
+
+
+class NotificationOut(BaseModel):
+    id: uuid.UUID
+    kind: Kind
+    group_key: str
+    actor_ids: list[uuid.UUID] = Field(description="the most recent distinct actors first (at most 10)")
+    actor_count: int = Field(description="distinct actors folded into this notification")
+    count: int = Field(description="events folded into this notification while it was unread")
+    subject: SubjectOut | None
+    data: dict[str, Any]
+    title: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    read_at: datetime | None
+    cursor: str
+
+
+class NotificationPage(BaseModel):
+    notifications: list[NotificationOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class MarkReadInput(Input):
+    ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=100)
+    up_to: uuid.UUID | None = Field(
+        default=None, description="mark this notification and every one listed after it")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MarkReadInput:
+        if (self.ids is None) == (self.up_to is None):
+            raise ValueError("give ids or up_to")
+        return self
+
+
+class MarkReadOut(BaseModel):
+    marked: list[uuid.UUID]
+    unread_count: int
+
+
+class UnreadOut(BaseModel):
+    unread_count: int
+
+
+class PreferenceChange(Input):
+    kind: Kind
+    channel: Channel
+    enabled: bool
+
+
+class PreferencesInput(Input):
+    changes: list[PreferenceChange] = Field(min_length=1, max_length=len(Kind) * len(Channel))
+
+
+class KindPreferences(BaseModel):
+    kind: Kind
+    in_app: bool = Field(description="off: nothing is made for this kind, on any channel")
+    push: bool
+    email: bool
+    sms: bool
+
+
+class QuietHoursInput(Input):
+    start: LocalTime
+    end: LocalTime
+    timezone: TimeZone
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursInput:
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+
+class QuietHoursOut(BaseModel):
+    start: time
+    end: time
+    timezone: str
+
+
+class PreferencesOut(BaseModel):
+    preferences: list[KindPreferences]
+    quiet_hours: QuietHoursOut | None = Field(
+        description="no push, email or SMS in this local window; in-app notifications still arrive")
+
+
+async def _unread(ctx: Context) -> int:
+    counts = await store.unread_counts(ctx.services.db, [ctx.user.user_id])
+    return counts[ctx.user.user_id]
+
+
+@command("notification.list", input=ListInput, rest=("GET", "/notifications"),
+         scope="notifications:read", output=NotificationPage)
+async def list_notifications(ctx: Context, data: ListInput) -> NotificationPage:
+    """Your notifications, most recent activity first; a grouped one moves up when it grows."""
+    before = None if data.cursor is None else int(data.cursor)
+    rows = await store.list_page(ctx.services.db, ctx.user.user_id, before, data.limit + 1)
+    more = len(rows) > data.limit
+    rows = rows[: data.limit]
+    return NotificationPage(
+        notifications=[NotificationOut.model_validate(wire(n)) for n in rows],
+        next_cursor=str(rows[-1].seq) if more else None, unread_count=await _unread(ctx))
+
+
+@command("notification.mark_read", input=MarkReadInput, rest=("POST", "/notifications/read"),
+         scope="notifications:write", output=MarkReadOut)
+async def mark_read(ctx: Context, data: MarkReadInput) -> MarkReadOut:
+    """Mark notifications read: these ids, or up_to one and every one listed after it."""
+    services, me = ctx.services, ctx.user.user_id
+    if data.ids is not None:
+        marked = await store.mark_read(services.db, me, data.ids)
+    else:
+        assert data.up_to is not None
+        found = await store.mark_read_up_to(services.db, me, data.up_to)
+        if found is None:
+            raise CommandError("not_found", "no such notification")
+        marked = found
+    unread = await _unread(ctx)
+    if marked:
+        # Other devices clear their badges too.
+        await services.realtime.send_to_user(me, "notification.read", {
+            "ids": [str(i) for i in marked], "unread_count": unread})
+    return MarkReadOut(marked=marked, unread_count=unread)
+
+
+@command("notification.unread_count", rest=("GET", "/notifications/unread_count"),
+         scope="notifications:read", output=UnreadOut)
+async def unread_count(ctx: Context, data: Empty) -> UnreadOut:
+    """How many of your notifications are unread (a grouped one counts once)."""
+    return UnreadOut(unread_count=await _unread(ctx))
+
+
+async def _preferences(ctx: Context) -> PreferencesOut:
+    me = ctx.user.user_id
+    stored = (await store.preferences(ctx.services.db, [me]))[me]
+    hours = (await store.quiet_hours(ctx.services.db, [me])).get(me)
+
+    def on(kind: Kind, channel: Channel) -> bool:
+        return stored.get((kind, channel), store.default_enabled(kind, channel))
+
+    return PreferencesOut(
+        preferences=[KindPreferences(kind=k, **{c.value: on(k, c) for c in Channel}) for k in Kind],
+        quiet_hours=None if hours is None else QuietHoursOut(start=hours.start, end=hours.end,
+                                                             timezone=hours.timezone))
+
+
+@command("notification.preferences.get", rest=("GET", "/notifications/preferences"),
+         scope="notifications:read", output=PreferencesOut)
+async def get_preferences(ctx: Context, data: Empty) -> PreferencesOut:
+    """Which kinds reach you on which channel (in_app, push, email, sms), and your quiet hours."""
+    return await _preferences(ctx)
+
+
+@command("notification.preferences.set", input=PreferencesInput,
+         rest=("PATCH", "/notifications/preferences"), scope="notifications:write",
+         output=PreferencesOut)
+async def set_preferences(ctx: Context, data: PreferencesInput) -> PreferencesOut:
+    """Turn kinds on or off per channel; kinds and channels you leave out stay as they are."""
+    await store.set_preferences(ctx.services.db, ctx.user.user_id,
+                                [(c.kind.value, c.channel.value, c.enabled) for c in data.changes])
+    return await _preferences(ctx)
+
+
+@command("notification.quiet_hours.set", input=QuietHoursInput,
+         rest=("PUT", "/notifications/quiet_hours"), scope="notifications:write",
+         output=PreferencesOut)
+async def set_quiet_hours(ctx: Context, data: QuietHoursInput) -> PreferencesOut:
+    """Hold pushes, email and SMS daily from start to end, local time (start > end spans midnight)."""
+    await store.set_quiet_hours(ctx.services.db, ctx.user.user_id,
+                                QuietHours(data.start, data.end, data.timezone))
+    return await _preferences(ctx)
+
+
+@command("notification.quiet_hours.clear", rest=("DELETE", "/notifications/quiet_hours"),
+         scope="notifications:write", output=PreferencesOut)
+async def clear_quiet_hours(ctx: Context, data: Empty) -> PreferencesOut:
+    """Remove your quiet hours."""
+    await store.set_quiet_hours(ctx.services.db, ctx.user.user_id, None)
+    return await _preferences(ctx)
+
+
+async def notify(
+    services: Services, kind: Kind, user_ids: list[uuid.UUID], *, source_key: str,
+    actor_id: uuid.UUID | None = None, subject: tuple[str, uuid.UUID] | None = None,
+    data: dict[str, Any] | None = None, group_key: str | None = None,
+) -> bool:
+    """Queue a notification of `kind` for these users; False (logged) if the queue refused it.
+
+    The worker leaves out the actor and whoever blocked them, applies preferences,
+    grouping and quiet hours, and delivers live or by push. source_key names the event
+    (e.g. "follow:<follower>:<followed>"): the same key never notifies a user twice.
+    group_key folds events into one unread notification ("A and 3 others followed
+    you": "follow:<followed>"); by default each event stands alone. subject is
+    (message|conversation|item|user, id).
+    """
+    job = new_job("notify", user_ids=[str(u) for u in user_ids],
+                  source_key=source_key, group_key=group_key or source_key,
+                  actor_id=None if actor_id is None else str(actor_id),
+                  subject_type=None if subject is None else subject[0],
+                  subject_id=None if subject is None else str(subject[1]), data=data or {})
+    job["kind"] = kind.value  # new_job's own first parameter is named kind
+    return await _publish(services, job)
+
+
+async def reaction_added(
+    services: Services, message_id: uuid.UUID, actor_id: uuid.UUID, emoji: str
+) -> bool:
+    """Queue the reaction notification for the message's sender (the reaction is already stored)."""
+    return await _publish(services, new_job("reaction.added", message_id=str(message_id),
+                                            actor_id=str(actor_id), emoji=emoji))
+
+
+async def _publish(services: Services, job: dict[str, Any]) -> bool:
+    try:
+        await services.queue.publish(QUEUE, job)
+    except QueueUnavailable:
+        # The action itself succeeded; losing its notification must not undo or fail it.
+        log.warning("notification not queued", extra={"type": job["type"]})
+        return False
+    return True

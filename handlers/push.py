@@ -1,0 +1,188 @@
+"""Push subscriptions, one per device: Web Push (with the server's VAPID key) or FCM/APNs tokens."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from config import Settings
+from config.settings import SettingsError
+from handlers.commands import Empty, Input, command
+from handlers.context import Context
+from handlers.errors import invalid
+from storage import push_subscriptions as store
+from storage.push_subscriptions import PushSubscription
+from workers.push import load_vapid, vapid_public_key
+
+# A user's devices beyond this many: the oldest subscriptions are dropped.
+SUBSCRIPTIONS_PER_USER = 20
+
+
+def _b64url(value: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64url") from None
+
+
+def _check_p256dh(value: str) -> str:
+    raw = _b64url(value)
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValueError("must be an uncompressed P-256 public key (65 bytes, base64url)") from None
+    if len(raw) != 65:
+        raise ValueError("must be an uncompressed P-256 public key (65 bytes, base64url)")
+    return value
+
+
+def _check_auth(value: str) -> str:
+    if len(_b64url(value)) != 16:
+        raise ValueError("must be a 16-byte auth secret, base64url")
+    return value
+
+
+B64 = r"^[A-Za-z0-9_-]+={0,2}$"
+P256dh = Annotated[str, Field(min_length=80, max_length=100, pattern=B64),
+                   AfterValidator(_check_p256dh)]
+AuthSecret = Annotated[str, Field(min_length=16, max_length=30, pattern=B64),
+                       AfterValidator(_check_auth)]
+Endpoint = Annotated[str, Field(min_length=10, max_length=2048, pattern=r"^https?://[^\s]+$")]
+Token = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^\S+$")]
+
+
+class SubscriptionKeys(Input):
+    p256dh: P256dh
+    auth: AuthSecret
+
+
+class SubscribeInput(Input):
+    kind: Literal["webpush", "fcm", "apns"]
+    endpoint: Endpoint | None = Field(default=None, description="webpush: the push service URL")
+    keys: SubscriptionKeys | None = Field(default=None, description="webpush: p256dh and auth")
+    token: Token | None = Field(default=None, description="fcm or apns: the device token")
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> SubscribeInput:
+        if self.kind == "webpush":
+            if self.endpoint is None or self.keys is None or self.token is not None:
+                raise ValueError("webpush takes endpoint and keys, and no token")
+        elif self.token is None or self.endpoint is not None or self.keys is not None:
+            raise ValueError(f"{self.kind} takes token, and no endpoint or keys")
+        return self
+
+
+class UnsubscribeInput(Input):
+    endpoint: Endpoint | None = None
+    token: Token | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> UnsubscribeInput:
+        if (self.endpoint is None) == (self.token is None):
+            raise ValueError("give endpoint or token")
+        return self
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    endpoint: str | None
+    token_tail: str | None = Field(description="the last characters of a device token")
+    created_at: datetime
+    last_success_at: datetime | None
+    last_error: str | None
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionOut]
+
+
+class PushConfigOut(BaseModel):
+    vapid_public_key: str | None = Field(
+        description="the applicationServerKey for PushManager.subscribe (base64url); null: no Web Push")
+    mobile_push: Literal["http", "outbox"]
+
+
+def _out(sub: PushSubscription) -> SubscriptionOut:
+    return SubscriptionOut(id=sub.id, kind=sub.kind, endpoint=sub.endpoint,
+                           token_tail=None if sub.token is None else sub.token[-6:],
+                           created_at=sub.created_at, last_success_at=sub.last_success_at,
+                           last_error=sub.last_error)
+
+
+def public_vapid_key(settings: Settings) -> str | None:
+    """The server's VAPID public key, or None when Web Push is not configured."""
+    try:
+        return vapid_public_key(load_vapid(settings.resolved_vapid_private_key()))
+    except SettingsError:
+        return None
+
+
+def _check_endpoint(settings: Settings, endpoint: str) -> None:
+    """Outside dev mode, only https push services on public hosts: the server will POST there."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if not host:
+        raise invalid("endpoint", "must be an absolute URL", "url")
+    if settings.env == "dev":
+        return
+    if parts.scheme != "https":
+        raise invalid("endpoint", "must be an https URL", "url_scheme")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host == "localhost" or host.endswith(".localhost") or (
+            address is not None and not address.is_global):
+        raise invalid("endpoint", "must be a public push service", "url_host")
+
+
+@command("push.config", rest=("GET", "/push/config"), auth="none", output=PushConfigOut)
+async def config(ctx: Context, data: Empty) -> PushConfigOut:
+    """What a client needs to subscribe to push: the VAPID public key for Web Push."""
+    settings = ctx.services.settings
+    return PushConfigOut(vapid_public_key=public_vapid_key(settings),
+                         mobile_push="http" if settings.mobile_push_url else "outbox")
+
+
+@command("push.subscribe", input=SubscribeInput, rest=("POST", "/push/subscriptions"),
+         scope="notifications:write", status=201, output=SubscriptionOut)
+async def subscribe(ctx: Context, data: SubscribeInput) -> SubscriptionOut:
+    """Register this device for pushes; subscribing the same endpoint or token again refreshes it."""
+    settings = ctx.services.settings
+    if data.kind == "webpush":
+        assert data.endpoint is not None and data.keys is not None
+        _check_endpoint(settings, data.endpoint)
+        if public_vapid_key(settings) is None:
+            raise invalid("kind", "Web Push is not configured on this server", "unsupported")
+    sub = await store.subscribe(
+        ctx.services.db, user_id=ctx.user.user_id, session_id=ctx.user.session_id,
+        kind=data.kind, endpoint=data.endpoint,
+        p256dh=None if data.keys is None else data.keys.p256dh,
+        auth=None if data.keys is None else data.keys.auth, token=data.token,
+        keep=SUBSCRIPTIONS_PER_USER)
+    return _out(sub)
+
+
+@command("push.unsubscribe", input=UnsubscribeInput, rest=("POST", "/push/unsubscribe"),
+         scope="notifications:write", status=204)
+async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> None:
+    """Stop pushes to a device, by its endpoint or token; unsubscribing twice is fine."""
+    await store.unsubscribe(ctx.services.db, ctx.user.user_id, endpoint=data.endpoint,
+                            token=data.token)
+
+
+@command("push.subscriptions", rest=("GET", "/push/subscriptions"), scope="notifications:read",
+         output=SubscriptionList)
+async def subscriptions(ctx: Context, data: Empty) -> SubscriptionList:
+    """Your devices subscribed to push, newest first, with their last delivery error if any."""
+    subs = await store.for_user(ctx.services.db, ctx.user.user_id)
+    return SubscriptionList(subscriptions=[_out(s) for s in subs])

@@ -1,0 +1,201 @@
+"""Push transports: Web Push (RFC 8030, payload encryption RFC 8291, VAPID RFC 8292) and mobile push.
+
+Every transport answers a PushResult from the push service's HTTP status: 2xx sent;
+404/410 gone (the subscription is dead and is removed); 429 and 5xx retry, honouring
+Retry-After; any other status failed (not retried: the request itself is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from cryptography.hazmat.primitives import serialization
+from py_vapid import Vapid02
+from pywebpush import WebPusher
+
+from storage.push_subscriptions import PushSubscription
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "gone", "retry", "failed"]
+Urgency = Literal["very-low", "low", "normal", "high"]
+# A Retry-After longer than this is clipped: the job's TTL decides whether it is still worth it.
+RETRY_AFTER_MAX_S = 3600.0
+VAPID_TOKEN_LIFETIME_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """What goes to one device: a JSON payload, how long the service may hold it, and how."""
+
+    payload: dict[str, Any]
+    ttl_s: int
+    topic: str | None = None
+    urgency: Urgency = "normal"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: Outcome
+    status: int | None
+    retry_after_s: float | None = None
+    detail: str = ""
+
+
+class PushTransport(Protocol):
+    async def send(self, subscription: PushSubscription, message: PushMessage) -> PushResult: ...
+
+
+def topic_for(group_key: str) -> str:
+    """A Topic header for a group: a newer push replaces an undelivered older one (32 url-safe chars)."""
+    digest = hashlib.sha256(group_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_MAX_S)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when.timestamp() - (time.time() if now is None else now)
+    return min(max(delta, 0.0), RETRY_AFTER_MAX_S)
+
+
+def result_for(status: int, retry_after: str | None, body: str = "") -> PushResult:
+    """How a push service's answer is handled."""
+    detail = f"HTTP {status}" + (f": {body[:200]}" if body else "")
+    if 200 <= status < 300:
+        return PushResult("sent", status)
+    if status in (404, 410):
+        return PushResult("gone", status, detail=detail)
+    if status == 429 or status >= 500:
+        return PushResult("retry", status, retry_after_seconds(retry_after), detail)
+    return PushResult("failed", status, detail=detail)
+
+
+def load_vapid(private_key: str) -> Vapid02:
+    """A VAPID signer from a PEM key or a base64url key (raw 32 bytes or DER)."""
+    text = private_key.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(text.encode(), password=None)
+        return Vapid02(key)
+    return Vapid02.from_string(text)
+
+
+def vapid_public_key(vapid: Vapid02) -> str:
+    """The application server key browsers subscribe with: base64url of the uncompressed point."""
+    raw = vapid.public_key.public_bytes(serialization.Encoding.X962,
+                                        serialization.PublicFormat.UncompressedPoint)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class WebPushSender:
+    """Encrypts each payload for its subscription (aes128gcm) and signs a VAPID token per origin."""
+
+    def __init__(self, session: aiohttp.ClientSession, vapid: Vapid02, subject: str,
+                 timeout_s: float = 10.0) -> None:
+        self.session = session
+        self.vapid = vapid
+        self.subject = subject
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    @property
+    def public_key(self) -> str:
+        return vapid_public_key(self.vapid)
+
+    def _request(self, subscription: PushSubscription, message: PushMessage) -> tuple[bytes, dict[str, str]]:
+        assert subscription.endpoint and subscription.p256dh and subscription.auth
+        pusher = WebPusher({"endpoint": subscription.endpoint,
+                            "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}})
+        body = pusher.encode(orjson.dumps(message.payload), "aes128gcm")["body"]
+        parts = urlsplit(subscription.endpoint)
+        claims = {"sub": self.subject, "aud": f"{parts.scheme}://{parts.netloc}",
+                  "exp": int(time.time()) + VAPID_TOKEN_LIFETIME_S}
+        headers = {"Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
+                   "TTL": str(max(0, message.ttl_s)), "Urgency": message.urgency,
+                   **self.vapid.sign(claims)}
+        if message.topic:
+            headers["Topic"] = message.topic
+        return body, headers
+
+    async def send(self, subscription: PushSubscription, message: PushMessage) -> PushResult:
+        body, headers = self._request(subscription, message)
+        assert subscription.endpoint is not None
+        try:
+            async with self.session.post(subscription.endpoint, data=body, headers=headers,
+                                         timeout=self.timeout, allow_redirects=False) as resp:
+                text = await resp.text(errors="replace")
+                return result_for(resp.status, resp.headers.get("Retry-After"), text)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return PushResult("retry", None, detail=f"push service unreachable: {exc!r}")
+
+
+class HttpMobilePush:
+    """FCM/APNs through one HTTP relay: POST {platform, token, title, body, data, ttl_s, ...}.
+
+    The relay (a small gateway holding the FCM and APNs credentials) answers with the
+    same statuses as a push service: 2xx sent, 404/410 for a dead token, 429/5xx retry.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, api_key: str | None = None,
+                 timeout_s: float = 10.0) -> None:
+        self.session = session
+        self.url = url
+        self.api_key = api_key
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def send(self, subscription: PushSubscription, message: PushMessage) -> PushResult:
+        payload = {"platform": subscription.kind, "token": subscription.token,
+                   "title": message.payload.get("title"), "body": message.payload.get("body"),
+                   "data": message.payload, "ttl_s": message.ttl_s, "collapse_key": message.topic,
+                   "priority": "high" if message.urgency == "high" else "normal"}
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        try:
+            async with self.session.post(self.url, data=orjson.dumps(payload), headers=headers,
+                                         timeout=self.timeout) as resp:
+                text = await resp.text(errors="replace")
+                return result_for(resp.status, resp.headers.get("Retry-After"), text)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return PushResult("retry", None, detail=f"push relay unreachable: {exc!r}")
+
+
+class OutboxMobilePush:
+    """Writes each mobile push as a JSON file: the development default, like the SMS outbox."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / (name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(self.directory / name)
+
+    async def send(self, subscription: PushSubscription, message: PushMessage) -> PushResult:
+        data = orjson.dumps({"platform": subscription.kind, "token": subscription.token,
+                             "payload": message.payload, "ttl_s": message.ttl_s,
+                             "sent_at": datetime.now(UTC).isoformat()})
+        await asyncio.to_thread(self._write, f"{time.time_ns()}.json", data)
+        return PushResult("sent", None)
