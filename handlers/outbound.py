@@ -10,16 +10,25 @@ from workers.outreach import QUEUE
 from workers.queue import QueueUnavailable, new_job
 
 
-async def enqueue_email(services: Services, to: str, template: str, params: dict[str, Any]) -> None:
-    await _enqueue(services, new_job("email", to=to, template=template, params=params))
+async def enqueue_email(
+    services: Services, to: str, template: str, params: dict[str, Any], *, test: bool = False
+) -> str:
+    """Queue a transactional email (opt-outs do not apply); returns the job id."""
+    return await _enqueue(services, new_job("email", to=to, template=template, params=params,
+                                            test=test))
 
 
-async def enqueue_sms(services: Services, to: str, template: str, params: dict[str, Any]) -> None:
-    await _enqueue(services, new_job("sms", to=to, template=template, params=params))
+async def enqueue_sms(
+    services: Services, to: str, template: str, params: dict[str, Any], *, test: bool = False
+) -> str:
+    """Queue a transactional SMS; returns the job id."""
+    return await _enqueue(services, new_job("sms", to=to, template=template, params=params,
+                                            test=test))
 
 
-async def _enqueue(services: Services, job: dict[str, Any]) -> None:
+async def _enqueue(services: Services, job: dict[str, Any]) -> str:
     try:
         await services.queue.publish(QUEUE, job)
     except QueueUnavailable as exc:
         raise CommandError("unavailable", "the outreach queue is unavailable; try again") from exc
+    return str(job["id"])

@@ -1,4 +1,4 @@
-"""The hotspot command: serve, worker, migrate."""
+"""The hotspot command: serve, worker, migrate, users, dlq."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from aiohttp import web
 
 from config import Settings, SettingsError, load_settings
+from server.admin_cli import add_admin_commands, run_admin
 from server.logs import setup_logging
 from server.resources import StartupError
 from storage.embedded import EmbeddedPostgres
@@ -109,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=cmd_worker)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
+    add_admin_commands(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "admin"):
+        return run_admin(args, _settings)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
@@ -13,12 +14,49 @@ import aiosmtplib
 import orjson
 
 
+class PermanentSendError(Exception):
+    """The provider refused this message for good (bad address, rejected content): no retry."""
+
+
+class TransientSendError(Exception):
+    """Not delivered this time (provider down, busy, 4xx); the queue retries later.
+
+    provider_wide says the provider itself is unreachable, so the next sends would fail too.
+    """
+
+    def __init__(self, message: str, provider_wide: bool = True) -> None:
+        super().__init__(message)
+        self.provider_wide = provider_wide
+
+
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
 class SmsProvider(Protocol):
     async def send(self, to: str, text: str) -> None: ...
+
+
+def message_id(seed: str, mail_from: str) -> str:
+    """A Message-ID that depends only on the seed, so a resend carries the same one."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "hotspot.local"
+    return f"<{seed}@{domain}>"
+
+
+def build_email(
+    mail_from: str, to: str, subject: str, text: str, html: str, seed: str,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = message_id(seed, mail_from)
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
 
 
 class SmtpMailer:
@@ -35,16 +73,34 @@ class SmtpMailer:
         self.timeout_s = timeout_s
 
     async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(
-            message,
-            hostname=self.hostname,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            use_tls=self.use_tls,
-            start_tls=self.start_tls,
-            timeout=self.timeout_s,
-        )
+        """Send, raising PermanentSendError or TransientSendError for the provider's refusals."""
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.hostname,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.use_tls,
+                start_tls=self.start_tls,
+                timeout=self.timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            if all(code >= 500 for code in codes):
+                raise PermanentSendError(f"recipient refused: {exc.recipients[0].message}") from exc
+            raise TransientSendError(f"recipient deferred: {codes}", provider_wide=False) from exc
+        except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+            if exc.code >= 500:
+                raise PermanentSendError(f"refused: {exc.code} {exc.message}") from exc
+            raise TransientSendError(f"deferred: {exc.code} {exc.message}", False) from exc
+        except (aiosmtplib.SMTPReadTimeoutError, aiosmtplib.SMTPServerDisconnected):
+            # The server may have taken the message before going quiet: outcome unknown.
+            raise
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
+                aiosmtplib.SMTPResponseException, OSError) as exc:
+            # Connection, TLS, login or sender problems concern every message, not this one.
+            raise TransientSendError(f"SMTP unavailable: {exc}") from exc
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

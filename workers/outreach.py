@@ -1,44 +1,93 @@
-"""The outreach worker: renders and sends transactional email and SMS jobs."""
+"""The outreach worker: renders and sends email and SMS jobs, each at most once per job id.
+
+Every send is bracketed by the outreach_sends ledger: a 'sending' row is committed
+before the provider is called and marked 'sent' after. A redelivered job finding
+'sent' (the worker died after the send, before the ack) does nothing. One window
+remains: a worker dying after the provider took the message but before the 'sent'
+commit. Its redelivery finds 'sending' and sends again (transactional mail must
+arrive); the email's Message-ID is derived from the job id alone, so the copy is
+recognisable downstream. SMS has no such identifier, so that rare repeat can reach
+the phone. The window is one database round trip long.
+"""
 
 from __future__ import annotations
 
 import logging
-from email.message import EmailMessage
-from email.utils import make_msgid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from workers.delivery import Mailer, SmsProvider
+from channels.bus import Bus
+from config import Settings
+from storage import outreach as ledger
+from storage.db import Database
+from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
+from workers.campaigns import CampaignConfig, CampaignSender
+from workers.delivery import Mailer, PermanentSendError, SmsProvider, build_email
+from workers.queue import JobQueue
 from workers.templates import render_email, render_sms
 
 log = logging.getLogger(__name__)
 QUEUE = "outreach"
+TEST_SUBJECT_PREFIX = "[Test] "
 
 
 class OutreachWorker:
-    def __init__(self, mailer: Mailer, sms: SmsProvider, mail_from: str) -> None:
+    def __init__(self, mailer: Mailer, sms: SmsProvider, mail_from: str, db: Database) -> None:
         self.mailer = mailer
         self.sms = sms
         self.mail_from = mail_from
+        self.db = db
 
     async def handle(self, job: dict[str, Any]) -> None:
         kind = job.get("type")
         if kind == "email":
-            await self._email(job)
+            await self._once(job, "email", self._email)
         elif kind == "sms":
-            await self.sms.send(job["to"], render_sms(job["template"], job.get("params", {})))
-            log.info("sms sent", extra={"job_id": job["id"], "template": job["template"]})
+            await self._once(job, "sms", self._sms)
         else:
             raise ValueError(f"unknown outreach job type {kind!r}")
 
+    async def _once(
+        self, job: dict[str, Any], channel: str, send: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        job_id = str(job["id"])
+        before = await ledger.begin_send(self.db, job_id, channel, str(job["to"]))
+        if before != "sending":
+            log.info("outreach job already done; redelivery ignored",
+                     extra={"job_id": job_id, "status": before})
+            return
+        try:
+            await send(job)
+        except PermanentSendError as exc:
+            # Retrying cannot help; the job is settled as failed and acknowledged.
+            await ledger.finish_send(self.db, job_id, "failed", str(exc)[:500])
+            log.warning("outreach send refused", extra={"job_id": job_id, "error": str(exc)})
+            return
+        # Transient and unknown errors leave 'sending': the queue retries the job.
+        await ledger.finish_send(self.db, job_id, "sent")
+        log.info(f"{channel} sent", extra={"job_id": job_id, "template": job.get("template")})
+
     async def _email(self, job: dict[str, Any]) -> None:
         subject, text, html = render_email(job["template"], job.get("params", {}))
-        message = EmailMessage()
-        message["From"] = self.mail_from
-        message["To"] = job["to"]
-        message["Subject"] = subject
-        # The job id makes the Message-ID, so a redelivered job is recognisable downstream.
-        message["Message-ID"] = make_msgid(idstring=job["id"], domain="hotspot.local")
-        message.set_content(text)
-        message.add_alternative(html, subtype="html")
-        await self.mailer.send(message)
-        log.info("email sent", extra={"job_id": job["id"], "template": job["template"]})
+        if job.get("test"):
+            subject = TEST_SUBJECT_PREFIX + subject
+        await self.mailer.send(build_email(self.mail_from, job["to"], subject, text, html,
+                                           seed=str(job["id"])))
+
+    async def _sms(self, job: dict[str, Any]) -> None:
+        text = render_sms(job["template"], job.get("params", {}))
+        await self.sms.send(job["to"], ("[Test] " if job.get("test") else "") + text)
+
+
+async def start_outreach(
+    settings: Settings, queue: JobQueue, db: Database, bus: Bus, mailer: Mailer, sms: SmsProvider
+) -> None:
+    """Consume the outreach queue (transactional mail) and the campaigns queue."""
+    worker = OutreachWorker(mailer, sms, settings.mail_from, db)
+    await queue.consume(QUEUE, worker.handle, prefetch=10)
+    sender = CampaignSender(db, mailer, sms, bus, CampaignConfig(
+        mail_from=settings.mail_from, public_base_url=settings.public_base_url,
+        unsubscribe_secret=settings.resolved_unsubscribe_secret(),
+        batches_per_s=settings.limits.campaign_batches_per_s))
+    # Few at a time: a batch waits for its throttle slot while it holds the message.
+    await queue.consume(CAMPAIGN_QUEUE, sender.handle, prefetch=2)

@@ -43,18 +43,50 @@ def email_templates() -> dict[str, EmailTemplate]:
                 "<p>The link is valid for $valid_minutes minutes and works once.</p>"
             ),
         ),
+        # Campaign templates: they may use only the campaign parameters (see campaign_params).
+        "we_miss_you": EmailTemplate(
+            subject="We miss you on HotSpot, $display_name",
+            text=(
+                "Hi $display_name,\n\nIt has been a while. Your friends are still posting: "
+                "come and see what is new.\n$app_link\n"
+            ),
+            html=(
+                "<p>Hi $display_name,</p><p>It has been a while. Your friends are still posting: "
+                '<a href="$app_link">come and see what is new</a>.</p>'
+            ),
+        ),
+        "test_message": EmailTemplate(
+            subject="HotSpot test message",
+            text="Hi $display_name,\n\nThis is a test message from HotSpot: mail reaches you.\n",
+            html="<p>Hi $display_name,</p><p>This is a test message from HotSpot: mail reaches you.</p>",
+        ),
     }
 
 
 def sms_templates() -> dict[str, str]:
     return {
         "phone_code": "Your HotSpot code is $code. It expires in $valid_minutes minutes.",
+        "we_miss_you": "Hi $display_name, it has been a while! See what is new on HotSpot: $app_link",
+        "test_message": "HotSpot test message: SMS reaches you.",
     }
 
 
-def render_email(name: str, params: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, text, html) of a template; KeyError for an unknown template or parameter."""
-    template = email_templates()[name]
+def campaign_params(display_name: str, username: str, app_link: str) -> dict[str, str]:
+    """The parameters every campaign message may use."""
+    return {"display_name": display_name, "username": username, "app_link": app_link}
+
+
+def sample_params(app_link: str) -> dict[str, Any]:
+    """Stand-in values for every parameter of every template, for test sends."""
+    return {
+        **campaign_params("Test User", "test_user", app_link),
+        "link": app_link, "token": "TEST-TOKEN", "valid_hours": 48, "valid_minutes": 60,
+        "code": "123456",
+    }
+
+
+def render_email_template(template: EmailTemplate, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, text, html); KeyError for a missing parameter, ValueError for a bad '$'."""
     escaped = {k: html.escape(str(v)) for k, v in params.items()}
     return (
         Template(template.subject).substitute(params),
@@ -63,5 +95,30 @@ def render_email(name: str, params: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def render_email(name: str, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, text, html) of a template; KeyError for an unknown template or parameter."""
+    return render_email_template(email_templates()[name], params)
+
+
 def render_sms(name: str, params: dict[str, Any]) -> str:
     return Template(sms_templates()[name]).substitute(params)
+
+
+def render_sms_text(text: str, params: dict[str, Any]) -> str:
+    return Template(text).substitute(params)
+
+
+def text_to_html(text: str) -> str:
+    """An HTML body for a campaign given as plain text only."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+def with_unsubscribe(text: str, html_body: str, link: str) -> tuple[str, str]:
+    """Text and HTML with the recipient's unsubscribe footer appended."""
+    footer = f"\n\n--\nYou get this because you have a HotSpot account. Unsubscribe: {link}\n"
+    html_footer = (
+        '<hr><p style="font-size:small;color:#666">You get this because you have a HotSpot '
+        f'account. <a href="{html.escape(link)}">Unsubscribe</a></p>'
+    )
+    return text.rstrip("\n") + footer, html_body + html_footer

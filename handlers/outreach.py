@@ -1,0 +1,158 @@
+"""Outreach for people: test sends, unsubscribe links, and your own channel subscriptions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import phonenumbers
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from channels.ratelimit import enforce
+from handlers.account_schemas import Email
+from handlers.commands import Empty, Input, command
+from handlers.context import Context
+from handlers.errors import CommandError, invalid
+from handlers.outbound import enqueue_email, enqueue_sms
+from handlers.roles import require_role
+from storage import outreach as store
+from storage import users as user_store
+from workers.templates import email_templates, sample_params, sms_templates
+from workers.unsubscribe import CHANNELS, verify
+
+PUSH_UNAVAILABLE = "push test sends are not available yet"
+Channel = Literal["email", "sms", "push"]
+
+
+class TestSendInput(Input):
+    channel: Channel
+    to: str = Field(min_length=3, max_length=254, description="an email address or E.164 phone")
+    template: str = Field(min_length=1, max_length=64)
+
+
+class TestSendMeInput(Input):
+    channel: Channel
+
+
+class Queued(BaseModel):
+    accepted: bool = True
+    job_id: str
+
+
+class UnsubscribeInput(Input):
+    token: str = Field(min_length=10, max_length=200)
+
+
+class Unsubscribed(BaseModel):
+    channel: str
+    unsubscribed: bool = True
+
+
+class Subscriptions(BaseModel):
+    """Whether you receive campaigns on each channel; transactional mail always goes out."""
+
+    email: bool
+    sms: bool
+    push: bool
+
+
+class SubscriptionInput(Input):
+    channel: Channel
+    subscribed: bool
+
+
+def _phone(raw: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise invalid("to", "not a phone number in E.164 form", "phone_format") from None
+    if not raw.startswith("+") or not phonenumbers.is_valid_number(number):
+        raise invalid("to", "not a valid E.164 phone number", "phone_invalid")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _email(raw: str) -> str:
+    try:
+        return str(TypeAdapter(Email).validate_python(raw))
+    except ValidationError:
+        raise invalid("to", "not a valid email address", "email_format") from None
+
+
+@command("outreach.test.send", input=TestSendInput, rest=("POST", "/outreach/test-send"),
+         scope="admin", status=202, output=Queued)
+async def test_send(ctx: Context, data: TestSendInput) -> Queued:
+    """Send any template, filled with sample values, to any address (admin, rate limited)."""
+    admin = await require_role(ctx, "admin")
+    services, limits = ctx.services, ctx.services.settings.limits
+    if data.channel == "push":
+        raise invalid("channel", PUSH_UNAVAILABLE, "channel_unavailable")
+    known = email_templates() if data.channel == "email" else sms_templates()
+    if data.template not in known:
+        raise invalid("template", f"no {data.channel} template {data.template!r}; known: "
+                                  f"{sorted(known)}", "unknown_template")
+    to = _email(data.to) if data.channel == "email" else _phone(data.to)
+    await enforce(services.limiter, f"test_send:admin:{admin.id}", limits.test_sends_per_admin,
+                  limits.test_send_window_s)
+    params = sample_params(services.settings.public_base_url)
+    enqueue = enqueue_email if data.channel == "email" else enqueue_sms
+    return Queued(job_id=await enqueue(services, to, data.template, params, test=True))
+
+
+@command("outreach.test.send_me", input=TestSendMeInput, rest=("POST", "/outreach/test-send/me"),
+         scope="account", status=202, output=Queued)
+async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
+    """Send yourself a test email or SMS at your verified address (rate limited)."""
+    services, limits = ctx.services, ctx.services.settings.limits
+    if data.channel == "push":
+        raise invalid("channel", PUSH_UNAVAILABLE, "channel_unavailable")
+    user = await user_store.get_user(services.db, ctx.user.user_id)
+    if user is None:
+        raise CommandError("not_found", "account not found")
+    if data.channel == "email" and (user.email is None or user.email_verified_at is None):
+        raise CommandError("conflict", "verify your email address first", {"reason": "unverified"})
+    if data.channel == "sms" and (user.phone is None or user.phone_verified_at is None):
+        raise CommandError("conflict", "verify a phone number first", {"reason": "unverified"})
+    await enforce(services.limiter, f"test_send:user:{user.id}", limits.test_sends_per_user,
+                  limits.test_send_window_s)
+    params = {"display_name": user.display_name}
+    if data.channel == "email":
+        assert user.email is not None
+        job_id = await enqueue_email(services, user.email, "test_message", params, test=True)
+    else:
+        assert user.phone is not None
+        job_id = await enqueue_sms(services, user.phone, "test_message", params, test=True)
+    return Queued(job_id=job_id)
+
+
+async def unsubscribe_with_token(ctx: Context, token: str) -> Unsubscribed:
+    """Record the opt-out a signed token stands for; shared by the command and the link."""
+    opt_out = verify(ctx.services.settings.resolved_unsubscribe_secret(), token)
+    if opt_out is None:
+        raise invalid("token", "invalid unsubscribe link", "token_invalid")
+    await store.opt_out(ctx.services.db, opt_out.user_id, opt_out.channel)
+    return Unsubscribed(channel=opt_out.channel)
+
+
+@command("outreach.unsubscribe", input=UnsubscribeInput, auth="none", output=Unsubscribed)
+async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> Unsubscribed:
+    """Opt out of campaigns on one channel with the token from a message; no login needed."""
+    return await unsubscribe_with_token(ctx, data.token)
+
+
+@command("outreach.subscriptions.get", rest=("GET", "/outreach/subscriptions"),
+         scope="profile:read", output=Subscriptions)
+async def get_subscriptions(ctx: Context, data: Empty) -> Subscriptions:
+    """Which channels you get campaigns on."""
+    out = await store.opted_out_channels(ctx.services.db, ctx.user.user_id)
+    return Subscriptions(**{channel: channel not in out for channel in CHANNELS})
+
+
+@command("outreach.subscriptions.set", input=SubscriptionInput,
+         rest=("PATCH", "/outreach/subscriptions"), scope="profile:write", output=Subscriptions)
+async def set_subscription(ctx: Context, data: SubscriptionInput) -> Subscriptions:
+    """Subscribe to or opt out of campaigns on one channel."""
+    db, user_id = ctx.services.db, ctx.user.user_id
+    if data.subscribed:
+        await store.opt_in(db, user_id, data.channel)
+    else:
+        await store.opt_out(db, user_id, data.channel)
+    return await get_subscriptions(ctx, Empty())

@@ -1,0 +1,152 @@
+"""Operator commands of the hotspot CLI: `users` (roles) and `dlq` (dead-letter queues)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aio_pika
+
+from config import Settings
+from handlers.roles import ROLES, UnknownUser, grant_role
+from storage import users as user_store
+from storage.db import Database
+from storage.embedded import EmbeddedPostgres
+from storage.users import User
+from workers.deadletters import DeadLetter, DeadLetters, NoSuchQueue
+
+
+def add_admin_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register `users` and `dlq` on the hotspot command's subparsers."""
+    users = sub.add_parser("users", help="show users and grant roles")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    grant = users_sub.add_parser("grant-role", help="set a user's role")
+    grant.add_argument("username")
+    grant.add_argument("role", choices=ROLES)
+    show = users_sub.add_parser("show", help="show a user's account and role")
+    show.add_argument("username")
+    users.set_defaults(admin=cmd_users)
+
+    dlq = sub.add_parser("dlq", help="inspect, replay or purge a queue's dead letters (RabbitMQ)")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    listing = dlq_sub.add_parser("list", help="show dead jobs without removing them")
+    listing.add_argument("queue", help="outreach, campaigns, persistence, media, notifications")
+    listing.add_argument("--limit", type=int, default=20)
+    replay = dlq_sub.add_parser("replay", help="move dead jobs back to their queue, attempts reset")
+    replay.add_argument("queue")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="job_id", help="the job id, as dlq list shows it")
+    which.add_argument("--all", action="store_true")
+    purge = dlq_sub.add_parser("purge", help="drop every dead job of the queue")
+    purge.add_argument("queue")
+    dlq.set_defaults(admin=cmd_dlq)
+
+
+def run_admin(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
+    """Run the admin command parsed into args; the exit code."""
+    command: Callable[[argparse.Namespace, Settings], int] = args.admin
+    return command(args, settings())
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "pg")
+        dsn = await embedded.start()
+    db = await Database.connect(dsn, 1, 2)
+    try:
+        yield db
+    finally:
+        await db.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _describe_user(user: User) -> str:
+    email = "-" if user.email is None else \
+        f"{user.email} ({'verified' if user.email_verified_at else 'unverified'})"
+    return "\n".join([
+        f"id:       {user.id}",
+        f"username: {user.username}",
+        f"name:     {user.display_name}",
+        f"email:    {email}",
+        f"phone:    {user.phone or '-'}",
+        f"role:     {user.role}",
+        f"created:  {user.created_at.isoformat()}",
+    ])
+
+
+async def _users(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as db:
+        if args.action == "show":
+            user = await user_store.get_user_by_username(db, args.username)
+            if user is None:
+                print(f"hotspot: no user {args.username!r}", file=sys.stderr)
+                return 1
+            print(_describe_user(user))
+            return 0
+        try:
+            user, before = await grant_role(db, args.username, args.role)
+        except UnknownUser:
+            print(f"hotspot: no user {args.username!r}", file=sys.stderr)
+            return 1
+        print(f"{user.username}: role {before} -> {user.role}")
+        return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_users(args, settings))
+    except OSError as exc:
+        print(f"hotspot: PostgreSQL is not reachable: {exc}", file=sys.stderr)
+        return 1
+
+
+def _line(letter: DeadLetter) -> str:
+    attempts = "?" if letter.attempts is None else str(letter.attempts)
+    return (f"{letter.job_id or '(no id)'}  type={letter.type or '?'}  attempts={attempts}  "
+            f"bytes={letter.size}  {letter.preview}")
+
+
+async def _dlq(args: argparse.Namespace, url: str, namespace: str) -> int:
+    async with DeadLetters(url, namespace, args.queue) as dead:
+        if args.action == "list":
+            total = await dead.count()
+            letters = await dead.peek(max(1, args.limit))
+            for letter in letters:
+                print(_line(letter))
+            print(f"{total} dead job(s) in {dead.dead_name}; shown {len(letters)}")
+        elif args.action == "replay":
+            replayed = await dead.replay(None if args.all else args.job_id)
+            for letter in replayed:
+                print(f"replayed {letter.job_id or '(no id)'}")
+            if not args.all and not replayed:
+                print(f"hotspot: no dead job {args.job_id!r} in {dead.dead_name}", file=sys.stderr)
+                return 1
+            print(f"{len(replayed)} job(s) moved back to {dead.main_name}")
+        else:
+            print(f"purged {await dead.purge()} dead job(s) from {dead.dead_name}")
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.amqp_url is None:
+        print("hotspot: dlq needs HOTSPOT_AMQP_URL: the embedded in-process queue keeps its dead "
+              "letters in the server's memory", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_dlq(args, settings.amqp_url, settings.namespace))
+    except NoSuchQueue as exc:
+        print(f"hotspot: RabbitMQ has no queue {exc} (has a worker consumed "
+              f"{args.queue!r} yet?)", file=sys.stderr)
+        return 1
+    except (OSError, aio_pika.exceptions.AMQPError) as exc:
+        print(f"hotspot: RabbitMQ is not reachable: {exc!r}", file=sys.stderr)
+        return 1
