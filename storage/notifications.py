@@ -159,8 +159,9 @@ async def record(
     if not fresh:
         return []
     fresh.sort(key=str)
-    # The new source rows have no notification_id yet, so EXISTS sees only earlier events:
-    # an actor already folded into the row is not counted twice.
+    # An actor already folded into the row is not counted twice. actor_ids is read from the
+    # locked latest row version, so concurrent folds agree on it; past the ACTORS_KEPT kept
+    # there, earlier sources tell (the new rows have no notification_id yet).
     rows = await conn.fetch(
         f"""INSERT INTO notifications AS n (user_id, kind, group_key, actor_ids, actor_count,
                                             subject_type, subject_id, data)
@@ -172,7 +173,7 @@ async def record(
                     ELSE (ARRAY[$4::uuid] || array_remove(n.actor_ids, $4::uuid))[1:{ACTORS_KEPT}]
                     END,
                 actor_count = n.actor_count + CASE
-                    WHEN $4::uuid IS NULL OR EXISTS (
+                    WHEN $4::uuid IS NULL OR $4::uuid = ANY(n.actor_ids) OR EXISTS (
                         SELECT 1 FROM notification_sources s
                         WHERE s.notification_id = n.id AND s.actor_id = $4::uuid) THEN 0
                     ELSE 1 END,
