@@ -83,8 +83,9 @@ QUICK = Settings(idle_sockets=200, warm_sockets=10, pairs=10, members=100, sende
 class Profiler:
     """py-spy on each server process during a phase's measured window (only with --profile)."""
 
-    def __init__(self, out_dir: Path | None) -> None:
+    def __init__(self, out_dir: Path | None, native: bool = False) -> None:
         self.out_dir = out_dir
+        self.native = native
         self.exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         self._running: list[asyncio.subprocess.Process] = []
 
@@ -94,8 +95,10 @@ class Profiler:
         for group, group_pids in pids.items():
             for pid in group_pids:
                 out = self.out_dir / f"{name}-{group}.txt"
+                # --native needs to pause the process to unwind C stacks: no --nonblocking then.
+                mode = ["--native"] if self.native else ["--nonblocking"]
                 self._running.append(await asyncio.create_subprocess_exec(
-                    self.exe, "record", "--pid", str(pid), "--format", "raw", "--nonblocking",
+                    self.exe, "record", "--pid", str(pid), "--format", "raw", *mode,
                     "--rate", "250", "--output", str(out), stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL, preexec_fn=die_with_parent))
 
@@ -150,29 +153,28 @@ async def run_phase(phase: str, label: str, spec: dict[str, Any], work_dir: Path
 
 async def run_server(label: str, pids: dict[str, list[int]], rss_pid: int, url: str,
                      users: list[User], convs: Conversations, settings: Settings, work_dir: Path,
-                     profiler: Profiler) -> dict[str, Any]:
-    """The three phases against one running server."""
+                     profiler: Profiler, phases: list[str]) -> dict[str, Any]:
+    """The chosen phases against one running server."""
     s = settings
     common = {"url": url, "server_pids": pids, "concurrency": s.concurrency,
               "warmup_s": s.warmup_s, "duration_s": s.duration_s}
     results: dict[str, Any] = {}
-    # Memory first, on a fresh process: what earlier phases freed would hide per-socket growth.
-    results["memory"] = await run_phase("memory", label, {
-        **common, "rss_pid": rss_pid, "warm": s.warm_sockets, "count": s.idle_sockets,
-        "settle_s": s.settle_s,
-        "users": [asdict(u) for u in users[: s.warm_sockets + s.idle_sockets]],
-    }, work_dir, profiler, s)
-    await asyncio.sleep(s.settle_s)
-    results["dm"] = await run_phase("dm", label, {
-        **common, "users": [asdict(u) for u in users[: 2 * s.pairs]],
-        "pairs": [list(p) for p in convs.dms],
-    }, work_dir, profiler, s)
-    await asyncio.sleep(s.settle_s)
-    results["fanout"] = await run_phase("fanout", label, {
-        **common, "users": [asdict(u) for u in users[: s.members]], "group_id": convs.group_id,
-        "senders": s.senders, "inflight_per_sender": s.inflight_per_sender,
-        "backlog_messages": s.backlog,
-    }, work_dir, profiler, s)
+    specs = {
+        # Memory first, on a fresh process: what earlier phases freed would hide per-socket growth.
+        "memory": {"rss_pid": rss_pid, "warm": s.warm_sockets, "count": s.idle_sockets,
+                   "settle_s": s.settle_s,
+                   "users": [asdict(u) for u in users[: s.warm_sockets + s.idle_sockets]]},
+        "dm": {"users": [asdict(u) for u in users[: 2 * s.pairs]],
+               "pairs": [list(p) for p in convs.dms]},
+        "fanout": {"users": [asdict(u) for u in users[: s.members]], "group_id": convs.group_id,
+                   "senders": s.senders, "inflight_per_sender": s.inflight_per_sender,
+                   "backlog_messages": s.backlog},
+    }
+    for n, phase in enumerate(phases):
+        if n:
+            await asyncio.sleep(s.settle_s)  # let the previous phase's disconnects finish
+        results[phase] = await run_phase(phase, label, {**common, **specs[phase]}, work_dir,
+                                         profiler, s)
     return results
 
 
@@ -180,7 +182,7 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
     token = secrets.token_hex(4)
     namespace, db_name = f"bench{token}", f"hotspot_bench_{token}"
     jwt_secret = secrets.token_urlsafe(48)
-    profiler = Profiler(args.profile)
+    profiler = Profiler(args.profile, args.native)
     running: list[ServerProcess] = []
     hotspot: HotSpot | None = None
     db_created = False
@@ -203,24 +205,28 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
         await hotspot.stop()
 
         results: report.Results = {}
-        hotspot = new_hotspot()
-        running.extend(hotspot.processes)
-        await hotspot.start()
-        pids = {"serve": [hotspot.server.pid]}
-        if hotspot.worker is not None:
-            pids["worker"] = [hotspot.worker.pid]
-        results["hotspot"] = await run_server("hotspot", pids, hotspot.server.pid, hotspot.server.url,
-                                              users, convs, settings, work_dir, profiler)
-        await hotspot.stop()
-
-        members_file = work_dir / "members.json"
-        members_file.write_text(json.dumps(convs.members))
-        baseline = baseline_process(jwt_secret=jwt_secret, members_file=members_file, work_dir=work_dir)
-        running.append(baseline)
-        await baseline.start()
-        results["baseline"] = await run_server("baseline", {"baseline": [baseline.pid]}, baseline.pid,
-                                               baseline.url, users, convs, settings, work_dir, profiler)
-        await baseline.stop()
+        if "hotspot" in args.servers:
+            hotspot = new_hotspot()
+            running.extend(hotspot.processes)
+            await hotspot.start()
+            pids = {"serve": [hotspot.server.pid]}
+            if hotspot.worker is not None:
+                pids["worker"] = [hotspot.worker.pid]
+            results["hotspot"] = await run_server(
+                "hotspot", pids, hotspot.server.pid, hotspot.server.url, users, convs, settings,
+                work_dir, profiler, args.phases)
+            await hotspot.stop()
+        if "baseline" in args.servers:
+            members_file = work_dir / "members.json"
+            members_file.write_text(json.dumps(convs.members))
+            baseline = baseline_process(jwt_secret=jwt_secret, members_file=members_file,
+                                        work_dir=work_dir)
+            running.append(baseline)
+            await baseline.start()
+            results["baseline"] = await run_server(
+                "baseline", {"baseline": [baseline.pid]}, baseline.pid, baseline.url, users, convs,
+                settings, work_dir, profiler, args.phases)
+            await baseline.stop()
         return results
     except Exception:
         for proc in running:
@@ -248,18 +254,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small, fast run (smoke check)")
     parser.add_argument("--duration", type=float, help="seconds measured per phase")
     parser.add_argument("--idle-sockets", type=int, help="idle sockets for the memory phase")
+    parser.add_argument("--servers", default="hotspot,baseline",
+                        help="which servers to run, comma-separated (default: both)")
+    parser.add_argument("--phases", default="memory,dm,fanout",
+                        help="which phases to run, comma-separated (default: all three)")
     parser.add_argument("--inprocess-workers", action="store_true",
                         help="run HotSpot's persistence worker inside `hotspot serve`")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record py-spy profiles (raw stacks) of the servers during each window")
-    parser.add_argument("--docs", type=Path, help=f"write the markdown here (full runs: {DOCS})")
+    parser.add_argument("--native", action="store_true",
+                        help="with --profile: include native (C) frames, e.g. the garbage collector")
+    parser.add_argument("--docs", type=Path,
+                        help=f"write the markdown here (default for complete full runs: {DOCS})")
     args = parser.parse_args(argv)
+    args.servers = _choice(parser, "--servers", args.servers, ("hotspot", "baseline"))
+    args.phases = _choice(parser, "--phases", args.phases, ("memory", "dm", "fanout"))
     settings = QUICK if args.quick else FULL
     if args.duration is not None:
         settings = Settings(**{**asdict(settings), "duration_s": args.duration})
     if args.idle_sockets is not None:
         settings = Settings(**{**asdict(settings), "idle_sockets": args.idle_sockets})
-    docs = args.docs if args.docs is not None else (None if args.quick else DOCS)
+    # Only a complete full run replaces the recorded results by default.
+    complete = not args.quick and len(args.servers) == 2 and len(args.phases) == 3
+    docs = args.docs if args.docs is not None else (DOCS if complete else None)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     # The server processes inherit this: each holds thousands of sockets.
@@ -288,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text_table(report.cpu_breakdown(results)))
     for line in report.sanity_lines(results):
         log(f"warning: {line}")
+    for line in report.client_bound_lines(results):
+        log(f"note: {line}")
     command = ".venv/bin/python -m bench.realtime " + shlex.join(sys.argv[1:] if argv is None else argv)
     if docs is not None:
         report.write_markdown(docs, results=results, settings=asdict(settings), command=command.strip(),
@@ -297,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         log(f"py-spy profiles in {args.profile}")
     return 0
+
+
+def _choice(parser: argparse.ArgumentParser, flag: str, value: str, allowed: tuple[str, ...]) -> list[str]:
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown or not chosen:
+        parser.error(f"{flag}: choose from {', '.join(allowed)} (got {value!r})")
+    return [v for v in allowed if v in chosen]
 
 
 async def _guarded(work: Any) -> Any:
