@@ -193,20 +193,19 @@ async def progress(db: Database, campaign_ids: list[uuid.UUID]) -> dict[uuid.UUI
     return {cid: found.get(cid, Progress()) for cid in campaign_ids}
 
 
-async def settle_interrupted(
-    db: Database, campaign_id: uuid.UUID, batch: int, job_id: str, lease_s: float
-) -> int:
-    """Fail the batch's rows left 'sending' by this job's earlier run or by a stale claim.
+async def settle_interrupted(db: Database, campaign_id: uuid.UUID, batch: int) -> int:
+    """Fail the batch's rows left 'sending'; call it holding the batch's lock.
 
-    Whether such a send reached the provider is unknown; failing it keeps "never twice".
+    With the lock held nobody else is sending this batch, so such a row was interrupted
+    by a crash. Whether that send reached the provider is unknown: failing the row keeps
+    "never twice".
     """
     result = await db.pool.execute(
         """UPDATE campaign_recipients
            SET status = 'failed', error = 'interrupted while sending; delivery unknown',
                updated_at = now()
-           WHERE campaign_id = $1 AND batch = $2 AND status = 'sending'
-             AND (claimed_by = $3 OR updated_at < now() - make_interval(secs => $4))""",
-        campaign_id, batch, job_id, lease_s,
+           WHERE campaign_id = $1 AND batch = $2 AND status = 'sending'""",
+        campaign_id, batch,
     )
     return int(str(result).rsplit(" ", 1)[1])
 
@@ -220,14 +219,12 @@ async def pending_in_batch(db: Database, campaign_id: uuid.UUID, batch: int) -> 
     return [r["user_id"] for r in rows]
 
 
-async def claim(
-    db: Database, campaign_id: uuid.UUID, user_id: uuid.UUID, job_id: str
-) -> Recipient | None:
-    """Mark one pending recipient 'sending' for this job (committed); None if not pending."""
+async def claim(db: Database, campaign_id: uuid.UUID, user_id: uuid.UUID) -> Recipient | None:
+    """Mark one pending recipient 'sending' (committed at once); None if not pending."""
     row = await db.pool.fetchrow(
         """WITH claimed AS (
                UPDATE campaign_recipients
-               SET status = 'sending', claimed_by = $3, attempts = attempts + 1, updated_at = now()
+               SET status = 'sending', attempts = attempts + 1, updated_at = now()
                WHERE campaign_id = $1 AND user_id = $2 AND status = 'pending'
                RETURNING user_id, attempts,
                          (SELECT channel FROM campaigns WHERE id = $1) AS channel)
@@ -238,7 +235,7 @@ async def claim(
                           WHERE o.user_id = u.id AND o.channel = c.channel) AS opted_out,
                   c.attempts
            FROM claimed c JOIN users u ON u.id = c.user_id""",
-        campaign_id, user_id, job_id,
+        campaign_id, user_id,
     )
     return None if row is None else Recipient(**dict(row))
 
@@ -249,8 +246,7 @@ async def settle(
 ) -> None:
     """Record how the claimed send ended ('pending' hands it back for a later retry)."""
     await db.pool.execute(
-        """UPDATE campaign_recipients SET status = $3, error = $4, updated_at = now(),
-               claimed_by = CASE WHEN $3 = 'pending' THEN NULL ELSE claimed_by END
+        """UPDATE campaign_recipients SET status = $3, error = $4, updated_at = now()
            WHERE campaign_id = $1 AND user_id = $2 AND status = 'sending'""",
         campaign_id, user_id, status, error,
     )

@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Literal
 
 from storage.db import Database
 
 SendStatus = Literal["sending", "sent", "failed"]
+# The first key of outreach's two-key advisory locks ("OUTR"); the second hashes the name.
+LOCK_CLASS = 0x4F555452
+
+
+@asynccontextmanager
+async def exclusive(db: Database, name: str) -> AsyncIterator[bool]:
+    """Hold a lock on `name` while the block runs; yields False if someone else holds it.
+
+    A session advisory lock on a connection kept for the block: it dies with the
+    connection, so a worker that crashes mid-send never leaves it behind, and a
+    'sending' row whose lock is free was interrupted rather than in progress.
+    """
+    async with db.pool.acquire() as conn:
+        got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+                                       LOCK_CLASS, name))
+        try:
+            yield got
+        finally:
+            # Releasing the connection to the pool unlocks too (asyncpg resets it).
+            if got and not conn.is_closed():
+                await conn.fetchval("SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, name)
 
 
 async def begin_send(db: Database, job_id: str, channel: str, recipient: str) -> SendStatus:
-    """Record the job as 'sending' (committed at once); returns its status before this call.
+    """Record the job as 'sending' (committed at once); returns its status now.
 
-    A new job answers 'sending' too: the caller sends for both a new job and one whose
+    'sending' is a new job, one being sent right now (see exclusive), or one whose
     earlier attempt died between its send and the 'sent' mark.
     """
     row = await db.pool.fetchrow(

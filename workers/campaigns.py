@@ -1,10 +1,11 @@
 """The campaign sender: one job per batch of recipients, throttled, never twice to anyone.
 
-Each recipient row is claimed ('sending', with this job's id) in its own commit
-before the send and settled (sent / failed / skipped) after. A redelivered batch
-job skips settled rows. A row it finds still 'sending' under its own id was
-interrupted mid-send by a crash: whether that message left is unknown, so the row
-is failed rather than sent again; campaigns choose "never twice" over "surely once".
+A batch is sent holding its advisory lock, and each recipient row is claimed
+('sending') in its own commit before the send and settled (sent / failed /
+skipped) after. A redelivered batch job skips settled rows. A row it finds still
+'sending' (under the lock, so nobody is sending it now) was interrupted mid-send by
+a crash: whether that message left is unknown, so the row is failed rather than
+sent again; campaigns choose "never twice" over "surely once".
 Campaign jobs have their own queue so a throttled campaign never holds up
 verification mail on the outreach queue.
 """
@@ -45,8 +46,6 @@ from workers.unsubscribe import link as unsubscribe_link
 log = logging.getLogger(__name__)
 QUEUE = "campaigns"
 JOB_TYPE = "campaign_batch"
-# A row 'sending' longer than this belongs to a job that died for good (dead-lettered).
-SENDING_LEASE_S = 900.0
 # A recipient the provider keeps deferring is failed after this many tries.
 MAX_RECIPIENT_ATTEMPTS = 5
 Outcome = Literal["pending", "sent", "failed", "skipped"]
@@ -93,36 +92,47 @@ class CampaignSender:
     async def handle(self, job: dict[str, Any]) -> None:
         if job.get("type") != JOB_TYPE:
             raise ValueError(f"unknown campaign job type {job.get('type')!r}")
-        job_id = str(job["id"])
         campaign_id, batch = uuid.UUID(job["campaign_id"]), int(job["batch"])
+        campaign = await self._running(campaign_id)
+        if campaign is None:
+            return
+        wait = await ledger.claim_slot(self.db, f"campaign:{campaign.channel}",
+                                       1.0 / self.config.batches_per_s)
+        await asyncio.sleep(wait)
+        # Paused while this batch waited for its slot?
+        if await self._running(campaign_id) is None:
+            return
+        async with ledger.exclusive(self.db, f"campaign:{campaign_id}:{batch}") as mine:
+            if not mine:
+                # Another job (a resume's copy) is sending this batch; its message stays
+                # unacked until it is done, so a crash there brings the batch back anyway.
+                log.info("campaign batch already being sent", extra={"campaign_id": str(campaign_id)})
+                return
+            interrupted = await store.settle_interrupted(self.db, campaign_id, batch)
+            if interrupted:
+                log.warning("campaign sends interrupted by a crash were failed",
+                            extra={"campaign_id": str(campaign_id), "count": interrupted})
+            deferred = await self._send_batch(campaign, batch)
+        await self._report(campaign_id)
+        if deferred is not None:
+            raise deferred
+
+    async def _running(self, campaign_id: uuid.UUID) -> Campaign | None:
         campaign = await store.get_campaign(self.db, campaign_id)
         if campaign is None or campaign.status != "running":
             # Paused: the rows stay pending and resume queues their batches again.
             log.info("campaign batch not sent", extra={"campaign_id": str(campaign_id),
                                                        "status": campaign and campaign.status})
-            return
-        interrupted = await store.settle_interrupted(self.db, campaign_id, batch, job_id,
-                                                     SENDING_LEASE_S)
-        if interrupted:
-            log.warning("campaign sends interrupted by a crash were failed",
-                        extra={"campaign_id": str(campaign_id), "count": interrupted})
-        wait = await ledger.claim_slot(self.db, f"campaign:{campaign.channel}",
-                                       1.0 / self.config.batches_per_s)
-        await asyncio.sleep(wait)
-        deferred = await self._send_batch(campaign, batch, job_id)
-        await self._report(campaign_id)
-        if deferred is not None:
-            raise deferred
+            return None
+        return campaign
 
-    async def _send_batch(
-        self, campaign: Campaign, batch: int, job_id: str
-    ) -> TransientSendError | None:
+    async def _send_batch(self, campaign: Campaign, batch: int) -> TransientSendError | None:
         """Send to the batch's pending rows; the first transient error, to retry the job later."""
         deferred: TransientSendError | None = None
         for user_id in await store.pending_in_batch(self.db, campaign.id, batch):
-            recipient = await store.claim(self.db, campaign.id, user_id, job_id)
+            recipient = await store.claim(self.db, campaign.id, user_id)
             if recipient is None:
-                continue  # another job for the same batch (after a resume) took it
+                continue  # no longer pending
             try:
                 outcome, error = await self._send_one(campaign, recipient)
             except TransientSendError as exc:

@@ -1,8 +1,9 @@
 """The outreach worker: renders and sends email and SMS jobs, each at most once per job id.
 
 Every send is bracketed by the outreach_sends ledger: a 'sending' row is committed
-before the provider is called and marked 'sent' after. A redelivered job finding
-'sent' (the worker died after the send, before the ack) does nothing. One window
+before the provider is called and marked 'sent' after, while the job's advisory lock
+is held (two copies of a job in flight at once never both send). A redelivered job
+finding 'sent' (the worker died after the send, before the ack) does nothing. One window
 remains: a worker dying after the provider took the message but before the 'sent'
 commit. Its redelivery finds 'sending' and sends again (transactional mail must
 arrive); the email's Message-ID is derived from the job id alone, so the copy is
@@ -31,6 +32,10 @@ QUEUE = "outreach"
 TEST_SUBJECT_PREFIX = "[Test] "
 
 
+class SendInProgress(Exception):
+    """Another worker holds this job's send lock; the queue retries the job later."""
+
+
 class OutreachWorker:
     def __init__(self, mailer: Mailer, sms: SmsProvider, mail_from: str, db: Database) -> None:
         self.mailer = mailer
@@ -51,20 +56,25 @@ class OutreachWorker:
         self, job: dict[str, Any], channel: str, send: Callable[[dict[str, Any]], Awaitable[None]]
     ) -> None:
         job_id = str(job["id"])
-        before = await ledger.begin_send(self.db, job_id, channel, str(job["to"]))
-        if before != "sending":
-            log.info("outreach job already done; redelivery ignored",
-                     extra={"job_id": job_id, "status": before})
+        if await ledger.begin_send(self.db, job_id, channel, str(job["to"])) != "sending":
+            log.info("outreach job already done; redelivery ignored", extra={"job_id": job_id})
             return
-        try:
-            await send(job)
-        except PermanentSendError as exc:
-            # Retrying cannot help; the job is settled as failed and acknowledged.
-            await ledger.finish_send(self.db, job_id, "failed", str(exc)[:500])
-            log.warning("outreach send refused", extra={"job_id": job_id, "error": str(exc)})
-            return
-        # Transient and unknown errors leave 'sending': the queue retries the job.
-        await ledger.finish_send(self.db, job_id, "sent")
+        async with ledger.exclusive(self.db, f"send:{job_id}") as mine:
+            if not mine:
+                # A copy of this job is being sent right now; retry once it has settled.
+                raise SendInProgress(f"job {job_id} is being sent by another worker")
+            # Re-read under the lock: that other copy may have finished just before.
+            if await ledger.send_status(self.db, job_id) != "sending":
+                return
+            try:
+                await send(job)
+            except PermanentSendError as exc:
+                # Retrying cannot help; the job is settled as failed and acknowledged.
+                await ledger.finish_send(self.db, job_id, "failed", str(exc)[:500])
+                log.warning("outreach send refused", extra={"job_id": job_id, "error": str(exc)})
+                return
+            # Transient and unknown errors leave 'sending': the queue retries the job.
+            await ledger.finish_send(self.db, job_id, "sent")
         log.info(f"{channel} sent", extra={"job_id": job_id, "template": job.get("template")})
 
     async def _email(self, job: dict[str, Any]) -> None:

@@ -42,14 +42,14 @@ class TwilioSms:
         self, base_url: str, account_sid: str, auth_token: str, sender: str, timeout_s: float = 10.0
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
-        self.auth = aiohttp.BasicAuth(account_sid, auth_token)
+        self.headers = {"Authorization": aiohttp.encode_basic_auth(account_sid, auth_token)}
         self.sender = sender
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout, auth=self.auth)
+            self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self.headers)
         return self._session
 
     async def close(self) -> None:

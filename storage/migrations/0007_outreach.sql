@@ -44,15 +44,14 @@ CREATE TABLE campaigns (
 );
 CREATE INDEX campaigns_created ON campaigns (created_at DESC, id DESC);
 
--- Frozen when the campaign starts; each row is claimed ('sending', with the claiming job's
--- id) in its own commit before the send and settled after, so no recipient gets it twice.
+-- Frozen when the campaign starts; each row is claimed ('sending') in its own commit before
+-- the send and settled after, so no recipient gets it twice.
 CREATE TABLE campaign_recipients (
     campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
     user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     batch       integer NOT NULL,
     status      text NOT NULL DEFAULT 'pending'
                 CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-    claimed_by  text,
     attempts    integer NOT NULL DEFAULT 0,
     error       text,
     updated_at  timestamptz NOT NULL DEFAULT now(),
