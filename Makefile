@@ -9,6 +9,8 @@
 #   make worker   run queue workers (WORKERS=all by default)
 #   make bench    realtime benchmark: HotSpot vs a bare python-socketio server, table
 #                 in docs/benchmarks.md (BENCH_ARGS=--quick for a fast smoke run)
+#                 and notification fan-out with RabbitMQ in the loop, in
+#                 docs/benchmarks-notifications.md
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -73,6 +75,7 @@ test: install services
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
+	$(BIN)/python -m bench.notifications $(filter --quick,$(BENCH_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
