@@ -28,6 +28,7 @@ from workers.notifications import QUEUE, wire
 from workers.queue import QueueUnavailable, new_job
 
 log = logging.getLogger(__name__)
+SUBJECT_TYPES = frozenset({"message", "conversation", "item", "user"})
 
 
 def _check_timezone(value: str) -> str:
@@ -255,6 +256,8 @@ async def notify(
     you": "follow:<followed>"); by default each event stands alone. subject is
     (message|conversation|item|user, id).
     """
+    if subject is not None and subject[0] not in SUBJECT_TYPES:
+        raise ValueError(f"subject type must be one of {sorted(SUBJECT_TYPES)}")
     job = new_job("notify", user_ids=[str(u) for u in user_ids],
                   source_key=source_key, group_key=group_key or source_key,
                   actor_id=None if actor_id is None else str(actor_id),

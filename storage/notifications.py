@@ -315,6 +315,12 @@ async def purge_sources_before(db: Database, before: datetime) -> int:
     return int(str(result).rsplit(" ", 1)[-1])
 
 
+async def purge_read_before(db: Database, before: datetime) -> int:
+    """Delete notifications read before this time; returns how many."""
+    result = await db.pool.execute("DELETE FROM notifications WHERE read_at < $1", before)
+    return int(str(result).rsplit(" ", 1)[-1])
+
+
 @dataclass(frozen=True)
 class Audience:
     """Who a conversation event may notify: active members, not muting it, not blocking the actor."""

@@ -58,6 +58,7 @@ PREVIEW_CHARS = 140
 PUSH_PAYLOAD_BYTES = 3000
 # Idempotency keys are kept far longer than any job could be redelivered.
 SOURCE_RETENTION = timedelta(days=30)
+READ_RETENTION = timedelta(days=90)
 URGENT_KINDS = {Kind.MESSAGE, Kind.MENTION, Kind.REPLY}
 
 
@@ -159,7 +160,9 @@ class NotificationWorker:
     async def _purge_forever(self) -> None:
         while True:
             try:
-                await store.purge_sources_before(self.db, self.clock() - SOURCE_RETENTION)
+                now = self.clock()
+                await store.purge_sources_before(self.db, now - SOURCE_RETENTION)
+                await store.purge_read_before(self.db, now - READ_RETENTION)
             except Exception:
                 log.exception("notification source purge failed; trying again later")
             await asyncio.sleep(3600)

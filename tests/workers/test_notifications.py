@@ -27,7 +27,7 @@ from handlers.context import Services, utc_now
 from handlers.notifications import notify
 from server.resources import SERVICES
 from storage.db import Database
-from storage.notifications import Kind, Notification, purge_sources_before
+from storage.notifications import Kind, Notification, purge_read_before, purge_sources_before
 from tests.conftest import AMQP_URL, Account, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, create_group, is_event, ok, rest
 from tests.push_standin import BrowserKeys, PushStandIn
@@ -329,6 +329,9 @@ async def test_notify_use_case_groups_skips_blockers_and_is_idempotent(
     # Erin blocked dave: only carol's follow reached her, once.
     [only] = await listed(erin)
     assert (only["count"], only["actor_ids"]) == (1, [carol.id])
+    with pytest.raises(ValueError, match="subject type"):
+        await notify(services, Kind.SYSTEM, [uuid.UUID(bob.id)], source_key="s",
+                     subject=("planet", uuid.uuid4()))
 
 
 def test_mentions_and_texts() -> None:
@@ -356,7 +359,7 @@ async def test_unknown_job_type_fails_for_the_dead_letter_queue(rig: Rig) -> Non
         await rig.worker.handle(new_job("nonsense"))
 
 
-async def test_source_keys_past_retention_are_purged(client: Any, rig: Rig) -> None:
+async def test_old_source_keys_and_read_notifications_are_purged(client: Any, rig: Rig) -> None:
     bob = await signup(client)
     await rig.db.pool.execute(
         """INSERT INTO notification_sources (user_id, source_key, created_at)
@@ -366,3 +369,14 @@ async def test_source_keys_past_retention_are_purged(client: Any, rig: Rig) -> N
     kept = await rig.db.pool.fetch(
         "SELECT source_key FROM notification_sources WHERE user_id = $1", uuid.UUID(bob.id))
     assert [r["source_key"] for r in kept] == ["new"]
+    await rig.db.pool.execute(
+        """INSERT INTO notifications (user_id, kind, group_key, read_at) VALUES
+               ($1, 'system', 'old-read', now() - interval '100 days'),
+               ($1, 'system', 'recent-read', now() - interval '1 day'),
+               ($1, 'system', 'unread', NULL)""",
+        uuid.UUID(bob.id))
+    assert await purge_read_before(rig.db, datetime.now(UTC) - timedelta(days=90)) >= 1
+    left = await rig.db.pool.fetch(
+        "SELECT group_key FROM notifications WHERE user_id = $1 ORDER BY group_key",
+        uuid.UUID(bob.id))
+    assert [r["group_key"] for r in left] == ["recent-read", "unread"]
