@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import time
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
 import aiosmtplib
 import orjson
+
+
+# Headers are folded at 998 characters, not 78: a List-Unsubscribe URL has no space to
+# fold at, and folding it at 78 would turn it into an encoded word no client reads.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class PermanentSendError(Exception):
@@ -74,9 +80,12 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage) -> None:
         """Send, raising PermanentSendError or TransientSendError for the provider's refusals."""
+        addresses = getaddresses([*message.get_all("To", []), *message.get_all("Cc", [])])
         try:
             await aiosmtplib.send(
-                message,
+                message.as_bytes(policy=WIRE_POLICY),
+                sender=parseaddr(str(message["From"]))[1],
+                recipients=[address for _, address in addresses],
                 hostname=self.hostname,
                 port=self.port,
                 username=self.username,
@@ -118,7 +127,8 @@ class OutboxMailer:
     async def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}-{message['Message-ID'].strip('<>').split('@')[0]}.eml"
-        await asyncio.to_thread(_write_atomically, self.directory / name, bytes(message))
+        await asyncio.to_thread(_write_atomically, self.directory / name,
+                                message.as_bytes(policy=WIRE_POLICY))
 
 
 class OutboxSms:
