@@ -160,6 +160,20 @@ class NotificationRead(BaseModel):
     unread_count: int
 
 
+class CampaignProgress(BaseModel):
+    """An outreach campaign you started moved on: sent after each batch and on each status
+    change; pending counts recipients not yet settled."""
+
+    id: str
+    name: str
+    status: Literal["draft", "running", "paused", "done"]
+    total: int
+    pending: int
+    sent: int
+    failed: int
+    skipped: int
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -183,6 +197,7 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("conversation.updated", ConversationUpdated, ConversationUpdated.__doc__ or ""),
         ServerEvent("typing", Typing, Typing.__doc__ or ""),
         ServerEvent("presence", PresenceChanged, PresenceChanged.__doc__ or ""),
+        ServerEvent("campaign.progress", CampaignProgress, CampaignProgress.__doc__ or ""),
         ServerEvent("notification.new", NotificationNew, NotificationNew.__doc__ or ""),
         ServerEvent("notification.read", NotificationRead, NotificationRead.__doc__ or ""),
     ]

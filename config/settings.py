@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -64,6 +66,13 @@ class Limits(BaseSettings):
     video_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     media_uploads_per_window: int = Field(default=30, ge=1)
     media_upload_window_s: int = Field(default=60, ge=1)
+    # Campaigns go out in batches of this many recipients, at most this many batches a second.
+    campaign_batch_size: int = Field(default=100, ge=1, le=10_000)
+    campaign_batches_per_s: float = Field(default=2.0, gt=0)
+    # Test email/SMS: per user for outreach.test.send_me, per admin for outreach.test.send.
+    test_sends_per_user: int = Field(default=5, ge=1)
+    test_sends_per_admin: int = Field(default=60, ge=1)
+    test_send_window_s: int = Field(default=3600, ge=1)
 
 
 class Settings(BaseSettings):
@@ -109,7 +118,15 @@ class Settings(BaseSettings):
 
     smtp_url: str | None = None
     mail_from: str = "HotSpot <no-reply@hotspot.local>"
-    sms_provider: Literal["outbox"] = "outbox"
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    # A Twilio-compatible Messages API: {base}/2010-04-01/Accounts/{sid}/Messages.json.
+    twilio_base_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_timeout_s: float = Field(default=10.0, gt=0)
+    # Signs unsubscribe links; unset, it is derived from the JWT signing key.
+    unsubscribe_secret: str | None = Field(default=None, min_length=32)
 
     # Web Push (VAPID): a PEM or base64url EC P-256 key; in dev mode one is generated under
     # data_dir. The subject is a mailto: or https: contact the push services may use.
@@ -132,7 +149,8 @@ class Settings(BaseSettings):
 
     @field_validator("database_url", "redis_url", "amqp_url", "smtp_url", "jwt_secret",
                      "jwt_private_key_file", "jwt_public_key_file", "vapid_private_key",
-                     "mobile_push_url", "mobile_push_api_key", mode="before")
+                     "mobile_push_url", "mobile_push_api_key", "twilio_account_sid",
+                     "twilio_auth_token", "twilio_from", "unsubscribe_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files and shells often pass VAR= for "not set".
@@ -201,6 +219,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _check_sms_provider(self) -> Settings:
+        if self.sms_provider == "twilio":
+            missing = [f"HOTSPOT_TWILIO_{name.upper()}" for name in ("account_sid", "auth_token", "from")
+                       if getattr(self, f"twilio_{name}") is None]
+            if missing:
+                raise ValueError(f"HOTSPOT_SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        return self
+
     @property
     def workers_in_process(self) -> bool:
         """Whether this server process also consumes the work queues."""
@@ -228,6 +255,18 @@ class Settings(BaseSettings):
         path.write_text(secret)
         path.chmod(0o600)
         return secret
+
+    def resolved_unsubscribe_secret(self) -> bytes:
+        """The key of unsubscribe links: set, or derived from the JWT key every node shares."""
+        if self.unsubscribe_secret is not None:
+            return self.unsubscribe_secret.encode()
+        if self.jwt_algorithm == "HS256":
+            base = self.resolved_jwt_secret().encode()
+        else:
+            assert self.jwt_private_key_file is not None
+            base = self.jwt_private_key_file.read_bytes()
+        # A derived key, so an unsubscribe signature never doubles as a JWT signature.
+        return hmac.new(base, b"hotspot unsubscribe links", hashlib.sha256).digest()
 
     def resolved_vapid_private_key(self) -> str:
         """The VAPID key (PEM or base64url); in dev mode one is generated once under data_dir."""

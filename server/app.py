@@ -7,7 +7,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from config import Settings
-from handlers import auth, blocks, conversations, media, messages, notifications, presence, push, users
+from handlers import (
+    auth,
+    blocks,
+    campaigns,
+    conversations,
+    media,
+    messages,
+    notifications,
+    outreach,
+    presence,
+    push,
+    users,
+)
 from handlers.commands import CommandRegistry, collect_commands
 from server.apidocs import event_catalogue, openapi
 from server.cors import cors_middleware
@@ -15,6 +27,7 @@ from server.dispatch import Dispatcher
 from server.health import add_health_routes
 from server.media_routes import add_media_routes
 from server.metrics import Metrics
+from server.outreach_routes import add_outreach_routes
 from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
 from server.rest import (
     HTTP_REQUESTS_METRIC,
@@ -33,6 +46,7 @@ def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
     return collect_commands([
         auth, users, messages, media, conversations, blocks, presence, notifications, push,
+        campaigns, outreach,
     ])
 
 
@@ -60,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     transport.sio.attach(app)
     add_command_routes(app, dispatcher)
     add_media_routes(app, dispatcher)
+    add_outreach_routes(app, dispatcher)
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = transport
     app.cleanup_ctx.append(_transport_ctx)

@@ -10,13 +10,13 @@ from handlers.context import Services, utc_now
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
-from workers.outreach import QUEUE as OUTREACH_QUEUE
-from workers.outreach import OutreachWorker
+from workers.outreach import start_outreach
 from workers.persistence import QUEUE as PERSISTENCE_QUEUE
 from workers.persistence import PersistenceWorker
 from workers.queue import JobQueue
 from workers.relay import EventRelay
 from workers.retention import EventRetention
+from workers.sms import TwilioSms
 
 WORKER_NAMES = ("persistence", "outreach", "notifications")
 
@@ -38,6 +38,10 @@ def build_mailer(settings: Settings) -> Mailer:
 
 
 def build_sms_provider(settings: Settings) -> SmsProvider:
+    if settings.sms_provider == "twilio":
+        assert settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from
+        return TwilioSms(settings.twilio_base_url, settings.twilio_account_sid,
+                         settings.twilio_auth_token, settings.twilio_from, settings.twilio_timeout_s)
     return OutboxSms(settings.outbox_dir / "sms")
 
 
@@ -49,9 +53,12 @@ class RunningWorkers:
     relay: EventRelay | None = None
     retention: EventRetention | None = None
     notifications: NotificationWorker | None = None
+    sms: SmsProvider | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
+        if isinstance(self.sms, TwilioSms):
+            await self.sms.close()
         if self.notifications is not None:
             await self.notifications.stop()
         if self.retention is not None:
@@ -69,9 +76,8 @@ async def start_workers(
     running = RunningWorkers(names=resolve_worker_names(names))
     for name in running.names:
         if name == "outreach":
-            worker = OutreachWorker(build_mailer(settings), build_sms_provider(settings),
-                                    settings.mail_from)
-            await queue.consume(OUTREACH_QUEUE, worker.handle, prefetch=10)
+            running.sms = build_sms_provider(settings)
+            await start_outreach(settings, queue, db, bus, build_mailer(settings), running.sms)
         elif name == "notifications":
             if services is None:
                 raise ValueError("the notifications worker needs the process's services")
