@@ -24,8 +24,6 @@ from workers.templates import (
     sms_templates,
 )
 
-PUSH_UNAVAILABLE = "push campaigns are not available yet"
-
 
 class Audience(Input):
     """Who gets the campaign; the conditions combine with AND. all=true means everyone."""
@@ -48,15 +46,18 @@ class CampaignCreateInput(Input):
     name: str = Field(min_length=1, max_length=200)
     channel: Literal["email", "sms", "push"]
     template: str | None = Field(default=None, min_length=1, max_length=64,
-                                 description="a named email or SMS template")
-    subject: str | None = Field(default=None, min_length=1, max_length=200)
+                                 description="a named email template, or SMS template (sms, push)")
+    subject: str | None = Field(default=None, min_length=1, max_length=200,
+                                description="email: the subject; push: the title")
     text: str | None = Field(default=None, min_length=1, max_length=10_000)
     html: str | None = Field(default=None, min_length=1, max_length=100_000)
     audience: Audience
 
     @model_validator(mode="after")
     def _content(self) -> CampaignCreateInput:
-        inline = self.subject is not None or self.text is not None or self.html is not None
+        # A push's subject is its title, which goes with a template too.
+        inline = self.text is not None or self.html is not None or (
+            self.subject is not None and self.channel != "push")
         if self.template is not None and inline:
             raise ValueError("give a template or subject/text/html, not both")
         if self.template is None and self.text is None:
@@ -130,11 +131,15 @@ def _check_content(data: CampaignCreateInput, app_link: str) -> None:
             render_email_template(email_content(data.template, data.subject, data.text, data.html),
                                   params)
         else:
-            if data.subject is not None or data.html is not None:
-                raise invalid("subject", "an SMS campaign has text only", "sms_text_only")
+            # SMS and push bodies are SMS templates or text; a push may have a title (subject).
+            if data.html is not None or (data.channel == "sms" and data.subject is not None):
+                raise invalid("html" if data.html else "subject",
+                              f"an {data.channel} campaign has no {'html' if data.html else 'subject'}",
+                              "text_only")
             if data.template is not None and data.template not in sms_templates():
                 raise invalid("template", f"no SMS template {data.template!r}", "unknown_template")
             render_sms_text(sms_content(data.template, data.text), params)
+            render_sms_text(data.subject or "", params)
     except KeyError as exc:
         raise invalid(field, f"a campaign can only use $display_name, $username and $app_link, "
                              f"not ${exc.args[0]}", "template_parameter") from None
@@ -147,8 +152,6 @@ def _check_content(data: CampaignCreateInput, app_link: str) -> None:
 async def create_campaign(ctx: Context, data: CampaignCreateInput) -> CampaignInfo:
     """Create a draft campaign (admin): channel, content and audience; start sends it."""
     admin = await require_role(ctx, "admin")
-    if data.channel == "push":
-        raise invalid("channel", PUSH_UNAVAILABLE, "channel_unavailable")
     _check_content(data, ctx.services.settings.public_base_url)
     campaign = await store.create_campaign(
         ctx.services.db, name=data.name, channel=data.channel, template=data.template,

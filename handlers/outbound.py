@@ -26,6 +26,14 @@ async def enqueue_sms(
                                             test=test))
 
 
+async def enqueue_push(
+    services: Services, to: str, template: str, params: dict[str, Any], *, test: bool = False
+) -> str:
+    """Queue a push to every device of the user whose id is `to`; the body is an SMS template."""
+    return await _enqueue(services, new_job("push", to=to, template=template, params=params,
+                                            test=test))
+
+
 async def _enqueue(services: Services, job: dict[str, Any]) -> str:
     try:
         await services.queue.publish(QUEUE, job)

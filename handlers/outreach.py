@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 import phonenumbers
@@ -12,21 +13,23 @@ from handlers.account_schemas import Email
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
-from handlers.outbound import enqueue_email, enqueue_sms
+from handlers.outbound import enqueue_email, enqueue_push, enqueue_sms
 from handlers.roles import require_role
 from storage import outreach as store
+from storage import push_subscriptions as push_store
 from storage import users as user_store
 from workers.templates import email_templates, sample_params, sms_templates
 from workers.unsubscribe import CHANNELS, verify
 
-PUSH_UNAVAILABLE = "push test sends are not available yet"
 Channel = Literal["email", "sms", "push"]
 
 
 class TestSendInput(Input):
     channel: Channel
-    to: str = Field(min_length=3, max_length=254, description="an email address or E.164 phone")
-    template: str = Field(min_length=1, max_length=64)
+    to: str = Field(min_length=3, max_length=254,
+                    description="email: an address; sms: an E.164 number; push: a username")
+    template: str = Field(min_length=1, max_length=64,
+                          description="an email template, or an SMS template (sms, push)")
 
 
 class TestSendMeInput(Input):
@@ -83,18 +86,34 @@ async def test_send(ctx: Context, data: TestSendInput) -> Queued:
     """Send any template, filled with sample values, to any address (admin, rate limited)."""
     admin = await require_role(ctx, "admin")
     services, limits = ctx.services, ctx.services.settings.limits
-    if data.channel == "push":
-        raise invalid("channel", PUSH_UNAVAILABLE, "channel_unavailable")
     known = email_templates() if data.channel == "email" else sms_templates()
     if data.template not in known:
         raise invalid("template", f"no {data.channel} template {data.template!r}; known: "
                                   f"{sorted(known)}", "unknown_template")
-    to = _email(data.to) if data.channel == "email" else _phone(data.to)
+    if data.channel == "email":
+        to, enqueue = _email(data.to), enqueue_email
+    elif data.channel == "sms":
+        to, enqueue = _phone(data.to), enqueue_sms
+    else:
+        to, enqueue = str(await _push_target(ctx, data.to)), enqueue_push
     await enforce(services.limiter, f"test_send:admin:{admin.id}", limits.test_sends_per_admin,
                   limits.test_send_window_s)
     params = sample_params(services.settings.public_base_url)
-    enqueue = enqueue_email if data.channel == "email" else enqueue_sms
     return Queued(job_id=await enqueue(services, to, data.template, params, test=True))
+
+
+async def _push_target(ctx: Context, username: str) -> uuid.UUID:
+    user = await user_store.get_user_by_username(ctx.services.db, username)
+    if user is None:
+        raise invalid("to", "for push, give the username of an existing user", "unknown_user")
+    await _require_devices(ctx, user.id)
+    return user.id
+
+
+async def _require_devices(ctx: Context, user_id: uuid.UUID) -> None:
+    if not await push_store.live_for_users(ctx.services.db, [user_id]):
+        raise CommandError("conflict", "no device of that account is subscribed to push",
+                           {"reason": "no_push_subscription"})
 
 
 @command("outreach.test.send_me", input=TestSendMeInput, rest=("POST", "/outreach/test-send/me"),
@@ -102,8 +121,6 @@ async def test_send(ctx: Context, data: TestSendInput) -> Queued:
 async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
     """Send yourself a test email or SMS at your verified address (rate limited)."""
     services, limits = ctx.services, ctx.services.settings.limits
-    if data.channel == "push":
-        raise invalid("channel", PUSH_UNAVAILABLE, "channel_unavailable")
     user = await user_store.get_user(services.db, ctx.user.user_id)
     if user is None:
         raise CommandError("not_found", "account not found")
@@ -111,15 +128,19 @@ async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
         raise CommandError("conflict", "verify your email address first", {"reason": "unverified"})
     if data.channel == "sms" and (user.phone is None or user.phone_verified_at is None):
         raise CommandError("conflict", "verify a phone number first", {"reason": "unverified"})
+    if data.channel == "push":
+        await _require_devices(ctx, user.id)
     await enforce(services.limiter, f"test_send:user:{user.id}", limits.test_sends_per_user,
                   limits.test_send_window_s)
     params = {"display_name": user.display_name}
     if data.channel == "email":
         assert user.email is not None
         job_id = await enqueue_email(services, user.email, "test_message", params, test=True)
-    else:
+    elif data.channel == "sms":
         assert user.phone is not None
         job_id = await enqueue_sms(services, user.phone, "test_message", params, test=True)
+    else:
+        job_id = await enqueue_push(services, str(user.id), "test_message", params, test=True)
     return Queued(job_id=job_id)
 
 

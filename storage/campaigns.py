@@ -104,6 +104,8 @@ def _audience_sql(channel: str, audience: dict[str, Any]) -> tuple[str, list[Any
     elif channel == "sms":
         # A phone number is only ever stored once verified, but say so explicitly.
         where.append("u.phone IS NOT NULL AND u.phone_verified_at IS NOT NULL")
+    elif channel == "push":
+        where.append("EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.user_id = u.id)")
     if audience.get("verified_email_only"):
         where.append("u.email_verified_at IS NOT NULL")
     if audience.get("role") is not None:

@@ -24,6 +24,7 @@ from storage import campaigns as store
 from storage import outreach as ledger
 from storage.campaigns import Campaign, Progress, Recipient
 from storage.db import Database
+from workers.campaign_push import PushSenders, push_to_user
 from workers.delivery import (
     Mailer,
     PermanentSendError,
@@ -72,6 +73,14 @@ def sms_content(template: str | None, text: str | None) -> str:
     return sms_templates()[template] if template is not None else text or ""
 
 
+def push_content(
+    template: str | None, subject: str | None, text: str | None, params: dict[str, str]
+) -> tuple[str, str]:
+    """(title, body) of a push: the subject (or "HotSpot") and the SMS template or text."""
+    title = render_sms_text(subject, params) if subject else "HotSpot"
+    return title, render_sms_text(sms_content(template, text), params)
+
+
 def progress_event(campaign: Campaign, progress: Progress) -> dict[str, Any]:
     """The campaign.progress payload (also the counting part of outreach.campaign.get)."""
     return {"id": str(campaign.id), "name": campaign.name, "status": campaign.status,
@@ -81,8 +90,10 @@ def progress_event(campaign: Campaign, progress: Progress) -> dict[str, Any]:
 
 class CampaignSender:
     def __init__(
-        self, db: Database, mailer: Mailer, sms: SmsProvider, bus: Bus, config: CampaignConfig
+        self, db: Database, mailer: Mailer, sms: SmsProvider, bus: Bus, config: CampaignConfig,
+        push: PushSenders | None = None,
     ) -> None:
+        self.push = push
         self.db = db
         self.mailer = mailer
         self.sms = sms
@@ -164,8 +175,14 @@ class CampaignSender:
             elif campaign.channel == "sms" and recipient.phone is not None:
                 text = render_sms_text(sms_content(campaign.template, campaign.body_text), params)
                 await self.sms.send(recipient.phone, f"{text}\nOpt out: {link}")
+            elif campaign.channel == "push" and self.push is not None:
+                title, body = push_content(campaign.template, campaign.subject,
+                                           campaign.body_text, params)
+                return await push_to_user(self.db, self.push, recipient.user_id, campaign.id, {
+                    "kind": "campaign", "campaign_id": str(campaign.id), "title": title,
+                    "body": body, "unsubscribe_url": link})
             elif campaign.channel == "push":
-                return "failed", "push campaigns are not available yet"
+                return "failed", "push is not configured on this worker"
             else:
                 return "skipped", f"no {campaign.channel} address"
         except PermanentSendError as exc:

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 import aiosmtplib
 import orjson
 
-
 # Headers are folded at 998 characters, not 78: a List-Unsubscribe URL has no space to
 # fold at, and folding it at 78 would turn it into an encoded word no client reads.
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)

@@ -14,17 +14,21 @@ the phone. The window is one database round trip long.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from channels.bus import Bus
 from config import Settings
 from storage import outreach as ledger
 from storage.db import Database
+from workers.campaign_push import PushSenders, build_push_senders, push_to_user
 from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
 from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, PermanentSendError, SmsProvider, build_email
 from workers.queue import JobQueue
+from workers.sms import TwilioSms
 from workers.templates import render_email, render_sms
 
 log = logging.getLogger(__name__)
@@ -37,11 +41,15 @@ class SendInProgress(Exception):
 
 
 class OutreachWorker:
-    def __init__(self, mailer: Mailer, sms: SmsProvider, mail_from: str, db: Database) -> None:
+    def __init__(
+        self, mailer: Mailer, sms: SmsProvider, mail_from: str, db: Database,
+        push: PushSenders | None = None,
+    ) -> None:
         self.mailer = mailer
         self.sms = sms
         self.mail_from = mail_from
         self.db = db
+        self.push = push
 
     async def handle(self, job: dict[str, Any]) -> None:
         kind = job.get("type")
@@ -49,6 +57,8 @@ class OutreachWorker:
             await self._once(job, "email", self._email)
         elif kind == "sms":
             await self._once(job, "sms", self._sms)
+        elif kind == "push":
+            await self._once(job, "push", self._push)
         else:
             raise ValueError(f"unknown outreach job type {kind!r}")
 
@@ -88,16 +98,43 @@ class OutreachWorker:
         text = render_sms(job["template"], job.get("params", {}))
         await self.sms.send(job["to"], ("[Test] " if job.get("test") else "") + text)
 
+    async def _push(self, job: dict[str, Any]) -> None:
+        """A push to every device of the user in `to` (test sends); the body is an SMS template."""
+        if self.push is None:
+            raise PermanentSendError("push is not configured on this worker")
+        title = TEST_SUBJECT_PREFIX + "HotSpot" if job.get("test") else "HotSpot"
+        body = render_sms(job["template"], job.get("params", {}))
+        outcome, error = await push_to_user(self.db, self.push, uuid.UUID(job["to"]),
+                                            uuid.UUID(job["id"]), {"kind": "test", "title": title,
+                                                                   "body": body})
+        if outcome != "sent":
+            raise PermanentSendError(error or "not delivered")
+
+
+@dataclass
+class RunningOutreach:
+    """What start_outreach opened, closed at shutdown after the consumers stopped."""
+
+    sms: SmsProvider
+    push: PushSenders
+
+    async def close(self) -> None:
+        if isinstance(self.sms, TwilioSms):
+            await self.sms.close()
+        await self.push.close()
+
 
 async def start_outreach(
     settings: Settings, queue: JobQueue, db: Database, bus: Bus, mailer: Mailer, sms: SmsProvider
-) -> None:
+) -> RunningOutreach:
     """Consume the outreach queue (transactional mail) and the campaigns queue."""
-    worker = OutreachWorker(mailer, sms, settings.mail_from, db)
+    push = build_push_senders(settings)
+    worker = OutreachWorker(mailer, sms, settings.mail_from, db, push)
     await queue.consume(QUEUE, worker.handle, prefetch=10)
     sender = CampaignSender(db, mailer, sms, bus, CampaignConfig(
         mail_from=settings.mail_from, public_base_url=settings.public_base_url,
         unsubscribe_secret=settings.resolved_unsubscribe_secret(),
-        batches_per_s=settings.limits.campaign_batches_per_s))
+        batches_per_s=settings.limits.campaign_batches_per_s), push)
     # Few at a time: a batch waits for its throttle slot while it holds the message.
     await queue.consume(CAMPAIGN_QUEUE, sender.handle, prefetch=2)
+    return RunningOutreach(sms, push)

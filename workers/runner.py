@@ -10,7 +10,7 @@ from handlers.context import Services, utc_now
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
-from workers.outreach import start_outreach
+from workers.outreach import RunningOutreach, start_outreach
 from workers.persistence import QUEUE as PERSISTENCE_QUEUE
 from workers.persistence import PersistenceWorker
 from workers.queue import JobQueue
@@ -53,12 +53,12 @@ class RunningWorkers:
     relay: EventRelay | None = None
     retention: EventRetention | None = None
     notifications: NotificationWorker | None = None
-    sms: SmsProvider | None = None
+    outreach: RunningOutreach | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
-        if isinstance(self.sms, TwilioSms):
-            await self.sms.close()
+        if self.outreach is not None:
+            await self.outreach.close()
         if self.notifications is not None:
             await self.notifications.stop()
         if self.retention is not None:
@@ -76,8 +76,8 @@ async def start_workers(
     running = RunningWorkers(names=resolve_worker_names(names))
     for name in running.names:
         if name == "outreach":
-            running.sms = build_sms_provider(settings)
-            await start_outreach(settings, queue, db, bus, build_mailer(settings), running.sms)
+            running.outreach = await start_outreach(settings, queue, db, bus,
+                                                    build_mailer(settings), build_sms_provider(settings))
         elif name == "notifications":
             if services is None:
                 raise ValueError("the notifications worker needs the process's services")

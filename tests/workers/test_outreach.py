@@ -313,9 +313,12 @@ async def test_admin_test_send_fills_any_template_with_sample_values(
                        ({**body, "channel": "sms", "to": "12"}, "to")]:
         error = (await call(client, "POST", "/v1/outreach/test-send", account, bad, 400))["error"]
         assert error["details"]["fields"][0]["field"] == field, error
+    push = {"channel": "push", "to": "no_such_user_here", "template": "test_message"}
+    error = (await call(client, "POST", "/v1/outreach/test-send", account, push, 400))["error"]
+    assert error["details"]["fields"][0]["type"] == "unknown_user"
     error = (await call(client, "POST", "/v1/outreach/test-send", account,
-                        {**body, "channel": "push"}, 400))["error"]
-    assert error["message"] == "push test sends are not available yet"
+                        {**push, "to": account.username}, 409))["error"]
+    assert error["details"] == {"reason": "no_push_subscription"}
 
 
 async def test_send_me_goes_to_your_verified_email_only_and_is_rate_limited(
