@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -125,6 +126,43 @@ class PresenceChanged(BaseModel):
     last_seen: str | None
 
 
+class MediaVariant(BaseModel):
+    """One rendition of an upload: where to fetch it and its pixel size."""
+
+    url: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+class MediaInfo(BaseModel):
+    """An upload's metadata, processing status and renditions, as GET /v1/media/{id} answers.
+
+    variants holds what processing made: full (the image re-encoded without metadata),
+    thumb_1280 and thumb_320 (only those smaller than the image), poster and mp4 (videos).
+    """
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    kind: Literal["image", "video"]
+    content_type: str
+    size_bytes: int
+    sha256: str
+    status: Literal["uploaded", "processing", "ready", "failed"]
+    width: int | None
+    height: int | None
+    duration_ms: int | None
+    blurhash: str | None
+    failure_reason: str | None = Field(
+        description="why processing failed: corrupt, type_mismatch, decompression_bomb, "
+                    "too_long, no_video, ffmpeg_failed, timeout, original_missing")
+    failure_message: str | None
+    variants: dict[str, MediaVariant]
+    url: str
+    created_at: str
+
+
 class NotificationBody(BaseModel):
     """A notification, as notification.list returns it."""
 
@@ -200,4 +238,8 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("campaign.progress", CampaignProgress, CampaignProgress.__doc__ or ""),
         ServerEvent("notification.new", NotificationNew, NotificationNew.__doc__ or ""),
         ServerEvent("notification.read", NotificationRead, NotificationRead.__doc__ or ""),
+        ServerEvent("media.ready", MediaInfo, "One of your uploads finished processing; the "
+                    "payload is its metadata with width, height, blurhash and variants."),
+        ServerEvent("media.failed", MediaInfo, "One of your uploads could not be processed; "
+                    "failure_reason and failure_message say why. It cannot be sent."),
     ]

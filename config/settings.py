@@ -73,6 +73,9 @@ class Limits(BaseSettings):
     test_sends_per_user: int = Field(default=5, ge=1)
     test_sends_per_admin: int = Field(default=60, ge=1)
     test_send_window_s: int = Field(default=3600, ge=1)
+    # Decoded size the media worker accepts (also Pillow's bomb guard); larger is failed.
+    image_max_pixels: int = Field(default=64_000_000, ge=1024)
+    video_max_duration_s: int = Field(default=900, ge=1)
 
 
 class Settings(BaseSettings):
@@ -109,6 +112,10 @@ class Settings(BaseSettings):
     phone_code_ttl_s: int = Field(default=600, ge=30)
     # How long message.send waits for the persistence worker before answering unavailable.
     send_timeout_s: float = Field(default=10.0, gt=0)
+    # The media worker: jobs decoded at once per kind, and the bound on one ffmpeg run.
+    media_image_concurrency: int = Field(default=2, ge=1)
+    media_video_concurrency: int = Field(default=1, ge=1)
+    media_ffmpeg_timeout_s: float = Field(default=300.0, gt=0)
     # Sync events older than this are purged; an older cursor gets {gap: true}.
     event_retention_s: int = Field(default=30 * 24 * 3600, ge=60)
 

@@ -1,22 +1,36 @@
-"""Media: uploads typed by their content, metadata and access checks, attachments for messages."""
+"""Media: uploads typed by their content, metadata and access checks, attachments for messages.
+
+An upload is stored, then queued for the media worker (workers/media.py) and answered
+202 "processing"; the worker makes the variants and moves it to ready or failed.
+
+What /v1/media/{id}/content serves (originals may carry GPS and camera details):
+- variant=original: the bytes as uploaded, to the uploader only, at any status.
+- no variant: once ready, the processed form (images: `full`, re-encoded without
+  metadata; videos: the `mp4` rendition), to everyone who may see the media; before
+  that, the original to the uploader and 409 media_not_ready to anyone else.
+- any other variant: once ready, to everyone who may see the media.
+"""
 
 from __future__ import annotations
 
+import logging
 import struct
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
+from channels.events import MediaInfo, MediaVariant
 from channels.ratelimit import enforce
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from storage import media as media_store
 from storage.blobs import BlobTooLarge
-from storage.media import Media
+from storage.media import Media, Rendition
+from workers.queue import QueueUnavailable, new_job
+
+log = logging.getLogger(__name__)
 
 # Enough for every signature below, including an ftyp box with a long brand list.
 SNIFF_BYTES = 512
@@ -27,6 +41,20 @@ MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"
                         b"mp71", b"avc1", b"dash", b"M4V ", b"M4VH", b"M4VP", b"mmp4", b"MSNV",
                         b"f4v "})
 QUICKTIME_BRANDS = frozenset({b"qt  "})
+# The work queue the media worker consumes, and its one job type.
+MEDIA_QUEUE = "media"
+PROCESS_JOB = "media.process"
+VARIANTS = ("original", "full", "thumb_1280", "thumb_320", "poster", "mp4")
+FAILURE_MESSAGES = {
+    "corrupt": "the file is damaged or is not the image or video it claims to be",
+    "type_mismatch": "the file's content does not match its type",
+    "decompression_bomb": "the image is too large to process",
+    "too_long": "the video is longer than allowed",
+    "no_video": "the file has no video stream",
+    "ffmpeg_failed": "the video could not be converted",
+    "timeout": "processing took too long",
+    "original_missing": "the uploaded file is missing",
+}
 ISO_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
                               b"hevx", b"mif1", b"msf1", b"M4A ", b"M4B ", b"M4P "})
 
@@ -117,26 +145,32 @@ def attachment(media: Media) -> dict[str, Any]:
             "url": content_url(media.id)}
 
 
-class MediaOut(BaseModel):
-    id: uuid.UUID
-    owner_id: uuid.UUID
-    kind: str
-    content_type: str
-    size_bytes: int
-    sha256: str
-    status: str
-    width: int | None
-    height: int | None
-    url: str
-    created_at: str
+def process_job(media_id: uuid.UUID) -> dict[str, Any]:
+    """The job that has the media worker process an upload."""
+    return new_job(PROCESS_JOB, media_id=str(media_id))
 
+
+def failure_message(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    return FAILURE_MESSAGES.get(reason, "the file could not be processed")
+
+
+class MediaOut(MediaInfo):
     @classmethod
-    def of(cls, media: Media) -> MediaOut:
+    def of(cls, media: Media, renditions: Iterable[Rendition] = ()) -> MediaOut:
+        url = content_url(media.id)
+        variants = {r.variant: MediaVariant(url=f"{url}?variant={r.variant}",
+                                            content_type=r.content_type, width=r.width,
+                                            height=r.height, size_bytes=r.size_bytes)
+                    for r in renditions}
         return cls(id=media.id, owner_id=media.owner_id, kind=media.kind,
                    content_type=media.content_type, size_bytes=media.size_bytes,
-                   sha256=media.sha256, status=media.status, width=media.width,
-                   height=media.height, url=content_url(media.id),
-                   created_at=media.created_at.isoformat())
+                   sha256=media.sha256, status=media.status,
+                   width=media.width, height=media.height, duration_ms=media.duration_ms,
+                   blurhash=media.blurhash, failure_reason=media.failure_reason,
+                   failure_message=failure_message(media.failure_reason), variants=variants,
+                   url=url, created_at=media.created_at.isoformat())
 
 
 class MediaIdInput(Input):
@@ -182,14 +216,35 @@ async def upload(ctx: Context, stream: AsyncIterator[bytes]) -> MediaOut:
         raise CommandError("payload_too_large", f"the {sniffed.kind} is larger than {limit} bytes",
                            {"limit": limit, "kind": sniffed.kind}) from None
     try:
-        media = await media_store.insert_media(
+        # Stored as "uploaded": only once the queue confirmed the job does it claim processing.
+        await media_store.insert_media(
             services.db, media_id=media_id, owner_id=owner_id, kind=sniffed.kind,
             content_type=sniffed.content_type, size_bytes=info.size, sha256=info.sha256,
             storage_key=key)
     except BaseException:
         await services.blobs.delete(key)  # no row points at it: it would never be served
         raise
-    return MediaOut.of(media)
+    try:
+        await services.queue.publish(MEDIA_QUEUE, process_job(media_id))
+    except QueueUnavailable as exc:
+        await _discard(ctx, media_id, key)
+        raise CommandError("unavailable", "uploads cannot be processed right now; retry",
+                           {"accepted": False}) from exc
+    # A cancel before this point leaves it "uploaded"; the worker's sweep queues it then.
+    media = await media_store.mark_processing(services.db, media_id)
+    if media is None:
+        raise CommandError("not_found", "the upload was removed while it was stored")
+    return MediaOut.of(media, await media_store.renditions(services.db, media_id))
+
+
+async def _discard(ctx: Context, media_id: uuid.UUID, key: str) -> None:
+    """Forget an upload whose job could not be queued: the client is told to upload again."""
+    try:
+        await media_store.delete_media(ctx.services.db, media_id)
+        await ctx.services.blobs.delete(key)
+    except Exception:
+        # Left "uploaded", it is picked up by the worker's sweep: still never a false claim.
+        log.exception("could not discard an unqueued upload", extra={"media_id": str(media_id)})
 
 
 async def visible(ctx: Context, media_id: uuid.UUID) -> Media:
@@ -204,8 +259,49 @@ async def visible(ctx: Context, media_id: uuid.UUID) -> Media:
 @command("media.get", input=MediaIdInput, rest=("GET", "/media/{id}"), scope="media:read",
          output=MediaOut)
 async def get(ctx: Context, data: MediaIdInput) -> MediaOut:
-    """A media's metadata and content URL, for its owner and members where a message carries it."""
-    return MediaOut.of(await visible(ctx, data.id))
+    """A media's status, metadata and variant URLs, for its owner and members where a message
+    carries it."""
+    media = await visible(ctx, data.id)
+    return MediaOut.of(media, await media_store.renditions(ctx.services.db, media.id))
+
+
+@dataclass(frozen=True)
+class Content:
+    """The blob to serve for a content request."""
+
+    storage_key: str
+    content_type: str
+
+
+def _not_ready(media: Media) -> CommandError:
+    if media.status == "failed":
+        return CommandError("conflict", "this upload could not be processed",
+                            {"reason": "media_failed", "status": media.status})
+    return CommandError("conflict", "this upload is still being processed; retry shortly",
+                        {"reason": "media_not_ready", "status": media.status})
+
+
+async def content(ctx: Context, media_id: uuid.UUID, variant: str | None) -> Content:
+    """Which bytes of a media this caller gets (see the module docstring for the rules)."""
+    if variant is not None and variant not in VARIANTS:
+        raise invalid("variant", f"one of {', '.join(VARIANTS)}", "unknown_variant")
+    media = await visible(ctx, media_id)
+    owner = media.owner_id == ctx.user.user_id
+    if variant == "original" or (variant is None and media.status != "ready" and owner):
+        if not owner:
+            # The original may carry the uploader's location; the others get the re-encode.
+            raise CommandError("forbidden", "only the uploader may fetch the original",
+                               {"reason": "original_owner_only"})
+        return Content(media.storage_key, media.content_type)
+    if media.status != "ready":
+        raise _not_ready(media)
+    wanted = variant or ("full" if media.kind == "image" else "mp4")
+    made = await media_store.renditions(ctx.services.db, media.id)
+    for rendition in made:
+        if rendition.variant == wanted:
+            return Content(rendition.storage_key, rendition.content_type)
+    raise CommandError("not_found", f"this media has no {wanted} variant",
+                       {"variant": wanted, "available": [r.variant for r in made]})
 
 
 async def attachments(ctx: Context, media_ids: list[uuid.UUID]) -> list[dict[str, Any]]:

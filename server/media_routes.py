@@ -1,7 +1,8 @@
 """Media over HTTP: the multipart upload and the access-checked content route.
 
 The JSON command core cannot carry a file stream, so these two routes parse the
-transport here and leave every decision to handlers.media.
+transport here and leave every decision to handlers.media (which bytes whom: see its
+docstring). POST answers 202: the upload is stored and queued for processing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ CHUNK = 64 * 1024
 OTHER_FIELDS_BYTES = 64 * 1024
 # Room for the multipart boundaries and part headers around the largest allowed file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
+# What a member asking for media still being processed is told to wait before retrying.
+NOT_READY_RETRY_S = 2
 CONTENT_HEADERS = {
     "Content-Disposition": "inline",
     "X-Content-Type-Options": "nosniff",
@@ -112,7 +115,7 @@ def make_upload_handler(dispatcher: Dispatcher) -> Handler:
             media = await media_handlers.upload(ctx, _chunks(reader, part))
         except CommandError as exc:
             return error_response(exc)
-        return json_response(media.model_dump(mode="json"), 201,
+        return json_response(media.model_dump(mode="json"), 202,
                              {"Location": f"/v1/media/{media.id}"})
 
     return upload
@@ -126,19 +129,22 @@ def make_content_handler(dispatcher: Dispatcher) -> Handler:
                 media_id = uuid.UUID(request.match_info["id"])
             except ValueError:
                 raise invalid("id", "not a valid UUID", "uuid_parsing") from None
-            media = await media_handlers.visible(ctx, media_id)
+            source = await media_handlers.content(ctx, media_id, request.query.get("variant"))
         except CommandError as exc:
-            return error_response(exc)
-        headers = {**CONTENT_HEADERS, "Content-Type": media.content_type}
+            refused = error_response(exc)
+            if isinstance(exc.details, dict) and exc.details.get("reason") == "media_not_ready":
+                refused.headers["Retry-After"] = str(NOT_READY_RETRY_S)
+            return refused
+        headers = {**CONTENT_HEADERS, "Content-Type": source.content_type}
         blobs = ctx.services.blobs
-        path = blobs.local_path(media.storage_key)
+        path = blobs.local_path(source.storage_key)
         if path is not None:
             if not await asyncio.to_thread(path.is_file):
                 return error_response(CommandError("not_found", "no such media"))
             # FileResponse brings Range (video seeking), ETag revalidation and sendfile.
             return web.FileResponse(path, headers=headers)
         try:
-            reader = await blobs.open(media.storage_key)
+            reader = await blobs.open(source.storage_key)
         except BlobNotFound:
             return error_response(CommandError("not_found", "no such media"))
         try:
@@ -157,7 +163,8 @@ def make_content_handler(dispatcher: Dispatcher) -> Handler:
 
 
 def add_media_routes(app: web.Application, dispatcher: Dispatcher) -> None:
-    """POST /v1/media and GET /v1/media/{id}/content; GET /v1/media/{id} is the media.get command."""
+    """POST /v1/media and GET /v1/media/{id}/content[?variant=...]; GET /v1/media/{id} is the
+    media.get command."""
     app.router.add_post("/v1/media", make_upload_handler(dispatcher), name="media.upload")
     app.router.add_get("/v1/media/{id}/content", make_content_handler(dispatcher),
                        name="media.content")

@@ -11,7 +11,8 @@ import asyncpg
 from storage.db import Database
 
 MEDIA_COLUMNS = """id, owner_id, kind, content_type, size_bytes, sha256, status, storage_key,
-    width, height, created_at, updated_at"""
+    width, height, duration_ms, blurhash, failure_reason, processed_at, created_at, updated_at"""
+RENDITION_COLUMNS = "variant, storage_key, content_type, width, height, size_bytes"
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,24 @@ class Media:
     storage_key: str
     width: int | None
     height: int | None
+    duration_ms: int | None
+    blurhash: str | None
+    failure_reason: str | None
+    processed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """A variant the media worker made: a thumbnail, the stripped re-encode, a poster, an mp4."""
+
+    variant: str
+    storage_key: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
 
 
 def _media(row: asyncpg.Record) -> Media:
@@ -104,3 +121,95 @@ async def message_ids_carrying(db: Database, media_id: uuid.UUID) -> list[uuid.U
         media_id,
     )
     return [r["message_id"] for r in rows]
+
+
+async def delete_media(db: Database, media_id: uuid.UUID) -> None:
+    await db.pool.execute("DELETE FROM media WHERE id = $1", media_id)
+
+
+async def mark_processing(db: Database, media_id: uuid.UUID) -> Media | None:
+    """Move an upload whose job is queued from uploaded to processing; the row as it is now."""
+    row = await db.pool.fetchrow(
+        f"""UPDATE media SET status = 'processing', updated_at = now()
+            WHERE id = $1 AND status = 'uploaded' RETURNING {MEDIA_COLUMNS}""",
+        media_id,
+    )
+    # No row moved: the worker got there first (or the media is gone).
+    return _media(row) if row is not None else await get_media(db, media_id)
+
+
+async def renditions(db: Database, media_id: uuid.UUID) -> list[Rendition]:
+    rows = await db.pool.fetch(
+        f"SELECT {RENDITION_COLUMNS} FROM media_renditions WHERE media_id = $1 ORDER BY variant",
+        media_id,
+    )
+    return [Rendition(**dict(r)) for r in rows]
+
+
+async def mark_ready(
+    db: Database, media_id: uuid.UUID, *, width: int, height: int, duration_ms: int | None,
+    blurhash: str | None, made: list[Rendition],
+) -> Media | None:
+    """Record the renditions and facts in one transaction; a replay replaces the same rows.
+
+    Only an upload still uploaded or processing moves: a media that finished meanwhile
+    (a concurrent redelivery) keeps its outcome. None if the media is gone.
+    """
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"""UPDATE media SET status = 'ready', width = $2, height = $3, duration_ms = $4,
+                       blurhash = $5, failure_reason = NULL, processed_at = now(),
+                       updated_at = now()
+                WHERE id = $1 AND status IN ('uploaded', 'processing')
+                RETURNING {MEDIA_COLUMNS}""",
+            media_id, width, height, duration_ms, blurhash,
+        )
+        if row is None:
+            return await _current(conn, media_id)
+        await conn.execute(
+            "DELETE FROM media_renditions WHERE media_id = $1 AND NOT variant = ANY($2::text[])",
+            media_id, [r.variant for r in made],
+        )
+        await conn.executemany(
+            """INSERT INTO media_renditions (media_id, variant, storage_key, content_type, width,
+                                             height, size_bytes)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (media_id, variant) DO UPDATE SET storage_key = EXCLUDED.storage_key,
+                   content_type = EXCLUDED.content_type, width = EXCLUDED.width,
+                   height = EXCLUDED.height, size_bytes = EXCLUDED.size_bytes""",
+            [(media_id, r.variant, r.storage_key, r.content_type, r.width, r.height, r.size_bytes)
+             for r in made],
+        )
+        return _media(row)
+
+
+async def mark_failed(db: Database, media_id: uuid.UUID, reason: str) -> Media | None:
+    """Record why processing failed, unless the media finished meanwhile; None if it is gone."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"""UPDATE media SET status = 'failed', failure_reason = $2, processed_at = now(),
+                       updated_at = now()
+                WHERE id = $1 AND status IN ('uploaded', 'processing')
+                RETURNING {MEDIA_COLUMNS}""",
+            media_id, reason,
+        )
+        if row is None:
+            return await _current(conn, media_id)
+        await conn.execute("DELETE FROM media_renditions WHERE media_id = $1", media_id)
+        return _media(row)
+
+
+async def _current(conn: asyncpg.Connection, media_id: uuid.UUID) -> Media | None:
+    row = await conn.fetchrow(f"SELECT {MEDIA_COLUMNS} FROM media WHERE id = $1", media_id)
+    return None if row is None else _media(row)
+
+
+async def unqueued(db: Database, older_than_s: float, limit: int = 100) -> list[uuid.UUID]:
+    """Uploads still marked uploaded after a while: their job may never have been queued."""
+    rows = await db.pool.fetch(
+        """SELECT id FROM media WHERE status = 'uploaded'
+               AND created_at < now() - make_interval(secs => $1)
+           ORDER BY created_at LIMIT $2""",
+        older_than_s, limit,
+    )
+    return [r["id"] for r in rows]

@@ -9,6 +9,7 @@ from config import Settings
 from handlers.context import Services, utc_now
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
+from workers.media import MediaWorker, start_media_worker
 from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
 from workers.outreach import RunningOutreach, start_outreach
 from workers.persistence import QUEUE as PERSISTENCE_QUEUE
@@ -18,7 +19,7 @@ from workers.relay import EventRelay
 from workers.retention import EventRetention
 from workers.sms import TwilioSms
 
-WORKER_NAMES = ("persistence", "outreach", "notifications")
+WORKER_NAMES = ("persistence", "outreach", "media", "notifications")
 
 
 def resolve_worker_names(names: list[str]) -> list[str]:
@@ -53,6 +54,7 @@ class RunningWorkers:
     relay: EventRelay | None = None
     retention: EventRetention | None = None
     notifications: NotificationWorker | None = None
+    media: MediaWorker | None = None
     outreach: RunningOutreach | None = None
     names: list[str] = field(default_factory=list)
 
@@ -61,6 +63,8 @@ class RunningWorkers:
             await self.outreach.close()
         if self.notifications is not None:
             await self.notifications.stop()
+        if self.media is not None:
+            await self.media.stop()
         if self.retention is not None:
             await self.retention.stop()
         if self.relay is not None:
@@ -78,6 +82,8 @@ async def start_workers(
         if name == "outreach":
             running.outreach = await start_outreach(settings, queue, db, bus,
                                                     build_mailer(settings), build_sms_provider(settings))
+        elif name == "media":
+            running.media = await start_media_worker(settings, queue, db, bus)
         elif name == "notifications":
             if services is None:
                 raise ValueError("the notifications worker needs the process's services")

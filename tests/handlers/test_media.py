@@ -18,6 +18,7 @@ import pytest
 from config import Limits, Settings
 from handlers.media import sniff
 from storage.blobs import BlobTooLarge, LocalBlobStore, check_key
+from tests import media_files
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.test_messages_core import make_group
 
@@ -88,9 +89,29 @@ async def upload(client: Any, account: Account | None, data: bytes, filename: st
 
 async def uploaded(client: Any, account: Account, data: bytes = b"") -> dict[str, Any]:
     resp = await upload(client, account, data or png())
-    assert resp.status == 201, await resp.text()
+    assert resp.status == 202, await resp.text()
     body: dict[str, Any] = await resp.json()
+    # Queued, so never "uploaded"; a tiny file may be done before the answer is written.
+    assert body["status"] in ("processing", "ready"), body
     return body
+
+
+async def settled(client: Any, account: Account, media_id: str,
+                  timeout: float = 30.0) -> dict[str, Any]:
+    """The media once the worker is done with it (ready or failed)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        resp = await client.get(f"/v1/media/{media_id}", headers=account.headers)
+        body: dict[str, Any] = await resp.json()
+        if body["status"] in ("ready", "failed"):
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"media still {body['status']} after {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def original(media: dict[str, Any]) -> str:
+    return f"{media['url']}?variant=original"
 
 
 async def send(client: Any, account: Account, conversation_id: str, media_ids: list[str],
@@ -207,16 +228,17 @@ async def test_upload_is_typed_by_content_not_name_or_header(
     declared: str, kind: str, content_type: str,
 ) -> None:
     resp = await upload(client, account, data, filename, declared)
-    assert resp.status == 201, await resp.text()
+    assert resp.status == 202, await resp.text()
     body = await resp.json()
     assert body["kind"] == kind and body["content_type"] == content_type
     assert body["size_bytes"] == len(data)
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
-    assert body["status"] == "uploaded"
+    # Queued, so never "uploaded"; the fakes of videos here fail once the worker gets them.
+    assert body["status"] in ("processing", "ready", "failed")
     assert body["owner_id"] == account.id
     assert body["url"] == f"/v1/media/{body['id']}/content"
     assert resp.headers["Location"] == f"/v1/media/{body['id']}"
-    content = await client.get(body["url"], headers=account.headers)
+    content = await client.get(original(body), headers=account.headers)
     assert content.status == 200
     assert await content.read() == data
     assert content.headers["Content-Type"] == content_type
@@ -261,10 +283,10 @@ async def test_oversize_uploads_are_refused_per_kind_and_leave_no_blob(
     # The same size is fine for a video, whose limit is larger.
     video = iso_bmff(b"isom", b"isom", body=len(big_png))
     assert 4096 < len(video) <= 8192
-    assert (await upload(client, alice, video, "v.mp4", "video/mp4")).status == 201
+    assert (await upload(client, alice, video, "v.mp4", "video/mp4")).status == 202
     exact = png(padding=4096 - len(png(padding=1)) + 1)
     assert len(exact) == 4096
-    assert (await upload(client, alice, exact)).status == 201
+    assert (await upload(client, alice, exact)).status == 202
 
 
 async def test_oversize_upload_is_refused_before_the_body_ends(
@@ -316,7 +338,7 @@ async def test_other_form_fields_before_the_file_are_skipped(client: Any, accoun
     form.add_field("caption", "hello")
     form.add_field("upload", GIF, filename="x.gif", content_type="image/gif")
     resp = await client.post("/v1/media", data=form, headers=account.headers)
-    assert resp.status == 201
+    assert resp.status == 202
     assert (await resp.json())["content_type"] == "image/gif"
 
 
@@ -357,7 +379,7 @@ async def test_truncated_or_broken_forms_are_refused_and_not_kept(
     # The closing delimiter without its final "--" still ends the part: that file is whole.
     resp = await client.post("/v1/media", data=FILE_HEAD + GIF + b"\r\n--bnd", headers={
         **account.headers, "Content-Type": "multipart/form-data; boundary=bnd"})
-    assert resp.status == 201
+    assert resp.status == 202
     assert (await resp.json())["size_bytes"] == len(GIF)
 
 
@@ -376,11 +398,11 @@ async def test_uploads_are_rate_limited_per_user(make_client: AppFactory) -> Non
     client = await make_client(limits=Limits(media_uploads_per_window=2))
     alice, bob = await signup(client), await signup(client)
     for _ in range(2):
-        assert (await upload(client, alice, GIF)).status == 201
+        assert (await upload(client, alice, GIF)).status == 202
     resp = await upload(client, alice, GIF)
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) >= 1
-    assert (await upload(client, bob, GIF)).status == 201
+    assert (await upload(client, bob, GIF)).status == 202
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -391,17 +413,25 @@ async def test_owner_reads_metadata_and_content_with_safe_headers(
 ) -> None:
     data = png()
     media = await uploaded(client, account, data)
+    ready = await settled(client, account, media["id"])
+    assert ready == {**media, **{k: ready[k] for k in ("status", "width", "height", "blurhash",
+                                                         "variants")}}
+    assert set(ready["variants"]) == {"full"}  # 2x2: no thumbnail is smaller
+    assert (ready["status"], ready["width"], ready["height"]) == ("ready", 2, 2)
     meta = await client.get(f"/v1/media/{media['id']}", headers=account.headers)
     assert meta.status == 200
-    assert await meta.json() == media
-    resp = await client.get(media["url"], headers=account.headers)
-    assert resp.status == 200
-    assert await resp.read() == data
-    assert resp.headers["Content-Type"] == "image/png"
-    assert resp.headers["Content-Disposition"] == "inline"
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Cache-Control"].startswith("private")
-    assert "sandbox" in resp.headers["Content-Security-Policy"]
+    assert await meta.json() == ready
+    for url, expected in ((original(media), data), (media["url"], None)):
+        resp = await client.get(url, headers=account.headers)
+        assert resp.status == 200
+        body = await resp.read()
+        # Once ready, the plain URL serves the re-encode without metadata.
+        assert body == expected if expected is not None else body.startswith(b"\x89PNG")
+        assert resp.headers["Content-Type"] == "image/png"
+        assert resp.headers["Content-Disposition"] == "inline"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"].startswith("private")
+        assert "sandbox" in resp.headers["Content-Security-Policy"]
 
 
 async def test_video_content_supports_range_requests(client: Any, account: Account) -> None:
@@ -418,11 +448,16 @@ async def test_stores_without_local_files_stream_the_content(
     data = png(padding=300_000)
     media = await uploaded(client, account, data)
     monkeypatch.setattr(LocalBlobStore, "local_path", lambda self, key: None)
-    resp = await client.get(media["url"], headers=account.headers)
+    resp = await client.get(original(media), headers=account.headers)
     assert resp.status == 200
     assert resp.headers["Content-Length"] == str(len(data))
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert await resp.read() == data
+    # The worker copies the original out of such a store to process it.
+    assert (await settled(client, account, media["id"]))["status"] == "ready"
+    resp = await client.get(media["url"], headers=account.headers)
+    assert resp.status == 200
+    assert (await resp.read()).startswith(b"\x89PNG")
 
 
 async def test_strangers_get_not_found_for_existing_and_missing_media(
@@ -457,36 +492,78 @@ async def test_media_get_over_a_socket(
 
 
 async def test_members_see_media_a_message_carries_until_they_leave(
-    client: Any, settings: Settings
+    client: Any, settings: Settings, tmp_path: Path
 ) -> None:
     alice, bob, carol = await signup(client), await signup(client), await signup(client)
     conversation_id = await make_group(settings, alice, bob)
-    image, video = await uploaded(client, alice, png()), await uploaded(client, alice, MP4)
+    image = await uploaded(client, alice, media_files.jpeg(orientation=1))
+    video = await uploaded(client, alice, media_files.video(tmp_path, seconds=1))
     assert (await client.get(image["url"], headers=bob.headers)).status == 404
 
     resp = await send(client, alice, conversation_id, [image["id"], video["id"]], "look")
     assert resp.status == 201, await resp.text()
     message = await resp.json()
     assert message["media"] == [
-        {"id": image["id"], "kind": "image", "content_type": "image/png", "url": image["url"]},
+        {"id": image["id"], "kind": "image", "content_type": "image/jpeg", "url": image["url"]},
         {"id": video["id"], "kind": "video", "content_type": "video/mp4", "url": video["url"]},
     ]
     history = await client.get(f"/v1/conversations/{conversation_id}/messages",
                                headers=bob.headers)
     assert (await history.json())["messages"][-1]["media"] == message["media"]
     for media in (image, video):
+        assert (await settled(client, alice, media["id"]))["status"] == "ready"
         resp = await client.get(media["url"], headers=bob.headers)
         assert resp.status == 200
         assert (await client.get(f"/v1/media/{media['id']}", headers=bob.headers)).status == 200
-    assert await (await client.get(image["url"], headers=bob.headers)).read() == png()
+        # The original (camera details, location) stays with its uploader.
+        resp = await client.get(original(media), headers=bob.headers)
+        assert resp.status == 403
+        assert (await resp.json())["error"]["details"]["reason"] == "original_owner_only"
+    stripped = await (await client.get(image["url"], headers=bob.headers)).read()
+    assert stripped.startswith(b"\xff\xd8") and b"PhoneMaker" not in stripped
     assert (await client.get(image["url"], headers=carol.headers)).status == 404
 
     await sql(settings, """UPDATE conversation_members SET active = false
                            WHERE conversation_id = $1 AND user_id = $2""",
               uuid.UUID(conversation_id), uuid.UUID(bob.id))
     assert (await client.get(image["url"], headers=bob.headers)).status == 404
+    assert (await client.get(f"{image['url']}?variant=thumb_320",
+                             headers=bob.headers)).status == 404
     assert (await client.get(f"/v1/media/{video['id']}", headers=bob.headers)).status == 404
     assert (await client.get(image["url"], headers=alice.headers)).status == 200
+
+
+async def test_members_wait_for_processing_and_never_get_the_original(
+    client: Any, settings: Settings
+) -> None:
+    alice, bob = await signup(client), await signup(client)
+    conversation_id = await make_group(settings, alice, bob)
+    media = await uploaded(client, alice, media_files.jpeg(orientation=6))
+    assert (await send(client, alice, conversation_id, [media["id"]])).status == 201
+    # Held back as if the worker had not got to it yet.
+    await sql(settings, "UPDATE media SET status = 'processing' WHERE id = $1",
+              uuid.UUID((await settled(client, alice, media["id"]))["id"]))
+    resp = await client.get(media["url"], headers=bob.headers)
+    assert resp.status == 409
+    assert (await resp.json())["error"]["details"] == {"reason": "media_not_ready",
+                                                       "status": "processing"}
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert (await client.get(original(media), headers=bob.headers)).status == 403
+    # The uploader sees the original meanwhile.
+    resp = await client.get(media["url"], headers=alice.headers)
+    assert resp.status == 200 and b"PhoneMaker" in await resp.read()
+    await sql(settings, "UPDATE media SET status = 'ready' WHERE id = $1", uuid.UUID(media["id"]))
+    for variant in ("", "?variant=full", "?variant=thumb_320"):
+        resp = await client.get(media["url"] + variant, headers=bob.headers)
+        assert resp.status == 200, variant
+        assert resp.headers["Content-Type"] == "image/jpeg"
+        assert b"PhoneMaker" not in await resp.read()
+    resp = await client.get(media["url"] + "?variant=poster", headers=bob.headers)
+    assert resp.status == 404
+    assert (await resp.json())["error"]["details"]["available"] == ["full", "thumb_320"]
+    resp = await client.get(media["url"] + "?variant=huge", headers=bob.headers)
+    assert resp.status == 400
+    assert error(await resp.json()) == ("invalid_input", ["unknown_variant"])
 
 
 async def test_deleting_the_message_withdraws_the_media_from_members(
@@ -496,6 +573,7 @@ async def test_deleting_the_message_withdraws_the_media_from_members(
     conversation_id = await make_group(settings, alice, bob)
     media = await uploaded(client, alice, GIF)
     message = await (await send(client, alice, conversation_id, [media["id"]])).json()
+    assert (await settled(client, alice, media["id"]))["status"] == "ready"
     assert (await client.get(media["url"], headers=bob.headers)).status == 200
     resp = await client.delete(f"/v1/messages/{message['id']}", headers=alice.headers)
     assert resp.status == 204
@@ -509,7 +587,8 @@ async def test_owner_may_forward_an_upload_to_another_conversation(
     alice, bob, carol = await signup(client), await signup(client), await signup(client)
     first = await make_group(settings, alice, bob)
     second = await make_group(settings, alice, carol)
-    media = await uploaded(client, alice, JPEG)
+    media = await uploaded(client, alice, media_files.jpeg())
+    assert (await settled(client, alice, media["id"]))["status"] == "ready"
     assert (await send(client, alice, first, [media["id"]])).status == 201
     assert (await client.get(media["url"], headers=carol.headers)).status == 404
     assert (await send(client, alice, second, [media["id"]])).status == 201
@@ -555,7 +634,9 @@ async def test_send_refuses_failed_media(client: Any, settings: Settings) -> Non
     alice, bob = await signup(client), await signup(client)
     conversation_id = await make_group(settings, alice, bob)
     media = await uploaded(client, alice)
-    await sql(settings, "UPDATE media SET status = 'failed' WHERE id = $1", uuid.UUID(media["id"]))
+    await settled(client, alice, media["id"])
+    await sql(settings, "UPDATE media SET status = 'failed', failure_reason = 'corrupt' "
+                        "WHERE id = $1", uuid.UUID(media["id"]))
     resp = await send(client, alice, conversation_id, [media["id"]])
     assert error(await resp.json()) == ("invalid_input", ["media_failed"])
 
