@@ -13,14 +13,20 @@ the phone. The window is one database round trip long.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+import asyncpg
 
 from channels.bus import Bus
 from config import Settings
+from handlers.context import utc_now
 from storage import outreach as ledger
 from storage.db import Database
 from workers.campaign_push import PushSenders, build_push_senders, push_to_user
@@ -34,6 +40,9 @@ from workers.templates import render_email, render_sms
 log = logging.getLogger(__name__)
 QUEUE = "outreach"
 TEST_SUBJECT_PREFIX = "[Test] "
+# Ledger rows outlive any redelivery by far (retries end within minutes).
+LEDGER_RETENTION = timedelta(days=30)
+PRUNE_EVERY_S = 3600.0
 
 
 class SendInProgress(Exception):
@@ -117,8 +126,11 @@ class RunningOutreach:
 
     sms: SmsProvider
     push: PushSenders
+    pruner: asyncio.Task[None]
 
     async def close(self) -> None:
+        self.pruner.cancel()
+        await asyncio.gather(self.pruner, return_exceptions=True)
         if isinstance(self.sms, TwilioSms):
             await self.sms.close()
         await self.push.close()
@@ -137,4 +149,14 @@ async def start_outreach(
         batches_per_s=settings.limits.campaign_batches_per_s), push)
     # Few at a time: a batch waits for its throttle slot while it holds the message.
     await queue.consume(CAMPAIGN_QUEUE, sender.handle, prefetch=2)
-    return RunningOutreach(sms, push)
+    return RunningOutreach(sms, push, asyncio.create_task(_prune_forever(db)))
+
+
+async def _prune_forever(db: Database) -> None:
+    """Forget old ledger rows now and then; every worker may do it, deletes are idempotent."""
+    while True:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            pruned = await ledger.prune_sends(db, utc_now() - LEDGER_RETENTION)
+            if pruned:
+                log.info("outreach ledger pruned", extra={"rows": pruned})
+        await asyncio.sleep(PRUNE_EVERY_S)

@@ -14,9 +14,11 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 
 from config import Settings
+from handlers.context import utc_now
 from server.resources import QUEUE as APP_QUEUE
 from storage.db import Database
 from storage.migrate import migrate
+from storage.outreach import prune_sends
 from tests.conftest import AMQP_URL, Account, AppFactory, MailSink, free_port, signup, token_from_mail
 from tests.workers.outreach_helpers import (
     TWILIO_FROM,
@@ -28,7 +30,7 @@ from tests.workers.outreach_helpers import (
     twilio_standin,
 )
 from workers.delivery import Mailer, OutboxSms, PermanentSendError, SmtpMailer, TransientSendError
-from workers.outreach import QUEUE, OutreachWorker
+from workers.outreach import LEDGER_RETENTION, QUEUE, OutreachWorker
 from workers.queue import AmqpQueue, RetryPolicy, new_job
 from workers.sms import TwilioSms
 
@@ -351,3 +353,15 @@ async def test_send_me_sms_goes_to_your_verified_phone(
 
     await eventually(texted)
     assert twilio.to(PHONE) == ["[Test] HotSpot test message: SMS reaches you."]
+
+
+async def test_old_ledger_rows_are_pruned_and_recent_ones_kept(
+    settings: Settings, db: Database
+) -> None:
+    old, recent = new_job("email")["id"], new_job("email")["id"]
+    await sql(settings, "INSERT INTO outreach_sends (job_id, channel, recipient, status, created_at) "
+              "VALUES ($1, 'email', 'a@x.test', 'sent', now() - interval '40 days'), "
+              "($2, 'email', 'a@x.test', 'sent', now() - interval '20 days')", old, recent)
+    assert await prune_sends(db, utc_now() - LEDGER_RETENTION) >= 1
+    assert await ledger(settings, old) is None
+    assert await ledger(settings, recent) == ("sent", 1)
