@@ -31,6 +31,27 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+# The connect_error data of a refused connection (server/sockets.py on_connect): `data` is
+# the usual case, `codes` lists every refusal with the fields its data carries.
+CONNECT_REFUSED: dict[str, Any] = {
+    "event": "connect_error",
+    "data": {"code": "unauthorized", "message": "string",
+             "reason": "token_invalid | token_expired | session_revoked"},
+    "codes": [
+        {"code": "unauthorized",
+         "when": "the token is malformed, forged, expired or of an ended session",
+         "data": {"code": "unauthorized", "message": "string",
+                  "reason": "token_invalid | token_expired | session_revoked "
+                            "(absent when the token is not a string)"}},
+        {"code": "rate_limited",
+         "when": "the user already has the maximum number of connected sockets "
+                 "(HOTSPOT_LIMIT_SOCKETS_PER_USER, counted across nodes)",
+         "data": {"code": "rate_limited", "message": "string",
+                  "limit": "integer: the sockets allowed per user"}},
+    ],
+}
+
+
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF)
     for name, definition in schema.pop("$defs", {}).items():
@@ -125,7 +146,7 @@ def event_catalogue(registry: CommandRegistry) -> dict[str, Any]:
     return {
         "namespace": "/",
         "connect": {"auth": {"token": "access token (JWT); optional for auth.signup/auth.login"},
-                    "refused": {"event": "connect_error", "data": {"code": "unauthorized"}}},
+                    "refused": CONNECT_REFUSED},
         "ack": {"success": {"ok": True, "data": "..."},
                 "failure": {"ok": False, "error": {"code": "...", "message": "...",
                                                    "details": "optional"}}},
