@@ -10,7 +10,8 @@
 #   make bench    realtime benchmark: HotSpot vs a bare python-socketio server, table
 #                 in docs/benchmarks.md (BENCH_ARGS=--quick for a fast smoke run)
 #                 and notification fan-out with RabbitMQ in the loop, in
-#                 docs/benchmarks-notifications.md
+#                 docs/benchmarks-notifications.md, and media images per second
+#                 (worker vs direct Pillow) in docs/benchmarks-media.md
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -76,6 +77,7 @@ test: install services
 bench: $(STAMP) services
 	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
 	$(BIN)/python -m bench.notifications $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m bench.media $(filter --quick,$(BENCH_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,6 +27,9 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Index
                  ZeroDivisionError, zlib.error)
 JPEG_QUALITY = 88
 THUMB_QUALITY = 82
+# Pillow shrinks by whole factors first while the rest is at least this ratio: much faster,
+# and at 2 the result is hard to tell from a full Lanczos resample.
+THUMB_REDUCING_GAP = 2.0
 BLURHASH_SOURCE_PX = 64
 
 
@@ -141,7 +144,8 @@ def _encode(img: Image.Image, image_format: str) -> bytes:
     out = io.BytesIO()
     if image_format == "JPEG":
         img = img if img.mode in ("L", "RGB") else img.convert("RGB")
-        img.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        # No optimize pass: it triples the encode time of a photo for ~2% fewer bytes.
+        img.save(out, "JPEG", quality=JPEG_QUALITY)
     elif image_format == "WEBP":
         img.save(out, "WEBP", quality=JPEG_QUALITY, method=4)
     elif image_format == "GIF":
@@ -155,13 +159,16 @@ def thumbnails(img: Image.Image) -> tuple[list[Output], Image.Image]:
     """JPEG thumbnails (WebP when the image has transparency), largest first, never upscaled;
     also the smallest picture made, for the blurhash."""
     alpha = _has_alpha(img)
-    source = img.convert("RGBA" if alpha else "RGB")  # a copy, shrunk in place below
+    source = img if img.mode == ("RGBA" if alpha else "RGB") else img.convert(
+        "RGBA" if alpha else "RGB")
     made = []
     for variant, size in THUMB_SIZES:
         if max(source.size) <= size:
             continue
+        scale = size / max(source.size)
+        target = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
         # Each smaller thumbnail starts from the larger one: far less to resample.
-        source.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        source = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=THUMB_REDUCING_GAP)
         out = io.BytesIO()
         if alpha:
             source.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
