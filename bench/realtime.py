@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from bench import report
-from bench.common import log, raise_fd_limit
+from bench.common import log, machine_busy_s, raise_fd_limit
 from bench.fixtures import Conversations, User, create_conversations, sign_up
 from bench.servers import (
     BENCH_OVERRIDES,
@@ -244,6 +244,25 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
         log("cleaned up: processes stopped, database dropped, queues and Redis keys deleted")
 
 
+QUIET_CORES = 0.25
+
+
+def wait_quiet(limit_s: float) -> None:
+    """Wait (at most limit_s) for a 5-second stretch with under QUIET_CORES cores busy."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        before = machine_busy_s()
+        time.sleep(5)
+        busy = (machine_busy_s() - before) / 5
+        if busy < QUIET_CORES:
+            log(f"machine quiet ({busy:.2f} cores busy)")
+            return
+        if time.monotonic() >= deadline:
+            log(f"machine still busy ({busy:.2f} cores); starting anyway")
+            return
+        log(f"waiting for a quiet machine: {busy:.2f} cores busy")
+
+
 def load_average() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -264,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="record py-spy profiles (raw stacks) of the servers during each window")
     parser.add_argument("--native", action="store_true",
                         help="with --profile: include native (C) frames, e.g. the garbage collector")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for the machine to be idle (shared machines)")
     parser.add_argument("--docs", type=Path,
                         help=f"write the markdown here (default for complete full runs: {DOCS})")
     args = parser.parse_args(argv)
@@ -281,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     # The server processes inherit this: each holds thousands of sockets.
     raise_fd_limit(settings.users * 2 + 4096)
+    if args.wait_quiet > 0:
+        wait_quiet(args.wait_quiet)
     load_avg = load_average()
     if float(load_avg.split()[0]) > 0.5 * (os.cpu_count() or 1):
         log(f"warning: the machine is busy (load average {load_avg}); numbers will be noisy")
