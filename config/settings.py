@@ -23,7 +23,6 @@ class Limits(BaseSettings):
 
     rest_body_bytes: int = Field(default=256 * 1024, ge=1024)
     socket_payload_bytes: int = Field(default=64 * 1024, ge=1024)
-    page_size_max: int = Field(default=100, ge=1)
     login_failures_per_account: int = Field(default=10, ge=1)
     login_failures_per_ip: int = Field(default=50, ge=1)
     login_failure_window_s: int = Field(default=900, ge=1)
@@ -52,8 +51,6 @@ class Limits(BaseSettings):
     group_members_max: int = Field(default=1000, ge=2)
     conversation_creates_per_window: int = Field(default=30, ge=1)
     conversation_create_window_s: int = Field(default=3600, ge=1)
-    history_page_max: int = Field(default=100, ge=1)
-    sync_page_max: int = Field(default=500, ge=1)
     # Larger groups get receipts only on the reader's own devices, and no typing relay.
     receipts_broadcast_max_members: int = Field(default=100, ge=2)
     typing_relay_max_members: int = Field(default=100, ge=2)

@@ -87,6 +87,12 @@ class EditInput(Input):
     message_id: uuid.UUID
     body: str = Field(min_length=1, max_length=4000)
 
+    @model_validator(mode="after")
+    def _not_blank(self) -> EditInput:
+        if not self.body.strip():
+            raise ValueError("the body must not be blank")
+        return self
+
 
 class MessageIdInput(Input):
     message_id: uuid.UUID
@@ -163,7 +169,9 @@ async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
     if conversation.kind == "direct":
         peers = [m.user_id for m in await conversation_store.members(services.db, conversation.id)
                  if m.user_id != user_id]
-        if await conversation_store.blocked_among(services.db, user_id, peers):
+        # Either side's block ends the DM: the blocked cannot write, the blocker must unblock.
+        if any([await conversation_store.is_blocked_either_way(services.db, user_id, peer)
+                for peer in peers]):
             raise CommandError("forbidden", "you cannot message this user")
     if data.reply_to is not None:
         parent = await message_store.get_message(services.db, data.reply_to)
@@ -214,6 +222,9 @@ async def history(ctx: Context, data: HistoryInput) -> HistoryPage:
 async def edit(ctx: Context, data: EditInput) -> MessageOut:
     """Change your message's body, within the edit window (24 h by default)."""
     services = ctx.services
+    limit = services.settings.limits.message_body_chars
+    if len(data.body) > limit:
+        raise invalid("body", f"at most {limit} characters", "string_too_long")
     message, _ = await _message_for_member(ctx, data.message_id)
     if message.sender_id != ctx.user.user_id:
         raise CommandError("forbidden", "only the sender can edit a message")

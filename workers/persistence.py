@@ -103,18 +103,37 @@ class PersistenceWorker:
                 self._wakeup.clear()
             if not batch:
                 continue
+            stored: list[dict[str, Any]] = []
             try:
                 outcomes = await self.write_batch([p.draft for p in batch])
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    self._settle(pending, outcome, stored)
             except Exception as exc:
                 log.exception("persistence batch failed", extra={"size": len(batch)})
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(outcome)
-            self._announce([o["message"] for o in outcomes if o["ok"]])
+                if len(batch) == 1:
+                    self._settle(batch[0], exc, stored)
+                else:
+                    # One bad job must not fail its neighbours: write each on its own.
+                    for pending in batch:
+                        try:
+                            self._settle(pending, (await self.write_batch([pending.draft]))[0],
+                                         stored)
+                        except Exception as single:
+                            self._settle(pending, single, stored)
+            self._announce(stored)
+
+    @staticmethod
+    def _settle(pending: _Pending, outcome: dict[str, Any] | BaseException,
+                stored: list[dict[str, Any]]) -> None:
+        """Answer a waiting job: an outcome acks it, an exception sends it back to the queue."""
+        if pending.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+            return
+        pending.future.set_result(outcome)
+        if outcome["ok"]:
+            stored.append(outcome["message"])
 
     def _announce(self, messages: list[dict[str, Any]]) -> None:
         # In the background: sends never wait on (nor fail with) what follows a store.

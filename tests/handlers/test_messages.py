@@ -346,3 +346,30 @@ async def test_retention_purges_old_events_and_old_cursors_get_a_gap(
     assert page["gap"] is True and page["events"] == []
     fresh = (await call(sockets[1], "sync", {"cursor": page["cursor"]}))["data"]
     assert fresh["gap"] is False
+
+
+async def test_nul_characters_are_refused_at_the_door(trio: Any) -> None:
+    conversation_id, _, sockets = trio
+    for payload in ({"body": "a\x00b", "client_id": "n1"}, {"body": "ok", "client_id": "n\x00"}):
+        ack = await call(sockets[0], "message.send", {"conversation_id": conversation_id,
+                                                      **payload})
+        assert ack["error"]["code"] == "invalid_input", ack
+    message = await send(sockets[0], conversation_id, "fine")
+    for body in ("x\x00", "   "):
+        ack = await call(sockets[0], "message.edit", {"message_id": message["id"], "body": body})
+        assert ack["error"]["code"] == "invalid_input", ack
+
+
+async def test_the_blocker_cannot_write_into_the_dm_either(client: Any,
+                                                           connect_socket: SocketFactory) -> None:
+    alice, bob = await signup(client), await signup(client)
+    resp = await client.post("/v1/conversations/direct", json={"user_id": bob.id},
+                             headers=alice.headers)
+    conversation_id = (await resp.json())["id"]
+    resp = await client.put(f"/v1/users/me/blocks/{bob.id}", headers=alice.headers)
+    assert resp.status in (200, 204)
+    for sender in (alice, bob):
+        sio = await connect_socket(sender.access_token)
+        ack = await call(sio, "message.send", {"conversation_id": conversation_id, "body": "hi",
+                                               "client_id": uuid.uuid4().hex})
+        assert ack["error"]["code"] == "forbidden", ack

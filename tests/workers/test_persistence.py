@@ -162,3 +162,30 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
     seen = list(dict.fromkeys(m["id"] for m in live))
     stored_order = [str(r["id"]) for r in rows]
     assert seen == [i for i in stored_order if i in set(seen)]
+
+
+async def test_a_failing_job_does_not_fail_its_batch_neighbours(settings: Settings,
+                                                                 client: Any) -> None:
+    alice, bob = await signup(client), await signup(client)
+    conversation_id = uuid.UUID(await make_group(settings, alice, bob))
+    db = await Database.connect(settings.database_url or "", 1, 2)
+    worker = PersistenceWorker(db, InProcessBus("n"))
+    await worker.start()
+    try:
+        def job(client_id: str, body: str) -> dict[str, Any]:
+            return {"id": client_id, "type": "message.send", "message": {
+                "id": str(uuid.uuid4()), "conversation_id": str(conversation_id),
+                "sender_id": alice.id, "client_id": client_id, "body": body}}
+
+        # A NUL byte cannot be stored; it reaches the worker only if validation is bypassed.
+        results = await asyncio.gather(
+            worker.handle(job("good-1", "fine")), worker.handle(job("bad", "nul\x00")),
+            worker.handle(job("good-2", "also fine")), return_exceptions=True)
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], Exception)
+        stored = await db.pool.fetch("SELECT client_id FROM messages WHERE conversation_id = $1",
+                                     conversation_id)
+        assert sorted(r["client_id"] for r in stored) == ["good-1", "good-2"]
+    finally:
+        await worker.stop()
+        await db.close()
