@@ -1,7 +1,7 @@
 """Media benchmark: images processed per second by the media worker with RabbitMQ in the loop,
 against the same Pillow work called directly in a loop.
 
-    .venv/bin/python -m bench.media [--quick] [--count N] [--size WxH] [--docs PATH]
+    .venv/bin/python -m bench.media [--quick] [--count N] [--size WxH] [--repeat N] [--docs PATH]
 
 One process, on a fresh PostgreSQL database and a unique RabbitMQ and Redis namespace.
 The photos are camera-like JPEGs (noise and gradients, EXIF with an orientation and
@@ -10,7 +10,9 @@ thumbnails and the blurhash of each photo with workers/media_images.process_imag
 plain loop. The worker runs as in production (start_media_worker: durable queue,
 publisher confirms, manual acks, blobs in a local folder, rows in PostgreSQL, media.ready
 over Redis) at image concurrency 1 and at the default; each run is timed from the first
-publish to the last media.ready event. Prints a table and, for full runs, writes
+publish to the last media.ready event. The three runs alternate --repeat times, so a
+change in the machine's load touches them alike; the median is shown. Prints a table and,
+for full runs, writes
 docs/benchmarks-media.md. Everything it creates is removed at the end.
 """
 
@@ -23,6 +25,7 @@ import os
 import secrets
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -68,10 +71,11 @@ class Sizes:
     width: int
     height: int
     warmup: int
+    repeat: int
 
 
-FULL = Sizes(count=40, width=4000, height=3000, warmup=3)
-QUICK = Sizes(count=8, width=1600, height=1200, warmup=1)
+FULL = Sizes(count=20, width=4000, height=3000, warmup=2, repeat=3)
+QUICK = Sizes(count=8, width=1600, height=1200, warmup=1, repeat=1)
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,7 @@ async def through_worker(rig: Rig, sizes: Sizes, concurrency: int) -> Run:
                sizes.count, wall, used)
 
 
-async def run(sizes: Sizes) -> list[Run]:
+async def run(sizes: Sizes) -> list[list[Run]]:
     namespace = f"mbench{secrets.token_hex(4)}"
     db_name = f"hotspot_mbench_{secrets.token_hex(4)}"
     work = Path(tempfile.mkdtemp(prefix="hotspot-mbench-"))
@@ -231,11 +235,15 @@ async def run(sizes: Sizes) -> list[Run]:
         blobs = LocalBlobStore(work / "var" / "media")
         await blobs.open_store()
         rig = Rig(dsn, namespace, work / "var", db, blobs, owner, original, arrivals, client)
-        log(f"baseline: {sizes.count} photos through process_image in a loop")
-        runs = [await asyncio.to_thread(direct, path, sizes)]
-        for concurrency in dict.fromkeys((1, Settings().media_image_concurrency)):
-            log(f"worker: {sizes.count} photos, {concurrency} at a time")
-            runs.append(await through_worker(rig, sizes, concurrency))
+        concurrencies = list(dict.fromkeys((1, Settings().media_image_concurrency)))
+        runs: list[list[Run]] = [[] for _ in range(1 + len(concurrencies))]
+        for round_ in range(1, sizes.repeat + 1):
+            log(f"round {round_}/{sizes.repeat}: {sizes.count} photos through process_image")
+            runs[0].append(await asyncio.to_thread(direct, path, sizes))
+            for n, concurrency in enumerate(concurrencies, 1):
+                log(f"round {round_}/{sizes.repeat}: {sizes.count} photos through the worker, "
+                    f"{concurrency} at a time")
+                runs[n].append(await through_worker(rig, sizes, concurrency))
         if arrivals.failed:
             raise RuntimeError(f"{arrivals.failed} images failed to process")
         return runs
@@ -244,12 +252,16 @@ async def run(sizes: Sizes) -> list[Run]:
         log("cleaned up: database dropped, queues, Redis keys and files removed")
 
 
-def cells(runs: list[Run]) -> list[list[str]]:
-    base = runs[0]
+def cells(runs: list[list[Run]]) -> list[list[str]]:
+    """One row per path: median images/s and CPU per image over its repeats."""
+    base = statistics.median(r.per_s for r in runs[0])
     out = [["path", "images", "images/s", "CPU ms per image", "ratio to the direct loop"]]
-    for r in runs:
-        out.append([r.label, str(r.images), f"{r.per_s:.2f}", f"{r.cpu_s * 1000 / r.images:.0f}",
-                    f"{r.per_s / base.per_s:.2f}"])
+    for repeats in runs:
+        first = repeats[0]
+        per_s = statistics.median(r.per_s for r in repeats)
+        cpu_ms = statistics.median(r.cpu_s * 1000 / r.images for r in repeats)
+        out.append([first.label, str(first.images), f"{per_s:.2f}", f"{cpu_ms:.0f}",
+                    f"{per_s / base:.2f}"])
     return out
 
 
@@ -263,7 +275,8 @@ Made by `{command}` on {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 {report.markdown_table(table)}
 
 Each row processes the same {sizes.width}x{sizes.height} camera-like JPEG {sizes.count} times
-(after {sizes.warmup} warm-up images): decode (under the pixel limit), turn upright by its
+(after {sizes.warmup} warm-up images); the three runs alternate {sizes.repeat} times and each
+cell is the median. The work: decode (under the pixel limit), turn upright by its
 EXIF orientation, re-encode without metadata, a 1280 and a 320 px thumbnail, a blurhash.
 
 - **direct loop** (the baseline): `workers.media_images.process_image` called in a plain
@@ -277,10 +290,14 @@ EXIF orientation, re-encode without metadata, a 1280 and a 320 px thumbnail, a b
 - CPU is this process's (user + system, all threads); PostgreSQL, Redis and RabbitMQ
   are not counted.
 
-The ratio above 1 at concurrency 2 comes from Pillow releasing the GIL while it decodes,
-resizes and encodes, so two photos are worked on at once on separate cores; at
-concurrency 1 the ratio is the cost of the queue, the blob writes and the database
-around the same work. More worker processes consume the same queue in parallel.
+Reading the ratios: at concurrency 1 one photo is in Pillow at a time, but the blob
+writes (hashed, fsynced), the database and the queue of one photo overlap with the
+Pillow work of the next, so the queue path costs little next to the Pillow work (the
+extra CPU per image is what it costs). At concurrency 2, Pillow releases the GIL while
+it decodes, resizes and encodes, so two photos can be worked on at once, which pays only
+with a spare core:
+this machine has {os.cpu_count()}, shared with whatever else ran (see the load average). More
+worker processes consume the same queue in parallel.
 """
     path.write_text(text)
 
@@ -291,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small, fast run (smoke check)")
     parser.add_argument("--count", type=int, help="photos per measured run")
     parser.add_argument("--size", help="photo size, WIDTHxHEIGHT")
+    parser.add_argument("--repeat", type=int, help="rounds of the three runs (medians shown)")
     parser.add_argument("--docs", type=Path, help=f"write the markdown here (full runs: {DOCS})")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -298,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:
         width, height = (int(v) for v in args.size.lower().split("x", 1))
     sizes = Sizes(count=args.count or sizes.count, width=width, height=height,
-                  warmup=sizes.warmup)
+                  warmup=sizes.warmup, repeat=args.repeat or sizes.repeat)
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     if float(load.split()[0]) > 0.5 * (os.cpu_count() or 1):

@@ -41,6 +41,8 @@ MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"
                         b"mp71", b"avc1", b"dash", b"M4V ", b"M4VH", b"M4VP", b"mmp4", b"MSNV",
                         b"f4v "})
 QUICKTIME_BRANDS = frozenset({b"qt  "})
+ISO_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
+                              b"hevx", b"mif1", b"msf1", b"M4A ", b"M4B ", b"M4P "})
 # The work queue the media worker consumes, and its one job type.
 MEDIA_QUEUE = "media"
 PROCESS_JOB = "media.process"
@@ -55,8 +57,6 @@ FAILURE_MESSAGES = {
     "timeout": "processing took too long",
     "original_missing": "the uploaded file is missing",
 }
-ISO_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
-                              b"hevx", b"mif1", b"msf1", b"M4A ", b"M4B ", b"M4P "})
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ queue retries the job with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,7 +44,8 @@ from workers.queue import JobQueue, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JOB_TYPE", "QUEUE", "MediaWorker", "process_job", "start_media_worker"]
+__all__ = ["JOB_TYPE", "QUEUE", "MediaWorker", "process_job", "start_media_worker", "variant_key"]
+
 # Renditions are smaller than their originals in practice; this only stops a runaway encode.
 RENDITION_MAX_BYTES = 1024 * 1024 * 1024
 READ_CHUNK = 256 * 1024
@@ -50,6 +53,9 @@ READ_CHUNK = 256 * 1024
 # between storing and queueing); the sweep queues it again.
 UNQUEUED_AFTER_S = 120.0
 SWEEP_INTERVAL_S = 60.0
+# Work folders older than this belong to jobs of a process that died (other worker
+# processes may share the folder, so only what no live job could still use goes).
+STALE_WORK_S = 6 * 3600.0
 
 
 def variant_key(media_id: uuid.UUID, variant: str) -> str:
@@ -86,8 +92,17 @@ class MediaWorker:
         Image.MAX_IMAGE_PIXELS = settings.limits.image_max_pixels
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self._clear_stale_work)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="media-sweeper")
+
+    def _clear_stale_work(self) -> None:
+        """Make the work folder; drop what jobs of a process that died left in it."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_WORK_S
+        for entry in self.work_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
