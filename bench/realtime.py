@@ -5,9 +5,9 @@
 Starts every server itself on 127.0.0.1 (HotSpot: `hotspot serve` and a separate
 `hotspot worker persistence`, on a fresh PostgreSQL database, Redis and RabbitMQ under
 a unique namespace; the baseline: bench/baseline_server.py), signs users up, then runs
-three phases against each server from a separate load-generator process (bench/load.py):
-server memory per idle connection, DM throughput and latency with closed-loop pairs,
-and fan-out deliveries per second into one big group. Prints one table and (full
+three phases, each against one server and then the other, from a separate load-generator
+process (bench/load.py): server memory per idle connection, DM throughput and latency
+with closed-loop pairs, and fan-out deliveries per second into one big group. Prints one table and (full
 runs) writes it to docs/benchmarks.md. Everything it creates is removed at the end,
 also on failure or Ctrl-C.
 """
@@ -151,31 +151,32 @@ async def run_phase(phase: str, label: str, spec: dict[str, Any], work_dir: Path
     return result
 
 
-async def run_server(label: str, pids: dict[str, list[int]], rss_pid: int, url: str,
-                     users: list[User], convs: Conversations, settings: Settings, work_dir: Path,
-                     profiler: Profiler, phases: list[str]) -> dict[str, Any]:
-    """The chosen phases against one running server."""
+@dataclass(frozen=True)
+class Target:
+    """A running server under test: where to connect, what to measure."""
+
+    label: str
+    url: str
+    pids: dict[str, list[int]]  # CPU groups: serve and worker, or baseline
+    rss_pid: int  # the process holding the sockets
+
+
+def phase_specs(target: Target, users: list[User], convs: Conversations,
+                settings: Settings) -> dict[str, dict[str, Any]]:
+    """What the load generator needs for each phase against this server."""
     s = settings
-    common = {"url": url, "server_pids": pids, "concurrency": s.concurrency,
+    common = {"url": target.url, "server_pids": target.pids, "concurrency": s.concurrency,
               "warmup_s": s.warmup_s, "duration_s": s.duration_s}
-    results: dict[str, Any] = {}
-    specs = {
-        # Memory first, on a fresh process: what earlier phases freed would hide per-socket growth.
-        "memory": {"rss_pid": rss_pid, "warm": s.warm_sockets, "count": s.idle_sockets,
-                   "settle_s": s.settle_s,
+    return {
+        "memory": {**common, "rss_pid": target.rss_pid, "warm": s.warm_sockets,
+                   "count": s.idle_sockets, "settle_s": s.settle_s,
                    "users": [asdict(u) for u in users[: s.warm_sockets + s.idle_sockets]]},
-        "dm": {"users": [asdict(u) for u in users[: 2 * s.pairs]],
+        "dm": {**common, "users": [asdict(u) for u in users[: 2 * s.pairs]],
                "pairs": [list(p) for p in convs.dms]},
-        "fanout": {"users": [asdict(u) for u in users[: s.members]], "group_id": convs.group_id,
-                   "senders": s.senders, "inflight_per_sender": s.inflight_per_sender,
-                   "backlog_messages": s.backlog},
+        "fanout": {**common, "users": [asdict(u) for u in users[: s.members]],
+                   "group_id": convs.group_id, "senders": s.senders,
+                   "inflight_per_sender": s.inflight_per_sender, "backlog_messages": s.backlog},
     }
-    for n, phase in enumerate(phases):
-        if n:
-            await asyncio.sleep(s.settle_s)  # let the previous phase's disconnects finish
-        results[phase] = await run_phase(phase, label, {**common, **specs[phase]}, work_dir,
-                                         profiler, s)
-    return results
 
 
 async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path) -> report.Results:
@@ -204,7 +205,11 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
         convs = await create_conversations(dsn, users, settings.pairs, settings.members)
         await hotspot.stop()
 
-        results: report.Results = {}
+        # Both servers run side by side and each phase measures one, then the other, so the
+        # two measurements of a phase are a minute apart and see the same machine (it may
+        # be shared). Memory comes first, on fresh processes: what later phases free would
+        # absorb the new sockets' growth.
+        targets: list[Target] = []
         if "hotspot" in args.servers:
             hotspot = new_hotspot()
             running.extend(hotspot.processes)
@@ -212,10 +217,7 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
             pids = {"serve": [hotspot.server.pid]}
             if hotspot.worker is not None:
                 pids["worker"] = [hotspot.worker.pid]
-            results["hotspot"] = await run_server(
-                "hotspot", pids, hotspot.server.pid, hotspot.server.url, users, convs, settings,
-                work_dir, profiler, args.phases)
-            await hotspot.stop()
+            targets.append(Target("hotspot", hotspot.server.url, pids, hotspot.server.pid))
         if "baseline" in args.servers:
             members_file = work_dir / "members.json"
             members_file.write_text(json.dumps(convs.members))
@@ -223,10 +225,15 @@ async def benchmark(args: argparse.Namespace, settings: Settings, work_dir: Path
                                         work_dir=work_dir)
             running.append(baseline)
             await baseline.start()
-            results["baseline"] = await run_server(
-                "baseline", {"baseline": [baseline.pid]}, baseline.pid, baseline.url, users, convs,
-                settings, work_dir, profiler, args.phases)
-            await baseline.stop()
+            targets.append(Target("baseline", baseline.url, {"baseline": [baseline.pid]},
+                                  baseline.pid))
+        results: report.Results = {t.label: {} for t in targets}
+        specs = {t.label: phase_specs(t, users, convs, settings) for t in targets}
+        for phase in args.phases:
+            for target in targets:
+                results[target.label][phase] = await run_phase(
+                    phase, target.label, specs[target.label][phase], work_dir, profiler, settings)
+                await asyncio.sleep(settings.settle_s)  # let its disconnects finish
         return results
     except Exception:
         for proc in running:

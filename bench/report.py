@@ -239,7 +239,9 @@ baseline) against the sender's wall clock on the same machine.
 
 - One load-generator process (asyncio, python-socketio `AsyncClient`, websocket
   transport, one socket per user, each authenticated with its access token) runs each
-  phase; the servers run in their own processes. Everything is on 127.0.0.1.
+  phase; the servers run in their own processes, both started before the first phase;
+  each phase measures HotSpot and then the baseline, so the two measurements are about a
+  minute apart. Everything is on 127.0.0.1.
 - DM: in each pair one user sends `message.send` in a closed loop (the next send
   after the ack); throughput counts `message.new` received by the peers' sockets in
   the window; latency is from just before the send to receipt at the peer's socket.
