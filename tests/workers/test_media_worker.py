@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,15 @@ from handlers.media import MEDIA_QUEUE, process_job
 from server.resources import QUEUE, SERVICES
 from storage import media as media_store
 from tests import media_files
-from tests.conftest import AMQP_URL, Account, AppFactory, SocketFactory, free_port, signup
+from tests.conftest import (
+    AMQP_URL,
+    Account,
+    AppFactory,
+    SocketFactory,
+    free_port,
+    process_env,
+    signup,
+)
 from tests.handlers.test_media import (
     MP4,
     blob_files,
@@ -435,3 +445,35 @@ async def test_video_fakes_from_the_sniffing_tests_fail_cleanly(
     for data in (MP4, iso_bmff(b"qt  ", b"qt  ")):
         media = await uploaded(client, account, data)
         assert (await settled(client, account, media["id"]))["failure_reason"] == "corrupt"
+
+
+async def test_a_separate_worker_process_serves_the_server_over_rabbitmq_and_redis(
+    make_client: AppFactory, settings: Settings
+) -> None:
+    """`hotspot worker media` in its own process: jobs from RabbitMQ, media.ready over Redis."""
+    # The only app of this test, and it runs no worker (no `client` fixture here either).
+    node = await make_client(inprocess_workers=False)
+    alice = await signup(node)
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(str(node.make_url("/")), auth={"token": alice.access_token},
+                      transports=["websocket"], wait_timeout=5)
+    box = Inbox(sio)
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "hotspot"), "worker", "media", "--port", str(free_port()),
+        env=process_env(settings, HOTSPOT_LOG_LEVEL="WARNING"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        resp = await upload(node, alice, media_files.jpeg(900, 600))
+        assert resp.status == 202
+        media = await resp.json()
+        assert media["status"] == "processing"  # nothing in this process works on it
+        event, ready = await box.wait(media["id"], timeout=60)
+        assert event == "media.ready"
+        assert sizes(ready) == {"full": ("image/jpeg", 900, 600),
+                                "thumb_320": ("image/jpeg", 320, 213)}
+        thumb = await fetch(node, alice, ready["variants"]["thumb_320"]["url"])
+        assert picture(thumb).size == (320, 213)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        await sio.disconnect()
