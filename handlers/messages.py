@@ -165,14 +165,14 @@ async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
                       "too_long")
     await enforce(services.limiter, f"send:{user_id}", limits.messages_per_window,
                   limits.message_window_s)
-    conversation, _ = await membership(ctx, data.conversation_id)
-    if conversation.kind == "direct":
-        peers = [m.user_id for m in await conversation_store.members(services.db, conversation.id)
-                 if m.user_id != user_id]
+    # One round trip for the hot path: membership, and for a DM whether either side blocked.
+    check = await conversation_store.send_check(services.db, data.conversation_id, user_id)
+    if check is None:
+        raise CommandError("not_found", "no such conversation")
+    if check.blocked:
         # Either side's block ends the DM: the blocked cannot write, the blocker must unblock.
-        if any([await conversation_store.is_blocked_either_way(services.db, user_id, peer)
-                for peer in peers]):
-            raise CommandError("forbidden", "you cannot message this user")
+        raise CommandError("forbidden", "you cannot message this user")
+    conversation = check
     if data.reply_to is not None:
         parent = await message_store.get_message(services.db, data.reply_to)
         if parent is None or parent.conversation_id != conversation.id:

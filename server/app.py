@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/openapi.json", openapi_json)
     app.router.add_get("/v1/events.json", events_json)
     app.on_shutdown.append(_close_sockets)
+    app.on_startup.append(_freeze_startup_objects)
     return app
 
 
@@ -98,6 +100,16 @@ async def _transport_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TRANSPORT].bind(services.realtime)
     app[METRICS].track_connections(lambda: services.realtime.open_connections)
     yield
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Move everything alive after start-up out of the garbage collector's view.
+
+    Imports, schemas and pools are never freed, yet every collection walked them:
+    measured as a quarter of the CPU of a large fan-out.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _close_sockets(app: web.Application) -> None:

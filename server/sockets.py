@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import socketio
 
+from channels.broadcast import DirectEmitManager
 from channels.presence import TooManySockets
 from channels.realtime import Realtime
 from config import Settings
@@ -61,6 +62,7 @@ class SocketTransport:
             max_http_buffer_size=limit * 16,
             logger=False,
             engineio_logger=False,
+            client_manager=DirectEmitManager(),
         )
         self._principals: dict[str, Principal] = {}
         self._ips: dict[str, str | None] = {}

@@ -402,3 +402,31 @@ async def unread_in(
            AND sender_id <> $2 AND deleted_at IS NULL""",
         conversation_id, user_id, read_seq,
     ))
+
+
+@dataclass(frozen=True)
+class SendCheck:
+    """What message.send needs to know before queueing: the caller may write here."""
+
+    id: uuid.UUID
+    kind: str
+    blocked: bool
+
+
+async def send_check(
+    db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> SendCheck | None:
+    """The conversation if the caller is an active member, with the DM block state; one query."""
+    row = await db.pool.fetchrow(
+        """SELECT c.id, c.kind,
+                  c.kind = 'direct' AND EXISTS (
+                      SELECT 1 FROM conversation_members o
+                      JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = $2)
+                                         OR (b.blocker_id = $2 AND b.blocked_id = o.user_id)
+                      WHERE o.conversation_id = c.id AND o.user_id <> $2) AS blocked
+           FROM conversations c
+           JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $2 AND m.active
+           WHERE c.id = $1""",
+        conversation_id, user_id,
+    )
+    return None if row is None else SendCheck(row["id"], row["kind"], row["blocked"])

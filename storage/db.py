@@ -29,6 +29,10 @@ async def connect_one(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 class Database:
     """A connection pool; storage modules take it and return value objects."""
 
@@ -38,7 +42,11 @@ class Database:
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 20) -> Database:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30,
+            # No session state (LISTEN, session locks, prepared SET) lives on pooled
+            # connections (those use connect_one), so the reset round trip per release
+            # is pure cost: measured ~30% of DM throughput.
+            reset=_no_reset,
         )
         return cls(pool)
 

@@ -90,15 +90,24 @@ async def active_senders(
     return {(r["conversation_id"], r["user_id"]) for r in rows}
 
 
-async def reserve_seqs(conn: asyncpg.Connection, conversation_id: uuid.UUID, count: int) -> int:
-    """Take `count` consecutive seqs for a conversation; returns the first. Locks the row."""
-    last = await conn.fetchval(
-        """UPDATE conversations SET last_seq = last_seq + $2, last_message_at = now(),
-               updated_at = now()
-           WHERE id = $1 RETURNING last_seq""",
-        conversation_id, count,
+async def reserve_seq_blocks(
+    conn: asyncpg.Connection, counts: dict[uuid.UUID, int]
+) -> dict[uuid.UUID, int]:
+    """Take consecutive seqs for several conversations at once; returns each one's first."""
+    ids = sorted(counts, key=str)
+    # Lock in one fixed order first, so concurrent writers never deadlock on these rows.
+    await conn.execute(
+        "SELECT 1 FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", ids
     )
-    return int(last) - count + 1
+    rows = await conn.fetch(
+        """UPDATE conversations c SET last_seq = c.last_seq + r.n, last_message_at = now(),
+               updated_at = now()
+           FROM unnest($1::uuid[], $2::int[]) AS r(id, n)
+           WHERE c.id = r.id
+           RETURNING c.id, c.last_seq - r.n + 1 AS first""",
+        ids, [counts[i] for i in ids],
+    )
+    return {r["id"]: int(r["first"]) for r in rows}
 
 
 async def insert_messages(

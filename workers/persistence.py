@@ -169,10 +169,11 @@ class PersistenceWorker:
             for d in fresh.values():
                 by_conversation.setdefault(d.conversation_id, []).append(d)
             numbered: list[tuple[MessageDraft, int]] = []
-            for conversation_id in sorted(by_conversation, key=str):  # fixed order: no deadlocks
-                group = by_conversation[conversation_id]
-                first = await message_store.reserve_seqs(conn, conversation_id, len(group))
-                numbered.extend((d, first + i) for i, d in enumerate(group))
+            firsts = await message_store.reserve_seq_blocks(
+                conn, {c: len(group) for c, group in by_conversation.items()}
+            ) if by_conversation else {}
+            for conversation_id, group in by_conversation.items():
+                numbered.extend((d, firsts[conversation_id] + i) for i, d in enumerate(group))
             created: list[Message] = []
             if numbered:
                 created = await message_store.insert_messages(conn, numbered)
