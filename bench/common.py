@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from server.sockets import OrjsonModule as SocketOrjson
 
 # Every emitted message is "message.new" with this kind of payload; the body starts with
 # the sender's CLOCK_MONOTONIC time in ns, which is the same clock in every process of
@@ -23,16 +23,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-class OrjsonModule:
-    """The json interface python-socketio expects, backed by orjson (cheaper for the load side)."""
-
-    @staticmethod
-    def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-    @staticmethod
-    def loads(data: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        return orjson.loads(data)
+# The load side encodes with orjson too, exactly as the server does.
+OrjsonModule = SocketOrjson
 
 
 def log(message: str) -> None:

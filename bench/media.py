@@ -317,10 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         width, height = (int(v) for v in args.size.lower().split("x", 1))
     sizes = Sizes(count=args.count or sizes.count, width=width, height=height,
                   warmup=sizes.warmup, repeat=args.repeat or sizes.repeat)
-    with open("/proc/loadavg") as f:
-        load = " ".join(f.read().split()[:3])
-    if float(load.split()[0]) > 0.5 * (os.cpu_count() or 1):
-        log(f"warning: the machine is busy (load average {load}); numbers will be noisy")
+    load = report.machine_load_warning(log)
     try:
         runs = asyncio.run(run(sizes))
     except KeyboardInterrupt:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import secrets
 import shlex
 import statistics
@@ -384,10 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     sizes = Sizes(members=args.members or sizes.members, reactions=args.reactions or sizes.reactions,
                   pushes=args.pushes or sizes.pushes, repeat=args.repeat or sizes.repeat)
-    with open("/proc/loadavg") as f:
-        load = " ".join(f.read().split()[:3])
-    if float(load.split()[0]) > 0.5 * (os.cpu_count() or 1):
-        log(f"warning: the machine is busy (load average {load}); numbers will be noisy")
+    load = report.machine_load_warning(log)
     try:
         timings = asyncio.run(run(sizes))
     except KeyboardInterrupt:

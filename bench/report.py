@@ -271,3 +271,12 @@ baseline) against the sender's wall clock on the same machine.
 
 {kept}"""
     path.write_text(text.rstrip() + "\n")
+
+
+def machine_load_warning(log: Callable[[str], None]) -> str:
+    """The load average, warning on stderr when the machine is too busy for clean numbers."""
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    if float(load.split()[0]) > 0.5 * (os.cpu_count() or 1):
+        log(f"warning: the machine is busy (load average {load}); numbers will be noisy")
+    return load
