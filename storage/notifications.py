@@ -393,3 +393,28 @@ async def display_names(db: Database, user_ids: list[uuid.UUID]) -> dict[uuid.UU
         "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])", user_ids
     )
     return {r["id"]: r["display_name"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Where a notification may reach a user besides the app: verified addresses only."""
+
+    display_name: str
+    email: str | None
+    phone: str | None
+    opted_out: frozenset[str]
+
+
+async def contacts(db: Database, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+    """Verified email and phone, and outreach opt-outs, of live users among user_ids."""
+    rows = await db.pool.fetch(
+        """SELECT u.id, u.display_name,
+                  CASE WHEN u.email_verified_at IS NOT NULL THEN u.email END AS email,
+                  CASE WHEN u.phone_verified_at IS NOT NULL THEN u.phone END AS phone,
+                  coalesce((SELECT array_agg(o.channel) FROM outreach_optouts o
+                            WHERE o.user_id = u.id), '{}') AS opted_out
+           FROM users u WHERE u.id = ANY($1::uuid[]) AND u.deleted_at IS NULL""",
+        user_ids,
+    )
+    return {r["id"]: Contact(r["display_name"], r["email"], r["phone"], frozenset(r["opted_out"]))
+            for r in rows}

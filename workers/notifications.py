@@ -14,6 +14,10 @@ Jobs on the durable `notifications` queue:
 A source key per event makes a redelivered job notify nobody twice. Recipients with a
 connected device get `notification.new` live; the others get a push, unless push is off
 for the kind or their quiet hours hold. A push past its TTL is dropped, not sent late.
+Outside quiet hours, an absent recipient who turned email or SMS on for the kind also
+gets an outreach job (verified address only, not after an outreach opt-out), once per
+new notification group; its id is derived from the source key, so the outreach ledger
+sends it at most once whatever happens upstream.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -38,7 +43,8 @@ from storage import messages as message_store
 from storage import notifications as store
 from storage import push_subscriptions as push_store
 from storage.db import Database
-from storage.notifications import Channel, Kind, Notification, NotificationDraft
+from storage.notifications import Channel, Contact, Kind, Notification, NotificationDraft
+from workers.outreach import QUEUE as OUTREACH_QUEUE
 from workers.push import (
     HttpMobilePush,
     OutboxMobilePush,
@@ -49,6 +55,7 @@ from workers.push import (
     topic_for,
 )
 from workers.queue import JobQueue, new_job
+from workers.unsubscribe import link as unsubscribe_link
 
 log = logging.getLogger(__name__)
 QUEUE = "notifications"
@@ -60,6 +67,17 @@ PUSH_PAYLOAD_BYTES = 3000
 SOURCE_RETENTION = timedelta(days=30)
 READ_RETENTION = timedelta(days=90)
 URGENT_KINDS = {Kind.MESSAGE, Kind.MENTION, Kind.REPLY}
+# Outreach job ids are uuid5(this, channel:user:source key): a redelivery re-derives the same id.
+OUTREACH_JOB_NAMESPACE = uuid.UUID("6f2b7d4e-3c1a-5e8f-9b0d-2a4c6e8f1b3d")
+SMS_SUMMARY_CHARS = 120
+
+
+@dataclass(frozen=True)
+class MailLinks:
+    """What notification email and SMS need: the app's public address and the unsubscribe key."""
+
+    public_base_url: str
+    unsubscribe_secret: bytes
 
 
 class PushDeferred(Exception):
@@ -126,6 +144,16 @@ def wire(n: Notification) -> dict[str, Any]:
     return {**n.to_wire(), "title": title, "body": body}
 
 
+def outreach_job_id(channel: str, user_id: uuid.UUID, source_key: str) -> str:
+    """The outreach job id of one notification mail or SMS: the same for every redelivery."""
+    return str(uuid.uuid5(OUTREACH_JOB_NAMESPACE, f"{channel}:{user_id}:{source_key}"))
+
+
+def _one_line(text: str) -> str:
+    # Titles become mail subjects: a line break there would make the message unbuildable.
+    return " ".join(text.split())
+
+
 def _enabled(prefs: dict[tuple[str, str], bool], kind: str, channel: str) -> bool:
     return prefs.get((kind, channel), store.default_enabled(kind, channel))
 
@@ -135,6 +163,7 @@ class NotificationWorker:
         self, db: Database, queue: JobQueue, realtime: Realtime, presence: PresenceStore, *,
         push_ttl_s: int, web_push: PushTransport | None, mobile_push: PushTransport,
         clock: Callable[[], datetime], session: aiohttp.ClientSession | None = None,
+        mail: MailLinks | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -145,6 +174,7 @@ class NotificationWorker:
         self.mobile_push = mobile_push
         self.clock = clock
         self._session = session
+        self.mail = mail  # None: no email or SMS notifications from this worker
         self._purger: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -273,14 +303,20 @@ class NotificationWorker:
         if any(isinstance(s, Exception) for s in sent):
             # Stored all the same: clients fetch notification.list when they reconnect.
             log.warning("some notification.new events were not published")
-        offline = [n for n in made if n.user_id not in online
-                   and _enabled(prefs[n.user_id], n.kind, Channel.PUSH)]
-        await self._queue_pushes(offline, unread)
+        channels = (Channel.PUSH, Channel.EMAIL, Channel.SMS) if self.mail else (Channel.PUSH,)
+        # Quiet hours are read only for those some channel beyond the app would reach.
+        awake = await self._awake([n for n in made if n.user_id not in online and any(
+            _enabled(prefs[n.user_id], n.kind, c) for c in channels)])
+        await self._queue_pushes(
+            [n for n in awake if _enabled(prefs[n.user_id], n.kind, Channel.PUSH)], unread)
+        # Mail and SMS once per group until it is read: a busy chat is one message, not fifty.
+        await self._queue_outreach([n for n in awake if n.count == 1], prefs, draft.source_key)
         return made
 
-    async def _queue_pushes(self, made: list[Notification], unread: dict[uuid.UUID, int]) -> None:
+    async def _awake(self, made: list[Notification]) -> list[Notification]:
+        """Those of the notifications whose recipient is not in quiet hours now."""
         if not made:
-            return
+            return []
         now = self.clock()
         quiet = await store.quiet_hours(self.db, [n.user_id for n in made])
         awake = []
@@ -292,8 +328,12 @@ class NotificationWorker:
                 hushed = False
             if not hushed:
                 awake.append(n)
+        return awake
+
+    async def _queue_pushes(self, awake: list[Notification], unread: dict[uuid.UUID, int]) -> None:
         if not awake:
             return
+        now = self.clock()
         subscriptions = await push_store.live_for_users(self.db, [n.user_id for n in awake])
         expires_at = (now + timedelta(seconds=self.push_ttl_s)).timestamp()
         jobs = []
@@ -313,6 +353,58 @@ class NotificationWorker:
             # The notifications are stored; these pushes are lost, which a retry cannot fix
             # (a redelivered job finds the notifications already made).
             log.warning("push jobs not queued", extra={"lost": lost, "queued": len(jobs) - lost})
+
+    async def _queue_outreach(
+        self, made: list[Notification], prefs: dict[uuid.UUID, dict[tuple[str, str], bool]],
+        source_key: str,
+    ) -> None:
+        """Queue an email or SMS for each recipient who turned the channel on for the kind."""
+        if self.mail is None:
+            return
+        wanted = [(n, channel) for n in made for channel in (Channel.EMAIL, Channel.SMS)
+                  if _enabled(prefs[n.user_id], n.kind, channel)]
+        if not wanted:
+            return
+        found = await store.contacts(self.db, sorted({n.user_id for n, _ in wanted}, key=str))
+        jobs = []
+        for n, channel in wanted:
+            contact = found.get(n.user_id)
+            # The unsubscribe link in these mails records an outreach opt-out: honour it here too.
+            if contact is None or channel in contact.opted_out:
+                continue
+            job = self.outreach_job(n, channel, contact, source_key)
+            if job is not None:
+                jobs.append(job)
+        results = await asyncio.gather(*(self.queue.publish(OUTREACH_QUEUE, j) for j in jobs),
+                                       return_exceptions=True)
+        lost = sum(isinstance(r, Exception) for r in results)
+        if lost:
+            # Like pushes: the notifications are stored and a redelivery would not recreate them.
+            log.warning("notification outreach jobs not queued",
+                        extra={"lost": lost, "queued": len(jobs) - lost})
+
+    def outreach_job(
+        self, n: Notification, channel: Channel, contact: Contact, source_key: str
+    ) -> dict[str, Any] | None:
+        """The outreach job mailing or texting one notification; None without a verified address."""
+        assert self.mail is not None
+        title, body = (_one_line(t) for t in render(n))
+        app_link = self.mail.public_base_url
+        job_id = outreach_job_id(channel, n.user_id, source_key)
+        if channel == Channel.EMAIL and contact.email is not None:
+            link = unsubscribe_link(app_link, self.mail.unsubscribe_secret, n.user_id, "email")
+            return {**new_job("email", to=contact.email, template="notification",
+                              params={"display_name": contact.display_name, "title": title,
+                                      "body": body, "app_link": app_link},
+                              unsubscribe_url=link, notification_id=str(n.id)), "id": job_id}
+        if channel == Channel.SMS and contact.phone is not None:
+            summary = f"{title}: {body}" if body else title
+            if len(summary) > SMS_SUMMARY_CHARS:
+                summary = summary[: SMS_SUMMARY_CHARS - 1] + "…"
+            return {**new_job("sms", to=contact.phone, template="notification",
+                              params={"summary": summary}, notification_id=str(n.id)),
+                    "id": job_id}
+        return None
 
     @staticmethod
     def push_payload(n: Notification, unread_count: int) -> dict[str, Any]:
@@ -380,9 +472,10 @@ async def start_notifications_worker(
     mobile_push: PushTransport = (
         HttpMobilePush(session, settings.mobile_push_url, settings.mobile_push_api_key)
         if settings.mobile_push_url else OutboxMobilePush(settings.outbox_dir / "push"))
+    mail = MailLinks(settings.public_base_url, settings.resolved_unsubscribe_secret())
     worker = NotificationWorker(db, queue, realtime, presence, push_ttl_s=settings.push_ttl_s,
                                 web_push=web_push, mobile_push=mobile_push, clock=clock,
-                                session=session)
+                                session=session, mail=mail)
     await worker.start()
     await queue.consume(QUEUE, worker.handle, prefetch=20)
     return worker

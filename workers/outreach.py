@@ -35,7 +35,7 @@ from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, PermanentSendError, SmsProvider, build_email
 from workers.queue import JobQueue
 from workers.sms import TwilioSms
-from workers.templates import render_email, render_sms
+from workers.templates import render_email, render_sms, with_unsubscribe
 
 log = logging.getLogger(__name__)
 QUEUE = "outreach"
@@ -100,8 +100,14 @@ class OutreachWorker:
         subject, text, html = render_email(job["template"], job.get("params", {}))
         if job.get("test"):
             subject = TEST_SUBJECT_PREFIX + subject
+        headers = None
+        if link := job.get("unsubscribe_url"):
+            # Non-transactional mail (notifications) carries the recipient's opt-out link.
+            text, html = with_unsubscribe(text, html, link)
+            headers = {"List-Unsubscribe": f"<{link}>",
+                       "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         await self.mailer.send(build_email(self.mail_from, job["to"], subject, text, html,
-                                           seed=str(job["id"])))
+                                           seed=str(job["id"]), headers=headers))
 
     async def _sms(self, job: dict[str, Any]) -> None:
         text = render_sms(job["template"], job.get("params", {}))

@@ -55,6 +55,16 @@ def email_templates() -> dict[str, EmailTemplate]:
                 '<a href="$app_link">come and see what is new</a>.</p>'
             ),
         ),
+        # Notification mail is not transactional: the outreach worker appends the
+        # recipient's unsubscribe footer (the job carries the link).
+        "notification": EmailTemplate(
+            subject="$title",
+            text="Hi $display_name,\n\n$title\n$body\n\nSee it on HotSpot: $app_link\n",
+            html=(
+                "<p>Hi $display_name,</p><p><strong>$title</strong></p><p>$body</p>"
+                '<p><a href="$app_link">See it on HotSpot</a></p>'
+            ),
+        ),
         "test_message": EmailTemplate(
             subject="HotSpot test message",
             text="Hi $display_name,\n\nThis is a test message from HotSpot: mail reaches you.\n",
@@ -67,6 +77,7 @@ def sms_templates() -> dict[str, str]:
     return {
         "phone_code": "Your HotSpot code is $code. It expires in $valid_minutes minutes.",
         "we_miss_you": "Hi $display_name, it has been a while! See what is new on HotSpot: $app_link",
+        "notification": "HotSpot: $summary",
         "test_message": "HotSpot test message: SMS reaches you.",
     }
 
@@ -81,7 +92,8 @@ def sample_params(app_link: str) -> dict[str, Any]:
     return {
         **campaign_params("Test User", "test_user", app_link),
         "link": app_link, "token": "TEST-TOKEN", "valid_hours": 48, "valid_minutes": 60,
-        "code": "123456",
+        "code": "123456", "title": "Test User mentioned you", "body": "@test_user look at this",
+        "summary": "Test User mentioned you: @test_user look at this",
     }
 
 
