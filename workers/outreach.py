@@ -9,6 +9,9 @@ commit. Its redelivery finds 'sending' and sends again (transactional mail must
 arrive); the email's Message-ID is derived from the job id alone, so the copy is
 recognisable downstream. SMS has no such identifier, so that rare repeat can reach
 the phone. The window is one database round trip long.
+
+An email job carrying `unsubscribe_url` is non-transactional (a notification mail): it
+gets the recipient's unsubscribe footer and the RFC 8058 List-Unsubscribe headers.
 """
 
 from __future__ import annotations
