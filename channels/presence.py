@@ -389,14 +389,12 @@ class Presence:
         self._load = load
         self._sio: socketio.AsyncServer | None = None
         self._counted: dict[str, uuid.UUID] = {}
-        self._session_of: dict[str, uuid.UUID] = {}
-        self._by_session: dict[uuid.UUID, set[str]] = {}
         self._watching: dict[str, set[uuid.UUID]] = {}
         self._watchers: dict[uuid.UUID, set[str]] = {}
 
     async def socket_bound(
         self, sio: socketio.AsyncServer | None, sid: str, user_id: uuid.UUID,
-        session_id: uuid.UUID, limit: int | None = None,
+        limit: int | None = None,
     ) -> None:
         """Count a socket bound to a user; raises TooManySockets beyond limit, counting nothing."""
         self._sio = sio or self._sio
@@ -407,22 +405,10 @@ class Presence:
             except BACKEND_ERRORS:
                 # Presence is ephemeral: an unreachable store must not refuse the socket.
                 log.warning("presence store unreachable; socket not counted", exc_info=True)
-        old = self._session_of.get(sid)
-        if old != session_id:
-            if old is not None:
-                self._by_session.get(old, set()).discard(sid)
-            self._session_of[sid] = session_id
-            self._by_session.setdefault(session_id, set()).add(sid)
 
     async def socket_closed(self, conn: Connection) -> None:
         """Forget a socket going away or changing user: its watches, then its count."""
         sid = conn.sid
-        session_id = self._session_of.pop(sid, None)
-        if session_id is not None:
-            sids = self._by_session.get(session_id, set())
-            sids.discard(sid)
-            if not sids:
-                self._by_session.pop(session_id, None)
         await self._unwatch(sid, list(self._watching.get(sid, ())))
         user_id = self._counted.pop(sid, None)
         if user_id is not None:
@@ -430,10 +416,6 @@ class Presence:
                 await self.store.disconnect(user_id)
             except BACKEND_ERRORS:
                 log.warning("presence store unreachable; socket not uncounted", exc_info=True)
-
-    def sockets_of_session(self, session_id: uuid.UUID) -> list[str]:
-        return sorted(self._by_session.get(session_id, ()))
-
     async def watch(self, sids: list[str], user_ids: list[uuid.UUID], limit: int) -> int:
         """Make these local sockets watch these users; returns how many they watch."""
         for sid in sids:

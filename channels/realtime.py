@@ -86,7 +86,7 @@ class Realtime:
             await self._unbind(conn)
         if self.presence is not None:
             # Counted first: past socket_limit this raises TooManySockets with nothing bound.
-            await self.presence.socket_bound(self._sio, sid, user_id, session_id, socket_limit)
+            await self.presence.socket_bound(self._sio, sid, user_id, socket_limit)
         conn.user_id, conn.session_id = user_id, session_id
         sids = self._by_user.setdefault(user_id, set())
         first = not sids
@@ -200,10 +200,6 @@ class Realtime:
     @staticmethod
     def conversation_room(conversation_id: uuid.UUID) -> str:
         return f"conv:{conversation_id}"
-
-    def holds_user(self, user_id: uuid.UUID) -> bool:
-        return user_id in self._by_user
-
     async def send_to_conversation(
         self, conversation_id: uuid.UUID, event: str, data: dict[str, Any]
     ) -> None:

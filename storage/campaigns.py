@@ -252,10 +252,3 @@ async def settle(
            WHERE campaign_id = $1 AND user_id = $2 AND status = 'sending'""",
         campaign_id, user_id, status, error,
     )
-
-
-async def recipient_statuses(db: Database, campaign_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    rows = await db.pool.fetch(
-        "SELECT user_id, status FROM campaign_recipients WHERE campaign_id = $1", campaign_id
-    )
-    return {r["user_id"]: r["status"] for r in rows}

@@ -112,17 +112,6 @@ async def link_to_messages(
     )
     return int(str(result).rsplit(" ", 1)[-1])
 
-
-async def message_ids_carrying(db: Database, media_id: uuid.UUID) -> list[uuid.UUID]:
-    """The messages that carry this media, oldest link first."""
-    rows = await db.pool.fetch(
-        """SELECT mm.message_id FROM message_media mm JOIN messages m ON m.id = mm.message_id
-           WHERE mm.media_id = $1 ORDER BY m.created_at, m.id""",
-        media_id,
-    )
-    return [r["message_id"] for r in rows]
-
-
 async def delete_media(db: Database, media_id: uuid.UUID) -> None:
     await db.pool.execute("DELETE FROM media WHERE id = $1", media_id)
 

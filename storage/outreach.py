@@ -94,14 +94,6 @@ async def opted_out_channels(db: Database, user_id: uuid.UUID) -> set[str]:
     rows = await db.pool.fetch("SELECT channel FROM outreach_optouts WHERE user_id = $1", user_id)
     return {r["channel"] for r in rows}
 
-
-async def is_opted_out(db: Database, user_id: uuid.UUID, channel: str) -> bool:
-    return bool(await db.pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM outreach_optouts WHERE user_id = $1 AND channel = $2)",
-        user_id, channel,
-    ))
-
-
 async def claim_slot(db: Database, key: str, interval_s: float) -> float:
     """Take the next send slot of `key`, one per interval; returns seconds to wait for it."""
     wait = await db.pool.fetchval(

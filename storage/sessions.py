@@ -137,16 +137,6 @@ async def revoke_user_sessions(
     )
     return [r["id"] for r in rows]
 
-
-async def is_session_active(db: Database, session_id: uuid.UUID) -> bool:
-    return bool(
-        await db.pool.fetchval(
-            "SELECT revoked_at IS NULL AND expires_at > now() FROM sessions WHERE id = $1",
-            session_id,
-        )
-    )
-
-
 async def recently_revoked(db: Database, within_s: int) -> list[uuid.UUID]:
     """Sessions revoked recently enough that their access tokens may still be unexpired."""
     rows = await db.pool.fetch(
