@@ -12,9 +12,14 @@ from handlers import (
     auth,
     blocks,
     campaigns,
+    cliques,
     conversations,
+    engagement,
+    feeds,
+    items,
     media,
     messages,
+    networks,
     notifications,
     outreach,
     presence,
@@ -47,7 +52,7 @@ def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
     return collect_commands([
         auth, users, messages, media, conversations, blocks, presence, notifications, push,
-        campaigns, outreach,
+        campaigns, outreach, networks, items, engagement, cliques, feeds,
     ])
 
 

@@ -1,0 +1,1 @@
+"""cliques (being built; see docs/social-model.md)."""

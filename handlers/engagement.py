@@ -1,0 +1,1 @@
+"""engagement (being built; see docs/social-model.md)."""

@@ -1,0 +1,1 @@
+"""feeds (being built; see docs/social-model.md)."""

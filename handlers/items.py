@@ -1,0 +1,1 @@
+"""items (being built; see docs/social-model.md)."""

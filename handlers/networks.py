@@ -1,0 +1,1 @@
+"""networks (being built; see docs/social-model.md)."""
