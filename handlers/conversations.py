@@ -19,8 +19,6 @@ never revealed to outsiders.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Any
@@ -52,6 +50,7 @@ from handlers.conversation_schemas import (
 )
 from handlers.errors import CommandError, invalid
 from handlers.messages import membership
+from handlers.pagination import Position, decode_cursor, page_of
 from storage import conversations as store
 from storage import events as event_store
 from storage import users as user_store
@@ -214,22 +213,9 @@ async def get(ctx: Context, data: ConversationIdInput) -> ConversationOut:
     return await _view(ctx, data.conversation_id)
 
 
-def _encode_cursor(conversation: Conversation) -> str:
-    activity = conversation.last_message_at or conversation.created_at
-    raw = f"{activity.isoformat()}|{conversation.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, _, conversation_id = raw.partition("|")
-        activity = datetime.fromisoformat(when)
-        if activity.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return activity, uuid.UUID(conversation_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid("cursor", "not a cursor from conversation.list", "cursor_invalid") from None
+def _position(view: ConversationView) -> Position:
+    conversation = view.conversation
+    return Position(conversation.last_message_at or conversation.created_at, conversation.id)
 
 
 @command("conversation.list", input=ListInput, rest=("GET", "/conversations"),
@@ -237,15 +223,15 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 async def list_conversations(ctx: Context, data: ListInput) -> ConversationPage:
     """Your conversations, most recent activity first, with unread counts and last messages."""
     services, me = ctx.services, ctx.user.user_id
-    before = None if data.cursor is None else _decode_cursor(data.cursor)
-    views = await store.list_for_user(services.db, me, data.limit + 1, before)
-    more = len(views) > data.limit
-    views = views[:data.limit]
+    after = decode_cursor(data.cursor, "conversation.list")
+    before = None if after is None else (after.at, after.id)
+    views, next_cursor = page_of(await store.list_for_user(services.db, me, data.limit + 1, before),
+                                 data.limit, _position)
     now = services.clock()
     return ConversationPage(
         conversations=[ConversationSummary(**_summary_fields(v, now)) for v in views],
         total_unread=await store.total_unread(services.db, me),
-        next_cursor=_encode_cursor(views[-1].conversation) if more else None,
+        next_cursor=next_cursor,
     )
 
 
