@@ -13,7 +13,7 @@ from prometheus_client import Counter
 
 from handlers.commands import Command
 from handlers.context import Context, Principal
-from handlers.errors import CommandError
+from handlers.errors import CommandError, invalid
 from server.dispatch import Dispatcher
 from server.logs import request_id_var
 
@@ -110,6 +110,7 @@ def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:
             if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                 raw.update(await read_json_body(request, settings.limits.rest_body_bytes))
             raw.update(request.match_info)
+            _take_idempotency_key(cmd, request, raw)
             ctx = Context(
                 services=dispatcher.services, principal=principal, transport="rest",
                 request_id=request_id, ip=client_ip(request),
@@ -120,9 +121,31 @@ def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:
             return error_response(exc)
         if cmd.status == 204:
             return web.Response(status=204)
-        return json_response(result, cmd.status)
+        return json_response(result, cmd.status, _next_link(request, result))
 
     return handle
+
+
+def _take_idempotency_key(cmd: Command, request: web.Request, raw: dict[str, Any]) -> None:
+    """A create that accepts `idempotency_key` also takes it from the Idempotency-Key header."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None or "idempotency_key" not in cmd.input.model_fields:
+        return
+    if raw.get("idempotency_key", header) != header:
+        raise invalid("idempotency_key", "the Idempotency-Key header and body field differ",
+                      "idempotency_key_mismatch")
+    raw["idempotency_key"] = header
+
+
+def _next_link(request: web.Request, result: Any) -> dict[str, str] | None:
+    """RFC 8288 Link header pointing at the next page of a list that has one."""
+    if request.method != "GET" or not isinstance(result, dict):
+        return None
+    cursor = result.get("next_cursor")
+    if not isinstance(cursor, str):
+        return None
+    url = request.rel_url.update_query({"cursor": cursor})
+    return {"Link": f'<{url}>; rel="next"'}
 
 
 @web.middleware

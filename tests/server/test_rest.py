@@ -285,3 +285,19 @@ async def test_unexpected_exception_outside_a_command_is_a_json_500(
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in server_log.records)
     monkeypatch.undo()
     assert (await client.get("/metrics")).status == 200
+
+
+async def test_list_pages_carry_a_next_link(client: Any) -> None:
+    from tests.handlers.conversation_helpers import create_group, ok, rest
+
+    alice, bob = await signup(client), await signup(client)
+    for i in range(3):
+        await create_group(client, alice, bob, title=f"g{i}")
+    resp = await rest(client, alice, "conversation.list", {"limit": 2})
+    first = await ok(resp)
+    link = resp.headers["Link"]
+    assert link.endswith('>; rel="next"') and f"cursor={first['next_cursor']}" in link
+    resp = await client.get(link[1:link.index(">")], headers=alice.headers)
+    last = await ok(resp)
+    assert len(last["conversations"]) == 1 and last["next_cursor"] is None
+    assert "Link" not in resp.headers
