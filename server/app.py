@@ -24,6 +24,8 @@ from handlers import (
     outreach,
     presence,
     push,
+    slides,
+    stories,
     users,
 )
 from handlers.commands import CommandRegistry, collect_commands
@@ -52,7 +54,7 @@ def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
     return collect_commands([
         auth, users, messages, media, conversations, blocks, presence, notifications, push,
-        campaigns, outreach, networks, items, engagement, cliques, feeds,
+        campaigns, outreach, networks, items, engagement, cliques, feeds, stories, slides,
     ])
 
 

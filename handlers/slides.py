@@ -1,0 +1,1 @@
+"""slides (being built; see docs/social-model.md)."""

@@ -1,0 +1,1 @@
+"""stories (being built; see docs/social-model.md)."""
