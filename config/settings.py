@@ -73,6 +73,9 @@ class Limits(BaseSettings):
     # Decoded size the media worker accepts (also Pillow's bomb guard); larger is failed.
     image_max_pixels: int = Field(default=64_000_000, ge=1024)
     video_max_duration_s: int = Field(default=900, ge=1)
+    # item.create (posts, notices, comments, replies) per user and window.
+    item_creates_per_window: int = Field(default=30, ge=1)
+    item_create_window_s: int = Field(default=60, ge=1)
 
 
 class Settings(BaseSettings):
