@@ -64,6 +64,11 @@ class Realtime:
         self._sio = sio
 
     @property
+    def sio(self) -> socketio.AsyncServer | None:
+        """The Socket.IO server, for channels that keep their own rooms (item_live)."""
+        return self._sio
+
+    @property
     def open_connections(self) -> int:
         return len(self._connections)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from handlers.errors import CommandError
 
 if TYPE_CHECKING:
+    from channels.item_live import ItemLive
     from channels.presence import Presence
     from channels.ratelimit import RateLimiter
     from channels.realtime import Realtime
@@ -46,6 +47,7 @@ class Services:
     presence: Presence
     typing: TypingRelay
     blobs: BlobStore
+    item_live: ItemLive
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from channels.bus import Bus, InProcessBus, RedisBus
+from channels.item_live import ItemLive
 from channels.presence import MemoryPresenceStore, Presence, PresenceStore, RedisPresenceStore
 from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.realtime import Realtime
@@ -21,6 +22,7 @@ from handlers.context import Services
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from server.metrics import Metrics
+from storage import engagement as engagement_storage
 from storage import presence as presence_storage
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.conversations import conversation_ids_for_user
@@ -169,6 +171,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     realtime = Realtime(bus, lambda user_id: conversation_ids_for_user(app[DATABASE], user_id),
                         presence=presence)
     typing = TypingRelay(realtime, typing_store, settings.limits.typing_ttl_s)
+    item_live = ItemLive(bus, realtime,
+                         blocked=lambda users, others: engagement_storage.blocked_pairs(
+                             db, users, others))
     app[SERVICES] = Services(
         settings=settings,
         db=app[DATABASE],
@@ -183,10 +188,12 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
                                  settings.argon2_parallelism),
         replies=replies,
         blobs=app[BLOBS],
+        item_live=item_live,
     )
     try:
         yield
     finally:
+        await item_live.close()
         await typing.close()
         await presence_store.stop()
         await replies.stop()
