@@ -1,1 +1,390 @@
-"""items (being built; see docs/social-model.md)."""
+"""Items: create, read, edit (with history), delete posts, notices, comments and replies.
+
+The rules (docs/content.md has the full list):
+- post: top-level, up to 5,000 chars and 10 media, optionally in a clique the author
+  belongs to and is not banned from; notice: up to 500 chars, answers a notice when
+  parent_id is given; comment: answers a top-level post, notice, story or slide;
+  reply: answers a comment. Comments and replies are up to 2,000 chars.
+- A child (comment, reply, answering notice) takes its thread's audience: its root's
+  visibility and clique are copied onto it, and a `visibility` of its own is refused.
+- Acting on an item the caller cannot see answers not_found; on a visible item the
+  caller may not act on (comments off, quote policy, not the author), forbidden.
+- A deleted item stays as a tombstone: no body, media, mentions, tags or history.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import asyncpg
+
+from channels.ratelimit import enforce
+from handlers import media as media_handlers
+from handlers import notifications
+from handlers.commands import command
+from handlers.context import Context
+from handlers.errors import CommandError, invalid
+from handlers.item_schemas import (
+    CreateInput,
+    EditInput,
+    EditOut,
+    EditPage,
+    EditsInput,
+    ItemIdInput,
+    ItemOut,
+    ItemPage,
+    RepliesInput,
+    hydrate,
+)
+from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
+from storage import items as store
+from storage.items import Item, NewItem
+from storage.notifications import Kind
+from workers.notifications import MENTION, preview
+
+# Body length per kind, in characters (docs/limits.md).
+BODY_LIMITS = {"post": 5000, "notice": 500, "comment": 2000, "reply": 2000}
+MEDIA_MAX = 10
+MENTIONS_MAX = 20
+TAGS_MAX = 20
+TAG = re.compile(r"(?<![\w#])#(\w{1,64})(?!\w)")
+# What a comment may answer; stories and slides are made by their own commands.
+COMMENTABLE = ("post", "notice", "story", "slide")
+EDITABLE = ("post", "notice", "comment", "reply")
+
+
+def _not_found() -> CommandError:
+    return CommandError("not_found", "no such item")
+
+
+def _refuse(message: str, reason: str) -> CommandError:
+    return CommandError("forbidden", message, {"reason": reason})
+
+
+def mentioned_names(body: str | None) -> list[str]:
+    """Distinct @usernames in a body, lower-cased, in order; invalid_input past the cap."""
+    names = list(dict.fromkeys(m.lower() for m in MENTION.findall(body or "")))
+    if len(names) > MENTIONS_MAX:
+        raise invalid("body", f"at most {MENTIONS_MAX} distinct @mentions", "too_many_mentions")
+    return names
+
+
+def hashtags(body: str | None) -> list[str]:
+    """Distinct #tags in a body, lower-cased without '#'; invalid_input past the cap."""
+    tags = list(dict.fromkeys(t.lower() for t in TAG.findall(body or "")))
+    if len(tags) > TAGS_MAX:
+        raise invalid("body", f"at most {TAGS_MAX} distinct #tags", "too_many_tags")
+    return tags
+
+
+def _check_body(kind: str, body: str | None, has_media: bool) -> None:
+    limit = BODY_LIMITS[kind]
+    if body is not None and len(body) > limit:
+        raise invalid("body", f"a {kind} has at most {limit} characters", "string_too_long")
+    if (body is None or not body.strip()) and not has_media:
+        raise invalid("body", f"a {kind} needs a body or media", "empty")
+
+
+def _live(ctx: Context, item: Item) -> bool:
+    """Not an expired story: those are gone for everyone but their author."""
+    return (item.expires_at is None or item.expires_at > ctx.services.clock()
+            or item.author_id == ctx.user.user_id)
+
+
+async def visible_item(ctx: Context, item_id: uuid.UUID) -> Item:
+    """The item if the caller may see it (and it has not expired); not_found otherwise."""
+    item = await store.get_visible(ctx.services.db, ctx.user.user_id, item_id)
+    if item is None or not _live(ctx, item):
+        raise _not_found()
+    return item
+
+
+async def _own_item(ctx: Context, item_id: uuid.UUID) -> Item:
+    item = await visible_item(ctx, item_id)
+    if item.author_id != ctx.user.user_id:
+        raise _refuse("only the author can do this", "not_author")
+    return item
+
+
+async def one(ctx: Context, item: Item) -> ItemOut:
+    [out] = await hydrate(ctx.services.db, ctx.user.user_id, [item])
+    return out
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+async def _thread_of(ctx: Context, data: CreateInput) -> tuple[Item | None, Item | None]:
+    """The parent and root a new item answers, after checking it may answer them."""
+    if data.kind == "post":
+        if data.parent_id is not None:
+            raise invalid("parent_id", "a post does not answer anything", "not_allowed")
+        return None, None
+    if data.parent_id is None:
+        if data.kind == "notice":
+            return None, None
+        raise invalid("parent_id", f"a {data.kind} needs parent_id", "missing")
+    if data.visibility is not None:
+        raise invalid("visibility", "an answer is visible where its thread is", "not_allowed")
+    if data.clique_id is not None:
+        raise invalid("clique_id", "an answer belongs to its thread's clique", "not_allowed")
+    parent = await visible_item(ctx, data.parent_id)
+    wanted = {"comment": COMMENTABLE, "reply": ("comment",), "notice": ("notice",)}[data.kind]
+    if parent.kind not in wanted or (data.kind == "comment" and parent.root_id is not None):
+        raise invalid("parent_id", f"a {data.kind} answers a {' or '.join(wanted)}",
+                      "wrong_parent_kind")
+    root = parent if parent.root_id is None else await store.get(ctx.services.db, parent.root_id)
+    if root is None:
+        raise _not_found()
+    if parent.deleted or root.deleted:
+        raise CommandError("conflict", "this thread's item was deleted", {"reason": "deleted"})
+    if not parent.allow_comments or not root.allow_comments:
+        raise _refuse("the author turned off comments", "comments_off")
+    if root.clique_id is not None and not await store.may_post_in_clique(
+            ctx.services.db, root.clique_id, ctx.user.user_id):
+        raise _refuse("only the clique's members can answer here", "not_member")
+    return parent, root
+
+
+async def _check_quote(ctx: Context, data: CreateInput) -> None:
+    if data.quoted_id is None:
+        return
+    if data.kind not in ("post", "notice"):
+        raise invalid("quoted_id", "only posts and notices quote", "not_allowed")
+    quoted = await visible_item(ctx, data.quoted_id)
+    if quoted.kind == "share":
+        raise invalid("quoted_id", "quote the shared item, not the share", "wrong_quoted_kind")
+    if quoted.deleted:
+        raise CommandError("conflict", "the quoted item was deleted", {"reason": "deleted"})
+    me = ctx.user.user_id
+    if quoted.author_id == me or quoted.quote_policy == "public":
+        return
+    if quoted.quote_policy == "nobody" or not await store.follows_or_friend(
+            ctx.services.db, me, quoted.author_id):
+        raise _refuse("the author does not allow you to quote this", "quote_policy")
+
+
+async def _check_clique(ctx: Context, data: CreateInput) -> None:
+    if data.clique_id is None:
+        return
+    if data.kind != "post":
+        raise invalid("clique_id", "only posts go in a clique", "not_allowed")
+    if not await store.may_post_in_clique(ctx.services.db, data.clique_id, ctx.user.user_id):
+        # A clique the caller cannot post in answers like one that does not exist.
+        raise CommandError("not_found", "no such clique, or you are not a member")
+
+
+def _same_request(item: Item, media_ids: list[uuid.UUID], data: CreateInput) -> bool:
+    return (item.kind == data.kind and item.body == data.body and item.parent_id == data.parent_id
+            and item.quoted_id == data.quoted_id
+            and (data.parent_id is not None or item.clique_id == data.clique_id)
+            and media_ids == data.media_ids)
+
+
+async def _replay(ctx: Context, data: CreateInput) -> ItemOut | None:
+    """The item an earlier create with this idempotency key made, if any."""
+    if data.idempotency_key is None:
+        return None
+    db = ctx.services.db
+    item = await store.by_idempotency_key(db, ctx.user.user_id, data.idempotency_key)
+    if item is None:
+        return None
+    if not item.deleted and not _same_request(item, await store.media_ids_of(db, item.id), data):
+        raise CommandError("conflict", "this idempotency_key was used for another item",
+                           {"reason": "idempotency_key_reused", "item_id": str(item.id)})
+    return await one(ctx, item)
+
+
+@command("item.create", input=CreateInput, rest=("POST", "/items"), scope="content:write",
+         status=201, output=ItemOut)
+async def create(ctx: Context, data: CreateInput) -> ItemOut:
+    """Post, comment, reply or write a notice; a retry with the same idempotency_key is safe."""
+    services, me = ctx.services, ctx.user.user_id
+    _check_body(data.kind, data.body, bool(data.media_ids))
+    names, tags = mentioned_names(data.body), hashtags(data.body)
+    replayed = await _replay(ctx, data)
+    if replayed is not None:
+        return replayed
+    limits = services.settings.limits
+    await enforce(services.limiter, f"item_create:{me}", limits.item_creates_per_window,
+                  limits.item_create_window_s)
+    parent, root = await _thread_of(ctx, data)
+    await _check_quote(ctx, data)
+    await _check_clique(ctx, data)
+    if data.media_ids:
+        await media_handlers.attachments(ctx, data.media_ids)
+    new = NewItem(
+        kind=data.kind, author_id=me, body=data.body,
+        parent_id=None if parent is None else parent.id,
+        root_id=None if root is None else root.id, quoted_id=data.quoted_id,
+        clique_id=data.clique_id if root is None else root.clique_id,
+        visibility=(data.visibility or "public") if root is None else root.visibility,
+        quote_policy=data.quote_policy, allow_comments=data.allow_comments,
+        idempotency_key=data.idempotency_key)
+    mentioned: list[uuid.UUID] = []
+    async with services.db.transaction() as conn:
+        item = await store.insert(conn, new)
+        if item is not None:
+            mentioned = await _fill(conn, item, data, names, tags)
+    if item is None:
+        # A concurrent create with this key won; the insert waited for it to commit.
+        replayed = await _replay(ctx, data)
+        if replayed is None:
+            raise RuntimeError("an item created under this idempotency key is missing")
+        return replayed
+    await _notify(ctx, item, parent, mentioned)
+    out = await one(ctx, item)
+    await _publish_new(ctx, item)
+    return out
+
+
+async def _fill(conn: asyncpg.Connection, item: Item, data: CreateInput, names: list[str],
+                tags: list[str]) -> list[uuid.UUID]:
+    """Media, counters, mentions and tags of a new item, in its transaction; the mentioned."""
+    if data.media_ids:
+        await store.attach_media(conn, item.id, data.media_ids)
+    if item.parent_id is not None:
+        await store.add_reply(conn, item.parent_id)
+    if item.quoted_id is not None:
+        await store.add_quote(conn, item.quoted_id)
+    mentioned = await store.set_mentions(
+        conn, item.id, list((await store.users_named(conn, names)).values()))
+    await store.set_tags(conn, item.id, tags, item.created_at)
+    return mentioned
+
+
+async def _notify(ctx: Context, item: Item, parent: Item | None,
+                  mentioned: list[uuid.UUID]) -> None:
+    """Tell newly mentioned users, and the parent's author of an answer, if they may see it."""
+    services, me = ctx.services, ctx.user.user_id
+    db = services.db
+    mentioned = [u for u in mentioned if u != me]
+    reply_to = [parent.author_id] if parent is not None and parent.author_id != me else []
+    audience = await store.who_can_see(db, item.id, [*mentioned, *reply_to]) if (
+        mentioned or reply_to) else set()
+    author = (await store.authors(db, [me])).get(me)
+    payload: dict[str, Any] = {
+        "actor_name": author.display_name if author else None, "preview": preview(item.body),
+        "item_kind": item.kind, "item_id": str(item.id),
+        "root_id": None if item.root_id is None else str(item.root_id)}
+    told = [u for u in mentioned if u in audience]
+    if told:
+        await notifications.notify(services, Kind.MENTION, told, source_key=f"mention:item:{item.id}",
+                                   actor_id=me, subject=("item", item.id), data=payload)
+    repliers = [u for u in reply_to if u in audience and u not in told]
+    if repliers:
+        await notifications.notify(services, Kind.REPLY, repliers, source_key=f"reply:item:{item.id}",
+                                   actor_id=me, subject=("item", item.id),
+                                   data={**payload, "parent_id": str(item.parent_id)})
+
+
+async def _publish_new(ctx: Context, item: Item) -> None:
+    """Live: a new answer goes to the subscribers of the item it answers (when live exists)."""
+    return None
+
+
+async def _publish_updated(ctx: Context, item: Item) -> None:
+    return None
+
+
+# -- read --------------------------------------------------------------------------------
+
+
+@command("item.get", input=ItemIdInput, rest=("GET", "/items/{item_id}"), scope="content:read",
+         output=ItemOut)
+async def get(ctx: Context, data: ItemIdInput) -> ItemOut:
+    """An item you may see; a deleted one comes back with deleted=true and no body or media."""
+    return await one(ctx, await visible_item(ctx, data.item_id))
+
+
+def _position(item: Item) -> Position:
+    return Position(item.created_at, item.id)
+
+
+@command("item.replies", input=RepliesInput, rest=("GET", "/items/{item_id}/replies"),
+         scope="content:read", output=ItemPage)
+async def replies(ctx: Context, data: RepliesInput) -> ItemPage:
+    """The direct answers to an item you may see, oldest first; deleted ones stay as tombstones."""
+    await visible_item(ctx, data.item_id)
+    after = decode_cursor(data.cursor, "item.replies")
+    rows = await store.children_page(ctx.services.db, ctx.user.user_id, data.item_id, after,
+                                     data.limit + 1)
+    page, next_cursor = page_of(rows, data.limit, _position)
+    return ItemPage(items=await hydrate(ctx.services.db, ctx.user.user_id, page),
+                    next_cursor=next_cursor)
+
+
+# -- edit and delete ---------------------------------------------------------------------
+
+
+@command("item.edit", input=EditInput, rest=("PATCH", "/items/{item_id}"), scope="content:write",
+         output=ItemOut)
+async def edit(ctx: Context, data: EditInput) -> ItemOut:
+    """Change your item's body (kept in its history), audience, comment or quote settings."""
+    item = await _own_item(ctx, data.item_id)
+    changes = {name: getattr(data, name) for name in data.model_fields_set - {"item_id"}}
+    if item.kind not in EDITABLE:
+        raise _refuse(f"a {item.kind} is not edited with item.edit", "kind_not_editable")
+    if "visibility" in changes and item.root_id is not None:
+        raise invalid("visibility", "an answer is visible where its thread is", "not_allowed")
+    names: list[str] = []
+    tags: list[str] = []
+    if "body" in changes:
+        names, tags = mentioned_names(data.body), hashtags(data.body)
+    async with ctx.services.db.transaction() as conn:
+        current = await store.get_locked(conn, item.id)
+        if current is None:
+            raise _not_found()
+        if current.deleted:
+            raise CommandError("conflict", "a deleted item cannot be edited", {"reason": "deleted"})
+        if "body" in changes:
+            _check_body(current.kind, data.body, bool(await _media_count(conn, current.id)))
+            if data.body == current.body:
+                del changes["body"]
+        updated = current
+        if changes:
+            updated = await store.update(conn, current.id, changes, ctx.services.clock())
+        new_mentions: list[uuid.UUID] = []
+        if "body" in changes:
+            new_mentions = await store.set_mentions(
+                conn, current.id, list((await store.users_named(conn, names)).values()))
+            await store.set_tags(conn, current.id, tags, current.created_at)
+    if new_mentions:
+        await _notify(ctx, updated, None, new_mentions)
+    await _publish_updated(ctx, updated)
+    return await one(ctx, updated)
+
+
+async def _media_count(conn: asyncpg.Connection, item_id: uuid.UUID) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM item_media WHERE item_id = $1", item_id))
+
+
+@command("item.edits", input=EditsInput, rest=("GET", "/items/{item_id}/edits"),
+         scope="content:read", output=EditPage)
+async def edits(ctx: Context, data: EditsInput) -> EditPage:
+    """Earlier versions of an item you may see, newest first."""
+    await visible_item(ctx, data.item_id)
+    after = decode_cursor(data.cursor, "item.edits")
+    rows = await store.edits_page(ctx.services.db, data.item_id,
+                                  None if after is None else after.id.int, data.limit + 1)
+    page = rows[:data.limit]
+    next_cursor = (encode_cursor(Position(page[-1].edited_at, uuid.UUID(int=page[-1].id)))
+                   if len(rows) > data.limit else None)
+    return EditPage(edits=[EditOut(body=e.body, edited_at=e.edited_at) for e in page],
+                    next_cursor=next_cursor)
+
+
+@command("item.delete", input=ItemIdInput, rest=("DELETE", "/items/{item_id}"),
+         scope="content:write", status=204)
+async def delete(ctx: Context, data: ItemIdInput) -> None:
+    """Delete your item, leaving a tombstone so its answers stay reachable; twice is fine."""
+    item = await _own_item(ctx, data.item_id)
+    if item.deleted:
+        return
+    async with ctx.services.db.transaction() as conn:
+        await store.tombstone(conn, item.id)
+    gone = await store.get(ctx.services.db, item.id)
+    if gone is not None:
+        await _publish_updated(ctx, gone)

@@ -1,0 +1,81 @@
+"""Helpers for the item tests: create items, graph rows straight in SQL, notification polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Account
+from tests.handlers.conversation_helpers import ok, rest
+
+Client = TestClient[Any, Any]
+
+
+async def create(client: Client, account: Account, kind: str = "post", body: str | None = "hi",
+                 **fields: Any) -> dict[str, Any]:
+    """item.create over REST, expecting 201; the item."""
+    payload: dict[str, Any] = {"kind": kind, **fields}
+    if body is not None:
+        payload["body"] = body
+    item: dict[str, Any] = await ok(await rest(client, account, "item.create", payload), 201)
+    return item
+
+
+async def get(client: Client, account: Account, item_id: str) -> Any:
+    """item.get over REST: the raw response."""
+    return await rest(client, account, "item.get", {"item_id": item_id})
+
+
+async def fetch(client: Client, account: Account, item_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = await ok(await get(client, account, item_id))
+    return item
+
+
+async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement on the test database (graph rows before networks commands exist)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+async def follow(database_url: str, follower: Account, followee: Account) -> None:
+    await sql(database_url, "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)",
+              follower.id, followee.id)
+
+
+async def befriend(database_url: str, a: Account, b: Account) -> None:
+    await sql(database_url, """INSERT INTO friendships (user_id, friend_id)
+                               VALUES ($1, $2), ($2, $1)""", a.id, b.id)
+
+
+async def block(client: Client, blocker: Account, blocked: Account) -> None:
+    await ok(await rest(client, blocker, "user.block", {"user_id": blocked.id}), 204)
+
+
+async def make_private(database_url: str, account: Account) -> None:
+    await sql(database_url, "UPDATE users SET is_private = true WHERE id = $1", account.id)
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    """Poll until check() answers something truthy; that answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def notes(client: Client, account: Account, kind: str | None = None) -> list[dict[str, Any]]:
+    """The account's notifications (of one kind if given)."""
+    page = await ok(await rest(client, account, "notification.list", {}))
+    return [n for n in page["notifications"] if kind is None or n["kind"] == kind]
