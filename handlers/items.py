@@ -14,12 +14,14 @@ The rules (docs/content.md has the full list):
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from typing import Any
 
 import asyncpg
 
+from channels.item_live import COMMENT_NEW, UPDATED
 from channels.ratelimit import enforce
 from handlers import media as media_handlers
 from handlers import notifications
@@ -43,6 +45,8 @@ from storage import items as store
 from storage.items import Item, NewItem
 from storage.notifications import Kind
 from workers.notifications import MENTION, preview
+
+log = logging.getLogger(__name__)
 
 # Body length per kind, in characters (docs/limits.md).
 BODY_LIMITS = {"post": 5000, "notice": 500, "comment": 2000, "reply": 2000}
@@ -224,10 +228,11 @@ async def create(ctx: Context, data: CreateInput) -> ItemOut:
         quote_policy=data.quote_policy, allow_comments=data.allow_comments,
         idempotency_key=data.idempotency_key)
     mentioned: list[uuid.UUID] = []
+    reply_count = 0
     async with services.db.transaction() as conn:
         item = await store.insert(conn, new)
         if item is not None:
-            mentioned = await _fill(conn, item, data, names, tags)
+            mentioned, reply_count = await _fill(conn, item, data, names, tags)
     if item is None:
         # A concurrent create with this key won; the insert waited for it to commit.
         replayed = await _replay(ctx, data)
@@ -236,23 +241,27 @@ async def create(ctx: Context, data: CreateInput) -> ItemOut:
         return replayed
     await _notify(ctx, item, parent, mentioned)
     out = await one(ctx, item)
-    await _publish_new(ctx, item)
+    await _publish_new(ctx, item, out, reply_count)
     return out
 
 
 async def _fill(conn: asyncpg.Connection, item: Item, data: CreateInput, names: list[str],
-                tags: list[str]) -> list[uuid.UUID]:
-    """Media, counters, mentions and tags of a new item, in its transaction; the mentioned."""
+                tags: list[str]) -> tuple[list[uuid.UUID], int]:
+    """Media, counters, mentions and tags of a new item, in its transaction.
+
+    Returns the mentioned users and the parent's new reply_count (0 without a parent).
+    """
+    reply_count = 0
     if data.media_ids:
         await store.attach_media(conn, item.id, data.media_ids)
     if item.parent_id is not None:
-        await store.add_reply(conn, item.parent_id)
+        reply_count = await store.add_reply(conn, item.parent_id)
     if item.quoted_id is not None:
         await store.add_quote(conn, item.quoted_id)
     mentioned = await store.set_mentions(
         conn, item.id, list((await store.users_named(conn, names)).values()))
     await store.set_tags(conn, item.id, tags, item.created_at)
-    return mentioned
+    return mentioned, reply_count
 
 
 async def _notify(ctx: Context, item: Item, parent: Item | None,
@@ -280,13 +289,37 @@ async def _notify(ctx: Context, item: Item, parent: Item | None,
                                    data={**payload, "parent_id": str(item.parent_id)})
 
 
-async def _publish_new(ctx: Context, item: Item) -> None:
-    """Live: a new answer goes to the subscribers of the item it answers (when live exists)."""
-    return None
+def _version(ctx: Context) -> int:
+    """An item.updated version: the change's time in microseconds, growing with each change."""
+    return int(ctx.services.clock().timestamp() * 1_000_000)
 
 
-async def _publish_updated(ctx: Context, item: Item) -> None:
-    return None
+async def _publish(ctx: Context, item_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
+    try:
+        await ctx.services.item_live.publish(item_id, event, data)
+    except Exception:
+        # The change is committed; a lost live event is caught up by the next read.
+        log.exception("item live event not published", extra={"item_id": str(item_id)})
+
+
+async def _publish_new(ctx: Context, item: Item, out: ItemOut, reply_count: int) -> None:
+    """Live: a new answer goes to the subscribers of its parent and of its thread's root."""
+    if item.parent_id is None:
+        return
+    comment = {**out.model_dump(mode="json"), "author_id": str(item.author_id)}
+    await _publish(ctx, item.parent_id, COMMENT_NEW, comment)
+    if item.root_id is not None and item.root_id != item.parent_id:
+        await _publish(ctx, item.root_id, COMMENT_NEW, comment)
+    await _publish(ctx, item.parent_id, UPDATED,
+                   {"reply_count": reply_count, "version": _version(ctx)})
+
+
+async def _publish_updated(ctx: Context, out: ItemOut) -> None:
+    """Live: the fields an edit or a delete changes, to the item's subscribers."""
+    fields = out.model_dump(mode="json", include={
+        "body", "media", "visibility", "allow_comments", "quote_policy", "mentions", "tags",
+        "edited_at", "deleted"})
+    await _publish(ctx, out.id, UPDATED, {**fields, "version": _version(ctx)})
 
 
 # -- read --------------------------------------------------------------------------------
@@ -353,8 +386,9 @@ async def edit(ctx: Context, data: EditInput) -> ItemOut:
             await store.set_tags(conn, current.id, tags, current.created_at)
     if new_mentions:
         await _notify(ctx, updated, None, new_mentions)
-    await _publish_updated(ctx, updated)
-    return await one(ctx, updated)
+    out = await one(ctx, updated)
+    await _publish_updated(ctx, out)
+    return out
 
 
 async def _media_count(conn: asyncpg.Connection, item_id: uuid.UUID) -> int:
@@ -387,4 +421,4 @@ async def delete(ctx: Context, data: ItemIdInput) -> None:
         await store.tombstone(conn, item.id)
     gone = await store.get(ctx.services.db, item.id)
     if gone is not None:
-        await _publish_updated(ctx, gone)
+        await _publish_updated(ctx, await one(ctx, gone))

@@ -327,9 +327,11 @@ async def attach_media(conn: asyncpg.Connection, item_id: uuid.UUID,
         item_id, list(media_ids))
 
 
-async def add_reply(conn: asyncpg.Connection, parent_id: uuid.UUID) -> None:
-    """Count one more direct child of the parent."""
-    await conn.execute("UPDATE items SET reply_count = reply_count + 1 WHERE id = $1", parent_id)
+async def add_reply(conn: asyncpg.Connection, parent_id: uuid.UUID) -> int:
+    """Count one more direct child of the parent; its new reply_count."""
+    return int(await conn.fetchval(
+        "UPDATE items SET reply_count = reply_count + 1 WHERE id = $1 RETURNING reply_count",
+        parent_id))
 
 
 async def add_quote(conn: asyncpg.Connection, quoted_id: uuid.UUID) -> None:

@@ -70,7 +70,8 @@ async def get_media(db: Database, media_id: uuid.UUID) -> Media | None:
 
 
 async def get_visible(db: Database, media_id: uuid.UUID, viewer_id: uuid.UUID) -> Media | None:
-    """The media if the viewer owns it or is an active member where a live message carries it."""
+    """The media if the viewer owns it, is an active member where a live message carries it,
+    or may see a live item that carries it (hs_can_see)."""
     row = await db.pool.fetchrow(
         f"""SELECT {MEDIA_COLUMNS} FROM media
             WHERE id = $1 AND (owner_id = $2 OR EXISTS (
@@ -78,7 +79,9 @@ async def get_visible(db: Database, media_id: uuid.UUID, viewer_id: uuid.UUID) -
                 JOIN messages m ON m.id = mm.message_id AND m.deleted_at IS NULL
                 JOIN conversation_members cm ON cm.conversation_id = m.conversation_id
                      AND cm.user_id = $2 AND cm.active
-                WHERE mm.media_id = $1))""",
+                WHERE mm.media_id = $1) OR EXISTS (
+                SELECT 1 FROM item_media im JOIN items i ON i.id = im.item_id
+                WHERE im.media_id = $1 AND i.deleted_at IS NULL AND hs_can_see($2, i)))""",
         media_id, viewer_id,
     )
     return None if row is None else _media(row)
