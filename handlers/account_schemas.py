@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field
 
+from handlers.network_schemas import RelationshipOut
 from storage.users import User
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
@@ -71,11 +72,23 @@ class PublicProfile(BaseModel):
     bio: str | None
     avatar_url: str | None
     created_at: datetime
+    is_private: bool = Field(description="follows need approval; lists only for followers and friends")
+    follower_count: int
+    following_count: int
+    friend_count: int
 
     @classmethod
     def of(cls, user: User) -> PublicProfile:
         return cls(id=user.id, username=user.username, display_name=user.display_name,
-                   bio=user.bio, avatar_url=user.avatar_url, created_at=user.created_at)
+                   bio=user.bio, avatar_url=user.avatar_url, created_at=user.created_at,
+                   is_private=user.is_private, follower_count=user.follower_count,
+                   following_count=user.following_count, friend_count=user.friend_count)
+
+
+class UserProfile(PublicProfile):
+    """Another user's profile as the caller sees it."""
+
+    relationship: RelationshipOut | None = Field(description="null on your own profile")
 
 
 class OwnProfile(PublicProfile):

@@ -1,4 +1,4 @@
-"""User blocks: a user who blocked you cannot be DMed by you nor added by you to groups."""
+"""User blocks: no DMs or group adds across a block, and no follows, friends or close friends."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from handlers.context import Context
 from handlers.conversation_schemas import BlockedOut, BlockInput, BlockList
 from handlers.errors import CommandError, invalid
 from storage import conversations as store
+from storage import networks as network_store
 from storage import users as user_store
 
 # A block list is read whole; this bounds one answer.
@@ -23,9 +24,11 @@ async def _other_user(ctx: Context, data: BlockInput) -> None:
 @command("user.block", input=BlockInput, rest=("PUT", "/users/me/blocks/{user_id}"),
          scope="account", status=204)
 async def block(ctx: Context, data: BlockInput) -> None:
-    """Block a user: they can no longer DM you or add you to groups; blocking twice is fine."""
+    """Block a user: no DMs or group adds, and every follow, friendship and request ends both ways."""
     await _other_user(ctx, data)
-    await store.block(ctx.services.db, ctx.user.user_id, data.user_id)
+    # Also cuts follows, requests, friendships and close-friend entries, in one transaction.
+    if not await network_store.block(ctx.services.db, ctx.user.user_id, data.user_id):
+        raise CommandError("not_found", "no such user")
 
 
 @command("user.unblock", input=BlockInput, rest=("DELETE", "/users/me/blocks/{user_id}"),

@@ -24,12 +24,16 @@ from handlers.account_schemas import (
     Password,
     PublicProfile,
     Username,
+    UserProfile,
 )
 from handlers.auth import Accepted, revoke_everything, send_verification_email
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from handlers.network_schemas import RelationshipOut
+from handlers.networks import approve_all_follow_requests
 from handlers.outbound import enqueue_sms
+from storage import networks as network_store
 from storage import sessions as session_store
 from storage import users as user_store
 from storage import verifications
@@ -48,12 +52,13 @@ class UpdateProfileInput(Input):
     display_name: DisplayName | None = None
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
+    is_private: bool | None = Field(default=None, description="false approves pending follow requests")
 
     @model_validator(mode="after")
     def _not_empty(self) -> UpdateProfileInput:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
-        for required in ("username", "email", "display_name"):
+        for required in ("username", "email", "display_name", "is_private"):
             if required in self.model_fields_set and getattr(self, required) is None:
                 raise ValueError(f"{required} cannot be removed")
         return self
@@ -131,6 +136,8 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
         except CommandError:
             # The change is saved; the user can ask again with auth.email.resend.
             log.warning("verification email not queued", extra={"user_id": str(user.id)})
+    if changes.get("is_private") is False and await approve_all_follow_requests(ctx):
+        user = await _me(ctx)  # the approvals changed the follower count
     return OwnProfile.of(user)
 
 
@@ -143,6 +150,7 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
     if not await check_password(ctx, user, data.password):
         raise CommandError("forbidden", "wrong password")
     async with services.db.transaction() as conn:
+        await network_store.remove_user(conn, user.id)
         await user_store.anonymise_user(conn, user.id)
     await revoke_everything(services, user.id, "account_deleted")
 
@@ -165,24 +173,27 @@ async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
     await services.realtime.end_sessions(user.id, others, "password_changed")
 
 
-@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope="profile:read",
-         output=PublicProfile)
-async def get_user(ctx: Context, data: UserIdInput) -> PublicProfile:
-    """A user's public profile by id."""
-    user = await user_store.get_user(ctx.services.db, data.id)
+async def _profile(ctx: Context, user: User | None) -> UserProfile:
     if user is None:
         raise CommandError("not_found", "no such user")
-    return PublicProfile.of(user)
+    me = ctx.user.user_id
+    relationship = None if user.id == me else RelationshipOut.of(
+        await network_store.relationship(ctx.services.db, me, user.id, ctx.services.clock()))
+    return UserProfile(**PublicProfile.of(user).model_dump(), relationship=relationship)
+
+
+@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope="profile:read",
+         output=UserProfile)
+async def get_user(ctx: Context, data: UserIdInput) -> UserProfile:
+    """A user's public profile by id, with counts and how you stand with them."""
+    return await _profile(ctx, await user_store.get_user(ctx.services.db, data.id))
 
 
 @command("users.by_username", input=UsernameInput, rest=("GET", "/users/by-username/{username}"),
-         scope="profile:read", output=PublicProfile)
-async def get_user_by_username(ctx: Context, data: UsernameInput) -> PublicProfile:
-    """A user's public profile by username (any letter case)."""
-    user = await user_store.get_user_by_username(ctx.services.db, data.username)
-    if user is None:
-        raise CommandError("not_found", "no such user")
-    return PublicProfile.of(user)
+         scope="profile:read", output=UserProfile)
+async def get_user_by_username(ctx: Context, data: UsernameInput) -> UserProfile:
+    """A user's public profile by username (any letter case), as users.get shows it."""
+    return await _profile(ctx, await user_store.get_user_by_username(ctx.services.db, data.username))
 
 
 def _code_hash(user_id: uuid.UUID, code: str) -> bytes:

@@ -12,7 +12,8 @@ import asyncpg
 from storage.db import Database, unique_violation
 
 USER_COLUMNS = """id, username, email, password_hash, display_name, bio, avatar_url, role,
-    email_verified_at, phone, phone_verified_at, created_at, updated_at, deleted_at"""
+    email_verified_at, phone, phone_verified_at, created_at, updated_at, deleted_at,
+    is_private, follower_count, following_count, friend_count"""
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class User:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    # The social graph (docs/networks.md); the counts change with the rows they count.
+    is_private: bool = False
+    follower_count: int = 0
+    following_count: int = 0
+    friend_count: int = 0
 
     @property
     def active(self) -> bool:
@@ -96,7 +102,7 @@ async def get_user_by_login(db: Database, login: str) -> User | None:
 
 async def update_profile(db: Database, user_id: uuid.UUID, changes: dict[str, Any]) -> User | None:
     """Set the given profile columns; changing the email clears its verification."""
-    allowed = {"username", "email", "display_name", "bio", "avatar_url"}
+    allowed = {"username", "email", "display_name", "bio", "avatar_url", "is_private"}
     if not changes.keys() <= allowed:
         raise ValueError(f"not profile columns: {sorted(changes.keys() - allowed)}")
     sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]

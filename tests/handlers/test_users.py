@@ -28,8 +28,12 @@ from tests.conftest import (
 )
 
 ME = "/v1/users/me"
-PUBLIC_FIELDS = {"id", "username", "display_name", "bio", "avatar_url", "created_at"}
-OWN_FIELDS = PUBLIC_FIELDS | {"email", "email_verified", "phone", "phone_verified", "role"}
+SOCIAL_FIELDS = {"is_private", "follower_count", "following_count", "friend_count"}
+OWN_FIELDS = ({"id", "username", "display_name", "bio", "avatar_url", "created_at"} | SOCIAL_FIELDS
+              | {"email", "email_verified", "phone", "phone_verified", "role"})
+# Another user's profile adds how the caller stands with them (docs/networks.md).
+PUBLIC_FIELDS = {"id", "username", "display_name", "bio", "avatar_url", "created_at",
+                 "relationship"} | SOCIAL_FIELDS
 PHONE = "+447911123456"
 
 

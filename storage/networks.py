@@ -1,0 +1,527 @@
+"""The social graph: follows, follow and friend requests, friendships, mutes, close friends.
+
+Every change to an edge locks both users' rows first, in id order (FOR NO KEY UPDATE, so
+foreign-key checks elsewhere are not held up), and checks the users and blocks only
+then: a follow and a block of the same pair cannot interleave, concurrent follows of one
+account count once each, and the profile counters change in the same transaction as
+the rows they count.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from storage.db import Database
+
+Outcome = Literal["following", "requested", "friends", "done", "not_found", "no_request",
+                  "blocked", "full"]
+# The lists graph_page serves: (table, the owner's column, the listed user's column).
+Relation = Literal["followers", "following", "friends", "follow_requests", "follow_requests_sent",
+                   "friend_requests", "friend_requests_sent", "close_friends"]
+RELATIONS: dict[str, tuple[str, str, str]] = {
+    "followers": ("follows", "followee_id", "follower_id"),
+    "following": ("follows", "follower_id", "followee_id"),
+    "friends": ("friendships", "user_id", "friend_id"),
+    "follow_requests": ("follow_requests", "target_id", "requester_id"),
+    "follow_requests_sent": ("follow_requests", "requester_id", "target_id"),
+    "friend_requests": ("friend_requests", "recipient_id", "sender_id"),
+    "friend_requests_sent": ("friend_requests", "sender_id", "recipient_id"),
+    "close_friends": ("close_friends", "user_id", "friend_id"),
+}
+Cursor = tuple[datetime, uuid.UUID] | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a graph command found or did; changed is True when it wrote an edge."""
+
+    outcome: Outcome
+    changed: bool = False
+
+
+@dataclass(frozen=True)
+class GraphUser:
+    """A user in a list, with when the listed relation began."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    since: datetime
+
+
+@dataclass(frozen=True)
+class MutedUser(GraphUser):
+    until: datetime | None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: uuid.UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    mutual_count: int
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """How the viewer stands with another user (only the viewer's own block is told)."""
+
+    following: bool
+    followed_by: bool
+    follow_requested: bool
+    follow_request_received: bool
+    friends: bool
+    friend_request_sent: bool
+    friend_request_received: bool
+    blocked: bool
+    muted: bool
+    close_friend: bool
+
+
+@dataclass(frozen=True)
+class _Pair:
+    found: bool
+    other_private: bool
+    blocked: bool
+
+
+async def _lock_pair(conn: asyncpg.Connection, me: uuid.UUID, other: uuid.UUID) -> _Pair:
+    rows = await conn.fetch(
+        """SELECT id, is_private, deleted_at IS NULL AS active FROM users
+           WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE""", [me, other])
+    active = {r["id"]: r for r in rows if r["active"]}
+    if me not in active or other not in active:
+        return _Pair(False, False, False)
+    # A separate statement: its snapshot is taken after the locks, so it sees a block
+    # committed by a transaction that held them.
+    blocked = bool(await conn.fetchval("SELECT hs_blocked($1, $2)", me, other))
+    return _Pair(True, bool(active[other]["is_private"]), blocked)
+
+
+async def _count(conn: asyncpg.Connection, user_id: uuid.UUID, *, followers: int = 0,
+                 following: int = 0, friends: int = 0) -> None:
+    await conn.execute(
+        """UPDATE users SET follower_count = follower_count + $2,
+               following_count = following_count + $3, friend_count = friend_count + $4
+           WHERE id = $1""", user_id, followers, following, friends)
+
+
+async def _add_follow(conn: asyncpg.Connection, follower: uuid.UUID, followee: uuid.UUID) -> bool:
+    added = await conn.fetchval(
+        """INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)
+           ON CONFLICT DO NOTHING RETURNING true""", follower, followee)
+    if added:
+        await _count(conn, followee, followers=1)
+        await _count(conn, follower, following=1)
+    await conn.execute("DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2",
+                       follower, followee)
+    return bool(added)
+
+
+async def _drop_follow(conn: asyncpg.Connection, follower: uuid.UUID, followee: uuid.UUID) -> bool:
+    gone = await conn.fetchval(
+        "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2 RETURNING true",
+        follower, followee)
+    if gone:
+        await _count(conn, followee, followers=-1)
+        await _count(conn, follower, following=-1)
+    await conn.execute("DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2",
+                       follower, followee)
+    return bool(gone)
+
+
+async def _befriend(conn: asyncpg.Connection, a: uuid.UUID, b: uuid.UUID) -> bool:
+    added = await conn.fetch(
+        """INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1)
+           ON CONFLICT DO NOTHING RETURNING user_id""", a, b)
+    for row in added:
+        await _count(conn, row["user_id"], friends=1)
+    await conn.execute(
+        """DELETE FROM friend_requests WHERE (sender_id = $1 AND recipient_id = $2)
+                                          OR (sender_id = $2 AND recipient_id = $1)""", a, b)
+    return bool(added)
+
+
+async def _unfriend(conn: asyncpg.Connection, a: uuid.UUID, b: uuid.UUID) -> bool:
+    gone = await conn.fetch(
+        """DELETE FROM friendships WHERE (user_id = $1 AND friend_id = $2)
+                                      OR (user_id = $2 AND friend_id = $1) RETURNING user_id""",
+        a, b)
+    for row in gone:
+        await _count(conn, row["user_id"], friends=-1)
+    return bool(gone)
+
+
+async def _edge(conn: asyncpg.Connection, relation: Relation, owner: uuid.UUID,
+                other: uuid.UUID) -> bool:
+    """Whether `other` is in `owner`'s list of this relation."""
+    table, owner_col, other_col = RELATIONS[relation]
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {owner_col} = $1 AND {other_col} = $2)",
+        owner, other))
+
+
+async def _is_following(conn: asyncpg.Connection, follower: uuid.UUID, followee: uuid.UUID) -> bool:
+    return await _edge(conn, "following", follower, followee)
+
+
+async def follow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
+    """Follow a public account, or ask to follow a private one."""
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, target)
+        if not pair.found:
+            return Change("not_found")
+        if pair.blocked:
+            return Change("blocked")
+        if await _is_following(conn, me, target):
+            return Change("following")
+        if pair.other_private:
+            asked = await conn.fetchval(
+                """INSERT INTO follow_requests (requester_id, target_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING RETURNING true""", me, target)
+            return Change("requested", bool(asked))
+        return Change("following", await _add_follow(conn, me, target))
+
+
+async def unfollow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
+    """Stop following, or withdraw a pending follow request."""
+    async with db.transaction() as conn:
+        if not (await _lock_pair(conn, me, target)).found:
+            return Change("not_found")
+        return Change("done", await _drop_follow(conn, me, target))
+
+
+async def remove_follower(db: Database, me: uuid.UUID, follower: uuid.UUID) -> Change:
+    """Make someone stop following you (and drop their pending request)."""
+    async with db.transaction() as conn:
+        if not (await _lock_pair(conn, me, follower)).found:
+            return Change("not_found")
+        return Change("done", await _drop_follow(conn, follower, me))
+
+
+async def approve_request(db: Database, me: uuid.UUID, requester: uuid.UUID) -> Change:
+    """Turn a pending follow request into a follow."""
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, requester)
+        if not pair.found:
+            return Change("not_found")
+        if await _is_following(conn, requester, me):
+            return Change("following")
+        if not await _edge(conn, "follow_requests", me, requester):
+            return Change("no_request")
+        if pair.blocked:
+            return Change("blocked")
+        return Change("following", await _add_follow(conn, requester, me))
+
+
+async def reject_request(db: Database, me: uuid.UUID, requester: uuid.UUID) -> bool:
+    """Drop a pending follow request; False if there was none."""
+    return bool(await db.pool.fetchval(
+        "DELETE FROM follow_requests WHERE requester_id = $1 AND target_id = $2 RETURNING true",
+        requester, me))
+
+
+async def approve_all_requests(db: Database, me: uuid.UUID, batch: int = 500) -> list[uuid.UUID]:
+    """Approve every pending follow request of a public account; the requesters approved."""
+    approved: list[uuid.UUID] = []
+    while True:
+        pending: list[uuid.UUID] = [r["requester_id"] for r in await db.pool.fetch(
+            """SELECT requester_id FROM follow_requests WHERE target_id = $1
+               ORDER BY created_at LIMIT $2""", me, batch)]
+        if not pending:
+            return approved
+        async with db.transaction() as conn:
+            locked = await conn.fetch(
+                """SELECT id, is_private, deleted_at IS NULL AS active FROM users
+                   WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE""", [*pending, me])
+            owner = next((r for r in locked if r["id"] == me), None)
+            if owner is None or owner["is_private"] or not owner["active"]:
+                return approved
+            moved = [r["requester_id"] for r in await conn.fetch(
+                """DELETE FROM follow_requests WHERE target_id = $1 AND requester_id = ANY($2::uuid[])
+                   RETURNING requester_id""", me, pending)]
+            added = [r["follower_id"] for r in await conn.fetch(
+                """INSERT INTO follows (follower_id, followee_id)
+                   SELECT r, $1 FROM unnest($2::uuid[]) AS r WHERE NOT hs_blocked(r, $1)
+                   ON CONFLICT DO NOTHING RETURNING follower_id""", me, moved)]
+            await conn.execute(
+                "UPDATE users SET following_count = following_count + 1 WHERE id = ANY($1::uuid[])",
+                added)
+            await _count(conn, me, followers=len(added))
+        approved.extend(added)
+
+
+async def friend_request(db: Database, me: uuid.UUID, other: uuid.UUID, pending_max: int) -> Change:
+    """Ask to be friends; if the other already asked you, you are friends at once."""
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, other)
+        if not pair.found:
+            return Change("not_found")
+        if pair.blocked:
+            return Change("blocked")
+        if await _edge(conn, "friends", me, other):
+            return Change("friends")
+        if await _edge(conn, "friend_requests", me, other):  # they asked first: accept
+            return Change("friends", await _befriend(conn, me, other))
+        if await _edge(conn, "friend_requests_sent", me, other):
+            return Change("requested")
+        # My row is locked, so no other request of mine can slip past this count.
+        pending = await conn.fetchval("SELECT count(*) FROM friend_requests WHERE sender_id = $1", me)
+        if pending >= pending_max:
+            return Change("full")
+        await conn.execute("INSERT INTO friend_requests (sender_id, recipient_id) VALUES ($1, $2)",
+                           me, other)
+        return Change("requested", True)
+
+
+async def accept_friend(db: Database, me: uuid.UUID, other: uuid.UUID) -> Change:
+    """Accept the other's pending friend request."""
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, other)
+        if not pair.found:
+            return Change("not_found")
+        if await _edge(conn, "friends", me, other):
+            return Change("friends")
+        if not await _edge(conn, "friend_requests", me, other):
+            return Change("no_request")
+        if pair.blocked:
+            return Change("blocked")
+        return Change("friends", await _befriend(conn, me, other))
+
+
+async def drop_friend_request(db: Database, sender: uuid.UUID, recipient: uuid.UUID) -> bool:
+    """Delete a pending friend request (declined or cancelled); False if there was none."""
+    return bool(await db.pool.fetchval(
+        "DELETE FROM friend_requests WHERE sender_id = $1 AND recipient_id = $2 RETURNING true",
+        sender, recipient))
+
+
+async def unfriend(db: Database, me: uuid.UUID, other: uuid.UUID) -> Change:
+    async with db.transaction() as conn:
+        if not (await _lock_pair(conn, me, other)).found:
+            return Change("not_found")
+        return Change("done", await _unfriend(conn, me, other))
+
+
+async def block(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> bool:
+    """Block, and cut every edge between the two both ways; False if a user is gone."""
+    async with db.transaction() as conn:
+        if not (await _lock_pair(conn, blocker, blocked)).found:
+            return False
+        await conn.execute("""INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
+                              ON CONFLICT DO NOTHING""", blocker, blocked)
+        for a, b in ((blocker, blocked), (blocked, blocker)):
+            await _drop_follow(conn, a, b)
+            await conn.execute("DELETE FROM friend_requests WHERE sender_id = $1 AND recipient_id = $2",
+                               a, b)
+            await conn.execute("DELETE FROM close_friends WHERE user_id = $1 AND friend_id = $2", a, b)
+        await _unfriend(conn, blocker, blocked)
+    return True
+
+
+async def remove_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Cut every edge of an account being deleted, fixing its neighbours' counters."""
+    neighbours = [r["id"] for r in await conn.fetch(
+        """SELECT followee_id AS id FROM follows WHERE follower_id = $1
+           UNION SELECT follower_id FROM follows WHERE followee_id = $1
+           UNION SELECT friend_id FROM friendships WHERE user_id = $1""", user_id)]
+    await conn.fetch("""SELECT 1 FROM users WHERE id = ANY($1::uuid[]) ORDER BY id
+                        FOR NO KEY UPDATE""", [*neighbours, user_id])
+    await conn.execute(
+        """WITH gone AS (DELETE FROM follows WHERE follower_id = $1 RETURNING followee_id)
+           UPDATE users SET follower_count = follower_count - 1
+           WHERE id IN (SELECT followee_id FROM gone)""", user_id)
+    await conn.execute(
+        """WITH gone AS (DELETE FROM follows WHERE followee_id = $1 RETURNING follower_id)
+           UPDATE users SET following_count = following_count - 1
+           WHERE id IN (SELECT follower_id FROM gone)""", user_id)
+    friends = [r["friend_id"] for r in await conn.fetch(
+        "DELETE FROM friendships WHERE user_id = $1 RETURNING friend_id", user_id)]
+    await conn.execute(
+        """WITH gone AS (DELETE FROM friendships WHERE user_id = ANY($2::uuid[]) AND friend_id = $1
+                         RETURNING user_id)
+           UPDATE users SET friend_count = friend_count - 1 WHERE id IN (SELECT user_id FROM gone)""",
+        user_id, friends)
+    await conn.execute("""UPDATE users SET follower_count = 0, following_count = 0, friend_count = 0
+                          WHERE id = $1""", user_id)
+    for table, a, b in (("follow_requests", "requester_id", "target_id"),
+                        ("friend_requests", "sender_id", "recipient_id"),
+                        ("close_friends", "user_id", "friend_id"),
+                        ("user_mutes", "muter_id", "muted_id")):
+        await conn.execute(f"DELETE FROM {table} WHERE {a} = $1", user_id)
+        await conn.execute(f"DELETE FROM {table} WHERE {b} = $1", user_id)
+
+
+async def add_close_friend(db: Database, me: uuid.UUID, other: uuid.UUID, max_size: int) -> Change:
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, other)
+        if not pair.found:
+            return Change("not_found")
+        if pair.blocked:
+            return Change("blocked")
+        if await _edge(conn, "close_friends", me, other):
+            return Change("done")
+        if await conn.fetchval("SELECT count(*) FROM close_friends WHERE user_id = $1", me) >= max_size:
+            return Change("full")
+        await conn.execute("INSERT INTO close_friends (user_id, friend_id) VALUES ($1, $2)", me, other)
+        return Change("done", True)
+
+
+async def remove_close_friend(db: Database, me: uuid.UUID, other: uuid.UUID) -> bool:
+    return bool(await db.pool.fetchval(
+        "DELETE FROM close_friends WHERE user_id = $1 AND friend_id = $2 RETURNING true", me, other))
+
+
+async def mute(db: Database, me: uuid.UUID, other: uuid.UUID, until: datetime | None,
+               now: datetime, max_size: int) -> Change:
+    """Mute (or change a mute's end); expired mutes neither count nor keep their start."""
+    async with db.transaction() as conn:
+        # My row's lock serialises my mutes, so the count below cannot be raced past.
+        found = await conn.fetch(
+            """SELECT id FROM users WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+               ORDER BY id FOR NO KEY UPDATE""", [me, other])
+        if len(found) < 2:
+            return Change("not_found")
+        active = """muter_id = $1 AND (until IS NULL OR until > $2)"""
+        if not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM user_mutes WHERE {active} "
+                                   "AND muted_id = $3)", me, now, other):
+            if await conn.fetchval(f"SELECT count(*) FROM user_mutes WHERE {active}", me, now) >= max_size:
+                return Change("full")
+        await conn.execute(
+            """INSERT INTO user_mutes (muter_id, muted_id, until, created_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (muter_id, muted_id) DO UPDATE SET until = EXCLUDED.until,
+                   created_at = CASE WHEN user_mutes.until IS NOT NULL AND user_mutes.until <= $4
+                                     THEN $4 ELSE user_mutes.created_at END""",
+            me, other, until, now)
+        return Change("done", True)
+
+
+async def unmute(db: Database, me: uuid.UUID, other: uuid.UUID) -> bool:
+    return bool(await db.pool.fetchval(
+        "DELETE FROM user_mutes WHERE muter_id = $1 AND muted_id = $2 RETURNING true", me, other))
+
+
+def _graph_user(row: asyncpg.Record) -> GraphUser:
+    return GraphUser(row["id"], row["username"], row["display_name"], row["avatar_url"], row["since"])
+
+
+async def graph_page(db: Database, relation: Relation, owner: uuid.UUID, viewer: uuid.UUID,
+                     limit: int, after: Cursor) -> list[GraphUser]:
+    """One page of a relation's users, newest first; users blocked with the viewer left out."""
+    table, owner_col, other_col = RELATIONS[relation]
+    rows = await db.pool.fetch(
+        f"""SELECT u.id, u.username, u.display_name, u.avatar_url, e.created_at AS since
+            FROM {table} e JOIN users u ON u.id = e.{other_col} AND u.deleted_at IS NULL
+            WHERE e.{owner_col} = $1
+              AND ($3::timestamptz IS NULL OR e.created_at < $3
+                   OR (e.created_at = $3 AND e.{other_col} > $4::uuid))
+              AND (u.id = $5 OR NOT hs_blocked($5, u.id))
+            ORDER BY e.created_at DESC, e.{other_col}
+            LIMIT $2""",
+        owner, limit, after[0] if after else None, after[1] if after else None, viewer)
+    return [_graph_user(r) for r in rows]
+
+
+async def mutes_page(db: Database, me: uuid.UUID, now: datetime, limit: int,
+                     after: Cursor) -> list[MutedUser]:
+    """Your mutes still in force, newest first."""
+    rows = await db.pool.fetch(
+        """SELECT u.id, u.username, u.display_name, u.avatar_url, m.created_at AS since, m.until
+           FROM user_mutes m JOIN users u ON u.id = m.muted_id AND u.deleted_at IS NULL
+           WHERE m.muter_id = $1 AND (m.until IS NULL OR m.until > $2)
+             AND ($4::timestamptz IS NULL OR m.created_at < $4
+                  OR (m.created_at = $4 AND m.muted_id > $5::uuid))
+           ORDER BY m.created_at DESC, m.muted_id
+           LIMIT $3""",
+        me, now, limit, after[0] if after else None, after[1] if after else None)
+    return [MutedUser(r["id"], r["username"], r["display_name"], r["avatar_url"], r["since"],
+                      r["until"]) for r in rows]
+
+
+ListAccess = Literal["ok", "not_found", "forbidden"]
+
+
+async def list_access(db: Database, viewer: uuid.UUID, owner: uuid.UUID) -> ListAccess:
+    """Whether the viewer may list the owner's followers, following and friends."""
+    row = await db.pool.fetchrow(
+        """SELECT u.is_private, hs_blocked($1, u.id) AS blocked,
+                  EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
+                  OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = $1)
+                  AS inside
+           FROM users u WHERE u.id = $2 AND u.deleted_at IS NULL""", viewer, owner)
+    if row is None or (viewer != owner and row["blocked"]):
+        return "not_found"
+    if viewer == owner or not row["is_private"] or row["inside"]:
+        return "ok"
+    return "forbidden"
+
+
+async def relationship(db: Database, viewer: uuid.UUID, other: uuid.UUID, now: datetime) -> Relationship:
+    """Every edge between the viewer and another user, in one query."""
+    row = await db.pool.fetchrow(
+        """SELECT
+             EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS following,
+             EXISTS (SELECT 1 FROM follows WHERE follower_id = $2 AND followee_id = $1) AS followed_by,
+             EXISTS (SELECT 1 FROM follow_requests WHERE requester_id = $1 AND target_id = $2)
+               AS follow_requested,
+             EXISTS (SELECT 1 FROM follow_requests WHERE requester_id = $2 AND target_id = $1)
+               AS follow_request_received,
+             EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends,
+             EXISTS (SELECT 1 FROM friend_requests WHERE sender_id = $1 AND recipient_id = $2)
+               AS friend_request_sent,
+             EXISTS (SELECT 1 FROM friend_requests WHERE sender_id = $2 AND recipient_id = $1)
+               AS friend_request_received,
+             EXISTS (SELECT 1 FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2) AS blocked,
+             EXISTS (SELECT 1 FROM user_mutes WHERE muter_id = $1 AND muted_id = $2
+                     AND (until IS NULL OR until > $3)) AS muted,
+             EXISTS (SELECT 1 FROM close_friends WHERE user_id = $1 AND friend_id = $2)
+               AS close_friend""", viewer, other, now)
+    assert row is not None
+    return Relationship(**dict(row))
+
+
+async def suggestions(db: Database, me: uuid.UUID, limit: int, connections_max: int,
+                      fanout_max: int) -> list[Suggestion]:
+    """Friends of friends and people your follows follow, by how many of your connections link them.
+
+    Bounded: your connections_max most recent follows and friends, and each one's
+    fanout_max most recent follows and friends.
+    """
+    rows = await db.pool.fetch(
+        """WITH mine AS (
+               SELECT id FROM (
+                   SELECT followee_id AS id, created_at FROM follows WHERE follower_id = $1
+                   UNION ALL
+                   SELECT friend_id, created_at FROM friendships WHERE user_id = $1) c
+               GROUP BY id ORDER BY max(created_at) DESC LIMIT $3),
+           reached AS (
+               SELECT DISTINCT m.id AS via, r.id AS candidate FROM mine m
+               CROSS JOIN LATERAL (
+                   (SELECT followee_id AS id FROM follows WHERE follower_id = m.id
+                    ORDER BY created_at DESC LIMIT $4)
+                   UNION ALL
+                   (SELECT friend_id FROM friendships WHERE user_id = m.id
+                    ORDER BY created_at DESC LIMIT $4)) r)
+           SELECT u.id, u.username, u.display_name, u.avatar_url, count(*) AS mutual_count
+           FROM reached r JOIN users u ON u.id = r.candidate AND u.deleted_at IS NULL
+           WHERE r.candidate <> $1
+             AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
+             AND NOT EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $1 AND f.friend_id = u.id)
+             AND NOT EXISTS (SELECT 1 FROM follow_requests f WHERE f.requester_id = $1
+                             AND f.target_id = u.id)
+             AND NOT EXISTS (SELECT 1 FROM friend_requests f WHERE f.sender_id = $1
+                             AND f.recipient_id = u.id)
+             AND NOT hs_blocked($1, u.id)
+           GROUP BY u.id
+           ORDER BY mutual_count DESC, u.follower_count DESC, u.id
+           LIMIT $2""",
+        me, limit, connections_max, fanout_max)
+    return [Suggestion(r["id"], r["username"], r["display_name"], r["avatar_url"],
+                       int(r["mutual_count"])) for r in rows]
