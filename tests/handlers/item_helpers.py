@@ -1,4 +1,4 @@
-"""Helpers for the item tests: create items, graph rows straight in SQL, notification polls."""
+"""Helpers for the item tests: create items, follow and befriend, SQL peeks, notification polls."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def fetch(client: Client, account: Account, item_id: str) -> dict[str, Any
 
 
 async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    """Run one statement on the test database (graph rows before networks commands exist)."""
+    """Run one statement on the test database (rows no command makes, checks of stored rows)."""
     conn = await asyncpg.connect(database_url)
     try:
         return list(await conn.fetch(query, *args))
@@ -45,22 +45,24 @@ async def sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]
         await conn.close()
 
 
-async def follow(database_url: str, follower: Account, followee: Account) -> None:
-    await sql(database_url, "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)",
-              follower.id, followee.id)
+async def follow(client: Client, follower: Account, followee: Account) -> None:
+    """follower follows followee (a public account: no request to approve)."""
+    answer = await ok(await rest(client, follower, "user.follow", {"user_id": followee.id}))
+    assert answer["status"] == "following", answer
 
 
-async def befriend(database_url: str, a: Account, b: Account) -> None:
-    await sql(database_url, """INSERT INTO friendships (user_id, friend_id)
-                               VALUES ($1, $2), ($2, $1)""", a.id, b.id)
+async def befriend(client: Client, a: Account, b: Account) -> None:
+    """a asks b to be friends and b accepts."""
+    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
+    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
 
 
 async def block(client: Client, blocker: Account, blocked: Account) -> None:
     await ok(await rest(client, blocker, "user.block", {"user_id": blocked.id}), 204)
 
 
-async def make_private(database_url: str, account: Account) -> None:
-    await sql(database_url, "UPDATE users SET is_private = true WHERE id = $1", account.id)
+async def make_private(client: Client, account: Account) -> None:
+    await ok(await rest(client, account, "users.me.update", {"is_private": True}))
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:

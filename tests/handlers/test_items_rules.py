@@ -30,10 +30,10 @@ async def _sees(client: Any, viewer: Account, item_id: str) -> bool:
     return True
 
 
-async def test_visibility_levels(client: Any, database_url: str) -> None:
+async def test_visibility_levels(client: Any) -> None:
     author, stranger, follower, friend = [await signup(client) for _ in range(4)]
-    await follow(database_url, follower, author)
-    await befriend(database_url, friend, author)
+    await follow(client, follower, author)
+    await befriend(client, friend, author)
     expected = {"public": (True, True, True), "followers": (False, True, True),
                 "friends": (False, False, True), "private": (False, False, False)}
     for visibility, (by_stranger, by_follower, by_friend) in expected.items():
@@ -44,9 +44,9 @@ async def test_visibility_levels(client: Any, database_url: str) -> None:
         assert seen == [by_stranger, by_follower, by_friend], visibility
 
 
-async def test_comments_follow_their_root_audience(client: Any, database_url: str) -> None:
+async def test_comments_follow_their_root_audience(client: Any) -> None:
     author, friend, stranger = [await signup(client) for _ in range(3)]
-    await befriend(database_url, friend, author)
+    await befriend(client, friend, author)
     post = await create(client, author, visibility="friends")
     comment = await create(client, friend, "comment", "hi", parent_id=post["id"])
     reply = await create(client, author, "reply", "yo", parent_id=comment["id"])
@@ -67,14 +67,16 @@ async def test_comments_follow_their_root_audience(client: Any, database_url: st
     assert error["details"]["fields"][0]["field"] == "visibility"
 
 
-async def test_private_accounts_public_items_reach_followers_only(
-    client: Any, database_url: str
-) -> None:
+async def test_private_accounts_public_items_reach_followers_only(client: Any) -> None:
     author, stranger, follower = [await signup(client) for _ in range(3)]
-    await make_private(database_url, author)
-    await follow(database_url, follower, author)
+    await follow(client, follower, author)
+    await make_private(client, author)
     post = await create(client, author)
     assert await _sees(client, follower, post["id"])
+    assert not await _sees(client, stranger, post["id"])
+    # Asking to follow is not following: the request does not open the account.
+    asked = await ok(await rest(client, stranger, "user.follow", {"user_id": author.id}))
+    assert asked["status"] == "requested"
     assert not await _sees(client, stranger, post["id"])
 
 
@@ -102,10 +104,10 @@ async def test_blocks_hide_items_and_comments_both_ways(client: Any) -> None:
                   "not_found")
 
 
-async def test_quote_policy(client: Any, database_url: str) -> None:
+async def test_quote_policy(client: Any) -> None:
     author, stranger, follower, friend = [await signup(client) for _ in range(4)]
-    await follow(database_url, follower, author)
-    await befriend(database_url, friend, author)
+    await follow(client, follower, author)
+    await befriend(client, friend, author)
     open_post = await create(client, author, body="quote me")
     followers_only = await create(client, author, quote_policy="followers")
     nobody = await create(client, author, quote_policy="nobody")
@@ -139,7 +141,7 @@ async def test_embedded_quote_follows_its_own_visibility_and_deletion(
     client: Any, database_url: str
 ) -> None:
     author, friend, stranger = [await signup(client) for _ in range(3)]
-    await befriend(database_url, friend, author)
+    await befriend(client, friend, author)
     original = await create(client, author, body="original")
     quote = await create(client, friend, body="quoting", quoted_id=original["id"])
     # The original narrows to friends: the stranger still sees the quote, not what it quotes.
@@ -205,9 +207,9 @@ async def test_clique_posts_need_membership(client: Any, database_url: str) -> N
     assert not await _sees(client, outsider, secret["id"])
 
 
-async def test_mentions_notify_those_who_can_see(client: Any, database_url: str) -> None:
+async def test_mentions_notify_those_who_can_see(client: Any) -> None:
     author, friend, stranger = [await signup(client) for _ in range(3)]
-    await befriend(database_url, friend, author)
+    await befriend(client, friend, author)
     post = await create(client, author, visibility="friends",
                         body=f"hi @{friend.username} and @{stranger.username} and "
                              f"@{author.username}")
