@@ -27,6 +27,7 @@ from handlers.network_schemas import (
 from handlers.notifications import notify
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
 from storage import networks as store
+from storage import users as user_store
 from storage.networks import Change, GraphUser, Relation
 from storage.notifications import Kind
 
@@ -47,6 +48,13 @@ SUGGESTION_FANOUT_MAX = 200
 def _other(ctx: Context, user_id: uuid.UUID) -> uuid.UUID:
     if user_id == ctx.user.user_id:
         raise invalid("user_id", "this must be another user", "self")
+    return user_id
+
+
+async def _known(ctx: Context, user_id: uuid.UUID) -> uuid.UUID:
+    """Another live user's id, for commands that change nothing when there is nothing to undo."""
+    if await user_store.get_user(ctx.services.db, _other(ctx, user_id)) is None:
+        raise CommandError("not_found", "no such user")
     return user_id
 
 
@@ -150,7 +158,7 @@ async def approve_follow_request(ctx: Context, data: UserRef) -> None:
          scope=WRITE, status=204)
 async def reject_follow_request(ctx: Context, data: UserRef) -> None:
     """Turn down a follow request (the requester is not told); repeating is fine."""
-    await store.reject_request(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id))
+    await store.reject_request(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
 async def approve_all_follow_requests(ctx: Context) -> int:
@@ -207,14 +215,14 @@ async def accept_friend(ctx: Context, data: UserRef) -> FriendOut:
          scope=WRITE, status=204)
 async def decline_friend(ctx: Context, data: UserRef) -> None:
     """Turn down a friend request (the sender is not told); repeating is fine."""
-    await store.drop_friend_request(ctx.services.db, _other(ctx, data.user_id), ctx.user.user_id)
+    await store.drop_friend_request(ctx.services.db, await _known(ctx, data.user_id), ctx.user.user_id)
 
 
 @command("friend.cancel", input=UserRef, rest=("DELETE", "/users/me/friend-requests/sent/{user_id}"),
          scope=WRITE, status=204)
 async def cancel_friend_request(ctx: Context, data: UserRef) -> None:
     """Withdraw your friend request; repeating is fine."""
-    await store.drop_friend_request(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id))
+    await store.drop_friend_request(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
 @command("friend.remove", input=UserRef, rest=("DELETE", "/users/me/friends/{user_id}"),
@@ -260,7 +268,7 @@ async def mute(ctx: Context, data: MuteInput) -> MuteOut:
          output=MuteOut)
 async def unmute(ctx: Context, data: UserRef) -> MuteOut:
     """Show a muted user's items in your feeds again; repeating is fine."""
-    other = _other(ctx, data.user_id)
+    other = await _known(ctx, data.user_id)
     await store.unmute(ctx.services.db, ctx.user.user_id, other)
     return MuteOut(user_id=other, muted=False, until=None)
 
@@ -289,7 +297,7 @@ async def add_close_friend(ctx: Context, data: UserRef) -> None:
          scope=WRITE, status=204)
 async def remove_close_friend(ctx: Context, data: UserRef) -> None:
     """Take a user off your close-friends list; repeating is fine."""
-    await store.remove_close_friend(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id))
+    await store.remove_close_friend(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
 @command("close_friend.list", input=PageInput, rest=("GET", "/users/me/close-friends"), scope=READ,

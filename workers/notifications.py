@@ -128,8 +128,11 @@ def render(n: Notification) -> tuple[str, str]:
         Kind.MENTION: f"{who} mentioned you",
         Kind.REPLY: f"{who} replied to your message",
         Kind.REACTION: f"{who} reacted {d.get('emoji') or ''} to your message".replace("  ", " "),
-        Kind.FOLLOW: f"{who} followed you",
-        Kind.FRIEND_REQUEST: f"{who} sent you a friend request",
+        Kind.FOLLOW: (f"{who} asked to follow you" if d.get("request")
+                      else f"{who} accepted your follow request" if d.get("accepted")
+                      else f"{who} followed you"),
+        Kind.FRIEND_REQUEST: (f"{who} accepted your friend request" if d.get("accepted")
+                              else f"{who} sent you a friend request"),
         Kind.CLIQUE_INVITE: f"{who} invited you to {d.get('clique_name') or 'a clique'}",
         Kind.STORY_REPLY: f"{who} replied to your story",
     }
