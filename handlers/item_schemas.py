@@ -209,7 +209,7 @@ def _embedded_ids(item: Item) -> list[uuid.UUID]:
 
 
 async def hydrate(db: Database, viewer: uuid.UUID, items: list[Item]) -> list[ItemOut]:
-    """ItemOut of each item for this viewer, in order, in five queries whatever the page size.
+    """ItemOut of each item for this viewer, in order, in at most four queries per page.
 
     The caller has checked that the viewer may see `items`; embedded items are checked
     here, each on its own (hs_can_see).
