@@ -352,7 +352,7 @@ async def set_role(ctx: Context, data: SetRoleInput) -> MemberOut:
          output=CliqueOut)
 async def transfer_ownership(ctx: Context, data: UserInput) -> CliqueOut:
     """Hand the clique to another member (owner only); you become an admin."""
-    _not_self(ctx, data.user_id, "you already own this clique")
+    _not_self(ctx, data.user_id, "you cannot hand the clique to yourself")
     async with ctx.services.db.transaction() as conn:
         clique, mine = await _locked(conn, ctx, data.clique_id)
         _require(mine, "owner")
