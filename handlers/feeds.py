@@ -1,1 +1,153 @@
-"""feeds (being built; see docs/social-model.md)."""
+"""Feeds: the home feed, a user's, a clique's and a tag's items, comments, saved items.
+
+Every list is cursor-paged (handlers/pagination.py) and shows only what the caller may
+see (hs_can_see). A page holds `limit` items unless the list ends, or the server read
+storage.feeds.SCAN_ROUNDS batches of mostly hidden rows: then it holds fewer (maybe none)
+and next_cursor says where to go on. docs/feeds.md describes each list.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from handlers.commands import command
+from handlers.context import Context
+from handlers.errors import CommandError
+from handlers.item_schemas import ItemPage, hydrate
+from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
+from storage import feeds as store
+from storage import items as item_store
+from storage.feeds import FeedPage, Mark
+from storage.items import Item
+
+# A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
+TAG = re.compile(r"^\w{1,64}$")
+
+
+class HomeInput(PageInput):
+    pass
+
+
+class UserItemsInput(PageInput):
+    user_id: uuid.UUID
+    kind: Literal["post", "notice", "share", "slide"] | None = Field(
+        default=None, description="only items of this kind (default: all four)")
+
+
+class CliqueItemsInput(PageInput):
+    clique_id: uuid.UUID
+
+
+class CommentsInput(PageInput):
+    item_id: uuid.UUID
+
+
+class TagInput(PageInput):
+    tag: str = Field(max_length=65, description="with or without '#', any case")
+
+    @field_validator("tag")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        tag = value.removeprefix("#").lower()
+        if not TAG.match(tag):
+            raise ValueError("a tag is 1 to 64 letters, digits or underscores, after an optional '#'")
+        return tag
+
+
+class SavedInput(PageInput):
+    pass
+
+
+def _after(cursor: str | None, list_name: str) -> Mark | None:
+    position = decode_cursor(cursor, list_name)
+    return None if position is None else (position.at, position.id)
+
+
+async def _page(ctx: Context, page: FeedPage) -> ItemPage:
+    cursor = None if page.next is None else encode_cursor(Position(*page.next))
+    return ItemPage(items=await hydrate(ctx.services.db, ctx.user.user_id, page.items),
+                    next_cursor=cursor)
+
+
+@command("feed.home", input=HomeInput, rest=("GET", "/feeds/home"), scope="content:read",
+         output=ItemPage)
+async def home(ctx: Context, data: HomeInput) -> ItemPage:
+    """Your home feed, newest first: people you follow, friends, you, and your cliques."""
+    services = ctx.services
+    page = await store.home(services.db, ctx.user.user_id, _after(data.cursor, "feed.home"),
+                            data.limit, services.clock())
+    return await _page(ctx, page)
+
+
+@command("feed.user", input=UserItemsInput, rest=("GET", "/users/{user_id}/items"),
+         scope="content:read", output=ItemPage)
+async def user_items(ctx: Context, data: UserItemsInput) -> ItemPage:
+    """A user's posts, notices, shares and slides that you may see, newest first."""
+    services, me = ctx.services, ctx.user.user_id
+    after = _after(data.cursor, "feed.user")
+    access = await store.user_access(services.db, me, data.user_id)
+    if not access.exists:
+        raise CommandError("not_found", "no such user")
+    if access.blocked:
+        # Nothing crosses a block; say so at once rather than scan rows all hidden.
+        return ItemPage(items=[], next_cursor=None)
+    page = await store.by_user(services.db, me, data.user_id, data.kind, after, data.limit,
+                               services.clock())
+    return await _page(ctx, page)
+
+
+@command("feed.clique", input=CliqueItemsInput, rest=("GET", "/cliques/{clique_id}/items"),
+         scope="content:read", output=ItemPage)
+async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
+    """A clique's posts, newest first: a public clique's for anyone, a private one's for members."""
+    services, me = ctx.services, ctx.user.user_id
+    after = _after(data.cursor, "feed.clique")
+    if not await store.may_read_clique(services.db, me, data.clique_id):
+        raise CommandError("not_found", "no such clique")
+    page = await store.by_clique(services.db, me, data.clique_id, after, data.limit,
+                                 services.clock())
+    return await _page(ctx, page)
+
+
+def _position(item: Item) -> Position:
+    return Position(item.created_at, item.id)
+
+
+@command("feed.comments", input=CommentsInput, rest=("GET", "/items/{item_id}/comments"),
+         scope="content:read", output=ItemPage)
+async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
+    """The comments of an item you may see, oldest first; deleted ones stay as tombstones."""
+    services, me = ctx.services, ctx.user.user_id
+    after = decode_cursor(data.cursor, "feed.comments")
+    item = await item_store.get_visible(services.db, me, data.item_id)
+    expired = item is not None and item.expires_at is not None \
+        and item.expires_at <= services.clock() and item.author_id != me
+    if item is None or expired:
+        raise CommandError("not_found", "no such item")
+    rows = await item_store.children_page(services.db, me, data.item_id, after, data.limit + 1)
+    page, next_cursor = page_of(rows, data.limit, _position)
+    return ItemPage(items=await hydrate(services.db, me, page), next_cursor=next_cursor)
+
+
+@command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope="content:read",
+         output=ItemPage)
+async def tag(ctx: Context, data: TagInput) -> ItemPage:
+    """Items carrying a #tag that you may see, newest first."""
+    services = ctx.services
+    page = await store.by_tag(services.db, ctx.user.user_id, data.tag,
+                              _after(data.cursor, "feed.tag"), data.limit, services.clock())
+    return await _page(ctx, page)
+
+
+@command("feed.saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope="content:read",
+         output=ItemPage)
+async def saved(ctx: Context, data: SavedInput) -> ItemPage:
+    """Items you saved that you may still see, most recently saved first."""
+    services = ctx.services
+    page = await store.saved(services.db, ctx.user.user_id, _after(data.cursor, "feed.saved"),
+                             data.limit, services.clock())
+    return await _page(ctx, page)

@@ -1,0 +1,292 @@
+"""Feed reads: the home feed's fan-out-on-read merge and the single-range item lists.
+
+Every list scans its candidates in order, a batch at a time, and flags each with the
+viewer's right to see it (hs_can_see, mutes, expiry); `scan` keeps the visible ones and
+fetches further batches until a page is full, the list ends or SCAN_ROUNDS batches were
+read. The home feed's candidates come from a bounded merge (docs/feeds.md): the viewer's
+sources, each an index range on items_feed_author / items_feed_clique (0013_feeds.sql).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from storage.db import Database
+from storage.items import ITEM_COLUMNS, Item, item_from_row
+
+# What a list has already shown: the sort timestamp and id of its last row.
+Mark = tuple[datetime, uuid.UUID]
+
+# Top-level items a feed shows; 0013's partial indexes hold exactly these rows, and the
+# queries repeat this predicate verbatim so the planner can use them.
+FEED_ROWS = """i.root_id IS NULL AND i.deleted_at IS NULL
+              AND i.kind IN ('post', 'notice', 'share', 'slide')"""
+FEED_KINDS = ("post", "notice", "share", "slide")
+# The home feed merges the most recent follows and friendships (docs/limits.md)...
+HOME_SOURCES_MAX = 2000
+# ... and the cliques the viewer most recently joined or followed.
+HOME_CLIQUES_MAX = 500
+# Batches read per page before giving up on filling it (then next_cursor says where to
+# go on), and their sizes: the first a little over a page, then doubling.
+SCAN_ROUNDS = 6
+BATCH_SLACK = 8
+BATCH_MAX = 200
+# Row comparisons need bounds: "no cursor yet" is after the end of time.
+END: Mark = (datetime.max.replace(tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
+NOT_MUTED = """NOT EXISTS (SELECT 1 FROM user_mutes mu WHERE mu.muter_id = $1
+                  AND mu.muted_id = i.author_id AND (mu.until IS NULL OR mu.until > $4))"""
+NOT_EXPIRED = "(i.expires_at IS NULL OR i.expires_at > $4)"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row a list would show in this position, and whether this viewer may see it."""
+
+    item: Item
+    at: datetime
+    visible: bool
+
+    @property
+    def mark(self) -> Mark:
+        return (self.at, self.item.id)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """Visible items in list order, and where the next page starts (None: the list ended)."""
+
+    items: list[Item]
+    next: Mark | None
+
+
+Fetch = Callable[[Mark, int], Awaitable[list[Candidate]]]
+
+
+async def scan(fetch: Fetch, after: Mark | None, limit: int) -> FeedPage:
+    """Read batches of candidates until `limit` visible ones and one more are found."""
+    found: list[Candidate] = []
+    position = after or END
+    batch = limit + 1 + BATCH_SLACK
+    for _ in range(SCAN_ROUNDS):
+        candidates = await fetch(position, batch)
+        found.extend(c for c in candidates if c.visible)
+        if len(found) > limit:
+            page = found[:limit]
+            return FeedPage([c.item for c in page], page[-1].mark)
+        if len(candidates) < batch:
+            return FeedPage([c.item for c in found], None)
+        position = candidates[-1].mark
+        batch = min(batch * 2, BATCH_MAX)
+    # Mostly hidden rows so far: a short page, and the next one starts after what was read.
+    return FeedPage([c.item for c in found], position)
+
+
+def _candidates(rows: list[asyncpg.Record]) -> list[Candidate]:
+    return [Candidate(item_from_row(r), r["at"], r["visible"]) for r in rows]
+
+
+# -- home --------------------------------------------------------------------------------
+
+# $1 viewer, $2/$3 the position to read before, $4 now, $5 batch size, $6/$7 source caps.
+# heads: each source's newest row before the position. bound: the batch-th newest head;
+# a batch of the newest rows overall cannot reach below it (those heads are `batch`
+# distinct rows at or above it), so only sources whose head reaches it are read further,
+# each from its head down to the bound.
+HOME_SQL = f"""
+WITH src AS (
+    SELECT s.id FROM (
+        (SELECT f.followee_id AS id, f.created_at FROM follows f WHERE f.follower_id = $1
+         ORDER BY f.created_at DESC LIMIT $6)
+        UNION ALL
+        (SELECT f.friend_id, f.created_at FROM friendships f WHERE f.user_id = $1
+         ORDER BY f.created_at DESC LIMIT $6)
+    ) s
+    WHERE NOT EXISTS (SELECT 1 FROM user_mutes mu WHERE mu.muter_id = $1 AND mu.muted_id = s.id
+                      AND (mu.until IS NULL OR mu.until > $4))
+    GROUP BY s.id ORDER BY max(s.created_at) DESC LIMIT $6
+),
+authors AS (SELECT id FROM src UNION ALL SELECT $1),
+cq AS (
+    SELECT s.id FROM (
+        (SELECT m.clique_id AS id, m.joined_at AS at FROM clique_members m WHERE m.user_id = $1
+         ORDER BY m.joined_at DESC LIMIT $7)
+        UNION ALL
+        (SELECT f.clique_id, f.created_at FROM clique_followers f WHERE f.user_id = $1
+         ORDER BY f.created_at DESC LIMIT $7)
+    ) s
+    JOIN cliques c ON c.id = s.id AND c.deleted_at IS NULL
+    WHERE NOT EXISTS (SELECT 1 FROM clique_bans b WHERE b.clique_id = s.id AND b.user_id = $1)
+    GROUP BY s.id ORDER BY max(s.at) DESC LIMIT $7
+),
+heads AS (
+    SELECT 'a' AS src_kind, a.id AS src, h.created_at, h.id
+    FROM authors a CROSS JOIN LATERAL (
+        SELECT i.created_at, i.id FROM items i
+        WHERE i.author_id = a.id AND {FEED_ROWS} AND (i.created_at, i.id) < ($2, $3)
+        ORDER BY i.created_at DESC, i.id DESC LIMIT 1) h
+    UNION ALL
+    SELECT 'c', q.id, h.created_at, h.id
+    FROM cq q CROSS JOIN LATERAL (
+        SELECT i.created_at, i.id FROM items i
+        WHERE i.clique_id = q.id AND i.clique_id IS NOT NULL AND {FEED_ROWS}
+          AND (i.created_at, i.id) < ($2, $3)
+        ORDER BY i.created_at DESC, i.id DESC LIMIT 1) h
+),
+bound AS (
+    SELECT coalesce(b.created_at, '-infinity') AS at,
+           coalesce(b.id, '00000000-0000-0000-0000-000000000000') AS id
+    FROM (VALUES (1)) one LEFT JOIN LATERAL (
+        SELECT DISTINCT h.created_at, h.id FROM heads h
+        ORDER BY h.created_at DESC, h.id DESC OFFSET $5 - 1 LIMIT 1) b ON true
+),
+cand AS (
+    SELECT c.created_at, c.id
+    FROM heads h CROSS JOIN bound CROSS JOIN LATERAL (
+        SELECT i.created_at, i.id FROM items i
+        WHERE i.author_id = h.src AND {FEED_ROWS}
+          AND (i.created_at, i.id) < ($2, $3) AND (i.created_at, i.id) >= (bound.at, bound.id)
+        ORDER BY i.created_at DESC, i.id DESC LIMIT $5) c
+    WHERE h.src_kind = 'a' AND (h.created_at, h.id) >= (bound.at, bound.id)
+    UNION
+    SELECT c.created_at, c.id
+    FROM heads h CROSS JOIN bound CROSS JOIN LATERAL (
+        SELECT i.created_at, i.id FROM items i
+        WHERE i.clique_id = h.src AND i.clique_id IS NOT NULL AND {FEED_ROWS}
+          AND (i.created_at, i.id) < ($2, $3) AND (i.created_at, i.id) >= (bound.at, bound.id)
+        ORDER BY i.created_at DESC, i.id DESC LIMIT $5) c
+    WHERE h.src_kind = 'c' AND (h.created_at, h.id) >= (bound.at, bound.id)
+)
+SELECT {ITEM_COLUMNS}, i.created_at AS at,
+       ({NOT_EXPIRED} AND {NOT_MUTED} AND hs_can_see($1, i)) AS visible
+FROM (SELECT created_at, id FROM cand ORDER BY created_at DESC, id DESC LIMIT $5) c
+JOIN items i ON i.id = c.id
+ORDER BY i.created_at DESC, i.id DESC
+"""
+
+
+async def home(db: Database, viewer: uuid.UUID, after: Mark | None, limit: int,
+               now: datetime) -> FeedPage:
+    """The viewer's home feed, newest first: followed people, friends, self, their cliques."""
+    async def fetch(position: Mark, batch: int) -> list[Candidate]:
+        return _candidates(await db.pool.fetch(
+            HOME_SQL, viewer, position[0], position[1], now, batch, HOME_SOURCES_MAX,
+            HOME_CLIQUES_MAX))
+    return await scan(fetch, after, limit)
+
+
+# -- one author, one clique, one tag, saved ----------------------------------------------
+
+USER_SQL = f"""
+SELECT {ITEM_COLUMNS}, i.created_at AS at, ({NOT_EXPIRED} AND hs_can_see($1, i)) AS visible
+FROM items i
+WHERE i.author_id = $5 AND {FEED_ROWS} AND ($7::text IS NULL OR i.kind = $7)
+  AND (i.created_at, i.id) < ($2, $3)
+ORDER BY i.created_at DESC, i.id DESC LIMIT $6
+"""
+
+
+async def by_user(db: Database, viewer: uuid.UUID, user_id: uuid.UUID, kind: str | None,
+                  after: Mark | None, limit: int, now: datetime) -> FeedPage:
+    """A user's top-level items the viewer may see, newest first (mutes do not apply)."""
+    async def fetch(position: Mark, batch: int) -> list[Candidate]:
+        return _candidates(await db.pool.fetch(
+            USER_SQL, viewer, position[0], position[1], now, user_id, batch, kind))
+    return await scan(fetch, after, limit)
+
+
+CLIQUE_SQL = f"""
+SELECT {ITEM_COLUMNS}, i.created_at AS at,
+       ({NOT_EXPIRED} AND {NOT_MUTED} AND hs_can_see($1, i)) AS visible
+FROM items i
+WHERE i.clique_id = $5 AND i.clique_id IS NOT NULL AND {FEED_ROWS}
+  AND (i.created_at, i.id) < ($2, $3)
+ORDER BY i.created_at DESC, i.id DESC LIMIT $6
+"""
+
+
+async def by_clique(db: Database, viewer: uuid.UUID, clique_id: uuid.UUID, after: Mark | None,
+                    limit: int, now: datetime) -> FeedPage:
+    """A clique's top-level items the viewer may see, newest first, muted authors left out."""
+    async def fetch(position: Mark, batch: int) -> list[Candidate]:
+        return _candidates(await db.pool.fetch(
+            CLIQUE_SQL, viewer, position[0], position[1], now, clique_id, batch))
+    return await scan(fetch, after, limit)
+
+
+TAG_SQL = f"""
+SELECT {ITEM_COLUMNS}, t.created_at AS at,
+       (i.deleted_at IS NULL AND {NOT_EXPIRED} AND {NOT_MUTED} AND hs_can_see($1, i)) AS visible
+FROM (SELECT t.created_at, t.item_id FROM item_tags t
+      WHERE t.tag = $5 AND (t.created_at, t.item_id) < ($2, $3)
+      ORDER BY t.created_at DESC, t.item_id DESC LIMIT $6) t
+JOIN items i ON i.id = t.item_id
+ORDER BY t.created_at DESC, t.item_id DESC
+"""
+
+
+async def by_tag(db: Database, viewer: uuid.UUID, tag: str, after: Mark | None, limit: int,
+                 now: datetime) -> FeedPage:
+    """Items carrying a (normalised) tag that the viewer may see, newest first."""
+    async def fetch(position: Mark, batch: int) -> list[Candidate]:
+        return _candidates(await db.pool.fetch(
+            TAG_SQL, viewer, position[0], position[1], now, tag, batch))
+    return await scan(fetch, after, limit)
+
+
+# item_saves_recent is (user_id, created_at DESC, item_id): ties on created_at go by
+# ascending item id, so the range condition is spelled out rather than a row comparison.
+SAVED_SQL = f"""
+SELECT {ITEM_COLUMNS}, s.created_at AS at,
+       (i.deleted_at IS NULL AND {NOT_EXPIRED} AND hs_can_see($1, i)) AS visible
+FROM (SELECT s.created_at, s.item_id FROM item_saves s
+      WHERE s.user_id = $1 AND (s.created_at < $2 OR (s.created_at = $2 AND s.item_id > $3))
+      ORDER BY s.created_at DESC, s.item_id LIMIT $5) s
+JOIN items i ON i.id = s.item_id
+ORDER BY s.created_at DESC, s.item_id
+"""
+# The saved list's "no cursor": after the end of time, before the smallest id.
+SAVED_START: Mark = (END[0], uuid.UUID(int=0))
+
+
+async def saved(db: Database, viewer: uuid.UUID, after: Mark | None, limit: int,
+                now: datetime) -> FeedPage:
+    """The viewer's saved items still visible to them, most recently saved first."""
+    async def fetch(position: Mark, batch: int) -> list[Candidate]:
+        return _candidates(await db.pool.fetch(
+            SAVED_SQL, viewer, position[0], position[1], now, batch))
+    return await scan(fetch, after or SAVED_START, limit)
+
+
+# -- access checks -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserAccess:
+    exists: bool
+    blocked: bool
+
+
+async def user_access(db: Database, viewer: uuid.UUID, user_id: uuid.UUID) -> UserAccess:
+    """Whether a live user exists, and whether viewer and user block each other."""
+    row = await db.pool.fetchrow(
+        "SELECT hs_blocked($1, u.id) AS blocked FROM users u WHERE u.id = $2 AND u.deleted_at IS NULL",
+        viewer, user_id)
+    return UserAccess(row is not None, bool(row and row["blocked"]))
+
+
+async def may_read_clique(db: Database, viewer: uuid.UUID, clique_id: uuid.UUID) -> bool:
+    """A live clique, public or with the viewer as a member, that has not banned the viewer."""
+    return bool(await db.pool.fetchval(
+        """SELECT EXISTS (
+               SELECT 1 FROM cliques c
+               WHERE c.id = $2 AND c.deleted_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM clique_bans b
+                                 WHERE b.clique_id = c.id AND b.user_id = $1)
+                 AND (NOT c.is_private OR EXISTS (SELECT 1 FROM clique_members m
+                                                  WHERE m.clique_id = c.id AND m.user_id = $1)))""",
+        viewer, clique_id))
