@@ -57,7 +57,7 @@ async def test_a_page_costs_the_same_queries_whatever_its_length(
     db = await Database.connect(database_url, min_size=1, max_size=2)
     try:
         counting = CountingPool(db.pool)
-        counted = Database(counting)  # type: ignore[arg-type]
+        counted = Database(counting)
         items = await _page(db, viewer.id, ids)
         one = await hydrate(counted, uuid.UUID(viewer.id), items[:1])
         few = counting.queries
