@@ -40,9 +40,9 @@ from handlers.item_schemas import (
     RepliesInput,
     hydrate,
 )
-from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
+from handlers.pagination import Position, decode_cursor, page_of
 from storage import items as store
-from storage.items import Item, NewItem
+from storage.items import Edit, Item, NewItem
 from storage.notifications import Kind
 from workers.notifications import MENTION, preview
 
@@ -140,7 +140,7 @@ async def _thread_of(ctx: Context, data: CreateInput) -> tuple[Item | None, Item
         raise invalid("parent_id", f"a {data.kind} answers a {' or '.join(wanted)}",
                       "wrong_parent_kind")
     root = parent if parent.root_id is None else await store.get(ctx.services.db, parent.root_id)
-    if root is None:
+    if root is None or not _live(ctx, root):
         raise _not_found()
     if parent.deleted or root.deleted:
         raise CommandError("conflict", "this thread's item was deleted", {"reason": "deleted"})
@@ -373,7 +373,7 @@ async def edit(ctx: Context, data: EditInput) -> ItemOut:
         if current.deleted:
             raise CommandError("conflict", "a deleted item cannot be edited", {"reason": "deleted"})
         if "body" in changes:
-            _check_body(current.kind, data.body, bool(await _media_count(conn, current.id)))
+            _check_body(current.kind, data.body, bool(await store.media_count(conn, current.id)))
             if data.body == current.body:
                 del changes["body"]
         updated = current
@@ -387,12 +387,14 @@ async def edit(ctx: Context, data: EditInput) -> ItemOut:
     if new_mentions:
         await _notify(ctx, updated, None, new_mentions)
     out = await one(ctx, updated)
-    await _publish_updated(ctx, out)
+    if changes:
+        await _publish_updated(ctx, out)
     return out
 
 
-async def _media_count(conn: asyncpg.Connection, item_id: uuid.UUID) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM item_media WHERE item_id = $1", item_id))
+def _edit_position(edit: Edit) -> Position:
+    # item_edits ids are bigints: the cursor carries one in the uuid slot.
+    return Position(edit.edited_at, uuid.UUID(int=edit.id))
 
 
 @command("item.edits", input=EditsInput, rest=("GET", "/items/{item_id}/edits"),
@@ -401,11 +403,11 @@ async def edits(ctx: Context, data: EditsInput) -> EditPage:
     """Earlier versions of an item you may see, newest first."""
     await visible_item(ctx, data.item_id)
     after = decode_cursor(data.cursor, "item.edits")
+    if after is not None and after.id.int >= 2**63:
+        raise invalid("cursor", "not a cursor from item.edits", "cursor_invalid")
     rows = await store.edits_page(ctx.services.db, data.item_id,
                                   None if after is None else after.id.int, data.limit + 1)
-    page = rows[:data.limit]
-    next_cursor = (encode_cursor(Position(page[-1].edited_at, uuid.UUID(int=page[-1].id)))
-                   if len(rows) > data.limit else None)
+    page, next_cursor = page_of(rows, data.limit, _edit_position)
     return EditPage(edits=[EditOut(body=e.body, edited_at=e.edited_at) for e in page],
                     next_cursor=next_cursor)
 

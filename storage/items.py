@@ -192,6 +192,10 @@ async def by_idempotency_key(db: Database, author_id: uuid.UUID, key: str) -> It
     return None if row is None else item_from_row(row)
 
 
+async def media_count(conn: asyncpg.Connection, item_id: uuid.UUID) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM item_media WHERE item_id = $1", item_id))
+
+
 async def media_ids_of(db: Database, item_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await db.pool.fetch(
         "SELECT media_id FROM item_media WHERE item_id = $1 ORDER BY position", item_id)

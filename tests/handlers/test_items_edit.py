@@ -27,6 +27,14 @@ async def test_edit_keeps_history_newest_first(client: Any) -> None:
     rest_page = await ok(await rest(client, bob, "item.edits", {
         "item_id": post["id"], "limit": 2, "cursor": first["next_cursor"]}))
     assert [e["body"] for e in rest_page["edits"]] == ["v1"] and rest_page["next_cursor"] is None
+    # A cursor of another list is refused, not misread.
+    for _ in range(2):
+        await create(client, bob, "comment", parent_id=post["id"])
+    replies = await ok(await rest(client, bob, "item.replies", {"item_id": post["id"],
+                                                                "limit": 1}))
+    error = await refused(await rest(client, bob, "item.edits", {
+        "item_id": post["id"], "cursor": replies["next_cursor"]}), 400, "invalid_input")
+    assert error["details"]["fields"][0]["field"] == "cursor"
     # Settings alone are no new version; an unchanged body neither.
     changed = await ok(await rest(client, alice, "item.edit", {
         "item_id": post["id"], "allow_comments": False, "quote_policy": "nobody",

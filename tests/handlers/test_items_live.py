@@ -79,6 +79,10 @@ async def test_expired_stories_are_gone_except_for_their_author(
     await refused(await rest(client, bob, "item.create", {
         "kind": "comment", "body": "late", "parent_id": expired}), 404, "not_found")
     assert (await ok(await get(client, alice, expired)))["kind"] == "story"
+    # Once the story is gone, so is its thread for answering.
+    await sql(database_url, "UPDATE items SET expires_at = now() WHERE id = $1", uuid.UUID(live))
+    await refused(await rest(client, bob, "item.create", {
+        "kind": "reply", "body": "late", "parent_id": comment["id"]}), 404, "not_found")
 
 
 async def test_item_edit_leaves_other_kinds_alone(client: Any, database_url: str) -> None:
