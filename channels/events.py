@@ -44,6 +44,7 @@ class MessageNew(Cursored):
     edited_at: str | None
     deleted: bool
     reactions: dict[str, int]
+    story_id: str | None = Field(default=None, description="the story this answers (story.reply)")
 
 
 class MessageDeleted(Cursored):
@@ -212,6 +213,21 @@ class CampaignProgress(BaseModel):
     skipped: int
 
 
+class StoryViewer(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    avatar_url: str | None
+
+
+class StoryViewed(BaseModel):
+    """Someone viewed your story for the first time; view_count counts distinct viewers."""
+
+    story_id: str
+    viewer: StoryViewer
+    view_count: int
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -242,4 +258,5 @@ def server_events() -> list[ServerEvent]:
                     "payload is its metadata with width, height, blurhash and variants."),
         ServerEvent("media.failed", MediaInfo, "One of your uploads could not be processed; "
                     "failure_reason and failure_message say why. It cannot be sent."),
+        ServerEvent("story.viewed", StoryViewed, StoryViewed.__doc__ or ""),
     ]

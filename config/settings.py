@@ -76,6 +76,14 @@ class Limits(BaseSettings):
     # item.create (posts, notices, comments, replies) per user and window.
     item_creates_per_window: int = Field(default=30, ge=1)
     item_create_window_s: int = Field(default=60, ge=1)
+    # Stories (docs/stories.md): active (unexpired) stories per user, creates per window,
+    # caption length, highlights per user and stories per highlight.
+    stories_active_max: int = Field(default=50, ge=1)
+    story_creates_per_window: int = Field(default=100, ge=1)
+    story_create_window_s: int = Field(default=3600, ge=1)
+    story_caption_chars: int = Field(default=500, ge=1)
+    highlights_max: int = Field(default=100, ge=1)
+    highlight_stories_max: int = Field(default=100, ge=1)
 
 
 class Settings(BaseSettings):
@@ -118,6 +126,11 @@ class Settings(BaseSettings):
     media_ffmpeg_timeout_s: float = Field(default=300.0, gt=0)
     # Sync events older than this are purged; an older cursor gets {gap: true}.
     event_retention_s: int = Field(default=30 * 24 * 3600, ge=60)
+    # Stories expire this long after they are posted; the media of stories expired longer
+    # than the retention (and in no highlight) is purged by the media worker every interval.
+    story_lifetime_s: int = Field(default=24 * 3600, ge=60)
+    story_media_retention_s: int = Field(default=30 * 24 * 3600, ge=0)
+    story_purge_interval_s: float = Field(default=3600.0, gt=0)
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)

@@ -63,6 +63,7 @@ class MessageOut(BaseModel):
     edited_at: str | None
     deleted: bool
     reactions: dict[str, int]
+    story_id: uuid.UUID | None = Field(default=None, description="the story this answers")
 
 
 class HistoryInput(Input):
@@ -156,6 +157,12 @@ async def _message_for_member(ctx: Context, message_id: uuid.UUID) -> tuple[Mess
          scope="messages:write", status=201, output=MessageOut)
 async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
     """Send a message; the ack carries it once it is stored. Retries by client_id are safe."""
+    return await send_message(ctx, data)
+
+
+async def send_message(ctx: Context, data: SendInput, *,
+                       story_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """message.send's use case; story.reply passes the story the message answers."""
     services, limits = ctx.services, ctx.services.settings.limits
     user_id = ctx.user.user_id
     if data.body is not None and len(data.body) > limits.message_body_chars:
@@ -183,7 +190,8 @@ async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
                   message={"id": str(uuid.uuid4()), "conversation_id": str(conversation.id),
                            "sender_id": str(user_id), "client_id": data.client_id,
                            "body": data.body, "media": media,
-                           "reply_to": None if data.reply_to is None else str(data.reply_to)})
+                           "reply_to": None if data.reply_to is None else str(data.reply_to),
+                           "story_id": None if story_id is None else str(story_id)})
     try:
         await services.queue.publish(PERSISTENCE_QUEUE, job)
     except QueueUnavailable as exc:

@@ -13,7 +13,7 @@ import orjson
 from storage.db import Database
 
 MESSAGE_COLUMNS = """id, conversation_id, seq, sender_id, client_id, body, media, reply_to,
-    created_at, edited_at, deleted_at, deleted_by"""
+    created_at, edited_at, deleted_at, deleted_by, story_id"""
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Message:
     deleted_at: datetime | None
     deleted_by: uuid.UUID | None
     reactions: dict[str, int] = field(default_factory=dict)
+    # The story this message answers (story.reply), if any.
+    story_id: uuid.UUID | None = None
 
     def to_wire(self) -> dict[str, Any]:
         deleted = self.deleted_at is not None
@@ -42,6 +44,7 @@ class Message:
             "created_at": self.created_at.isoformat(),
             "edited_at": None if self.edited_at is None else self.edited_at.isoformat(),
             "deleted": deleted, "reactions": self.reactions,
+            "story_id": None if self.story_id is None else str(self.story_id),
         }
 
 
@@ -54,12 +57,14 @@ class MessageDraft:
     body: str | None
     media: list[Any]
     reply_to: uuid.UUID | None
+    story_id: uuid.UUID | None = None
 
 
 def _message(row: asyncpg.Record, reactions: dict[str, int] | None = None) -> Message:
     return Message(**{k: row[k] for k in (
         "id", "conversation_id", "seq", "sender_id", "client_id", "body", "media", "reply_to",
-        "created_at", "edited_at", "deleted_at", "deleted_by")}, reactions=reactions or {})
+        "created_at", "edited_at", "deleted_at", "deleted_by", "story_id")},
+        reactions=reactions or {})
 
 
 async def find_by_client_ids(
@@ -116,17 +121,20 @@ async def insert_messages(
     """Insert drafts with their assigned seqs, in one statement."""
     rows = await conn.fetch(
         f"""INSERT INTO messages (id, conversation_id, seq, sender_id, client_id, body, media,
-                                  reply_to)
-            SELECT id, conversation_id, seq, sender_id, client_id, body, media::jsonb, reply_to
+                                  reply_to, story_id)
+            SELECT id, conversation_id, seq, sender_id, client_id, body, media::jsonb, reply_to,
+                   story_id
             FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[],
-                        $7::text[], $8::uuid[])
-                 AS t(id, conversation_id, seq, sender_id, client_id, body, media, reply_to)
+                        $7::text[], $8::uuid[], $9::uuid[])
+                 AS t(id, conversation_id, seq, sender_id, client_id, body, media, reply_to,
+                      story_id)
             RETURNING {MESSAGE_COLUMNS}""",
         [d.id for d, _ in drafts], [d.conversation_id for d, _ in drafts],
         [seq for _, seq in drafts], [d.sender_id for d, _ in drafts],
         [d.client_id for d, _ in drafts], [d.body for d, _ in drafts],
         # JSON as text: asyncpg would read a list of lists as a two-dimensional array.
         [orjson.dumps(d.media).decode() for d, _ in drafts], [d.reply_to for d, _ in drafts],
+        [d.story_id for d, _ in drafts],
     )
     return sorted((_message(r) for r in rows), key=lambda m: (str(m.conversation_id), m.seq))
 

@@ -45,6 +45,7 @@ def draft_from_job(job: dict[str, Any]) -> MessageDraft:
         sender_id=uuid.UUID(d["sender_id"]), client_id=d["client_id"], body=d.get("body"),
         media=list(d.get("media") or []),
         reply_to=uuid.UUID(d["reply_to"]) if d.get("reply_to") else None,
+        story_id=uuid.UUID(d["story_id"]) if d.get("story_id") else None,
     )
 
 

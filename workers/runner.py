@@ -18,6 +18,7 @@ from workers.queue import JobQueue
 from workers.relay import EventRelay
 from workers.retention import EventRetention
 from workers.sms import TwilioSms
+from workers.story_purge import StoryPurge
 
 WORKER_NAMES = ("persistence", "outreach", "media", "notifications")
 
@@ -56,6 +57,7 @@ class RunningWorkers:
     notifications: NotificationWorker | None = None
     media: MediaWorker | None = None
     outreach: RunningOutreach | None = None
+    story_purge: StoryPurge | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
@@ -63,6 +65,8 @@ class RunningWorkers:
             await self.outreach.close()
         if self.notifications is not None:
             await self.notifications.stop()
+        if self.story_purge is not None:
+            await self.story_purge.stop()
         if self.media is not None:
             await self.media.stop()
         if self.retention is not None:
@@ -84,6 +88,11 @@ async def start_workers(
                                                     build_mailer(settings), build_sms_provider(settings))
         elif name == "media":
             running.media = await start_media_worker(settings, queue, db, bus)
+            # Expired stories' media is purged beside the worker that made its renditions.
+            running.story_purge = StoryPurge(db, running.media.blobs,
+                                             settings.story_media_retention_s,
+                                             settings.story_purge_interval_s, utc_now)
+            await running.story_purge.start()
         elif name == "notifications":
             if services is None:
                 raise ValueError("the notifications worker needs the process's services")
