@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import jwt
+
+from config import Settings
+from server.resources import build_token_service
 from tests.conftest import signup
 from tests.handlers.conversation_helpers import ok, refused, rest
 from tests.handlers.item_helpers import create, fetch, notes, sql, until
@@ -156,3 +160,24 @@ async def test_delete_authorization_and_bad_input(client: Any) -> None:
     await refused(resp, 400, "invalid_input")
     await refused(await client.delete(f"/v1/items/{hidden['id']}"), 401, "unauthorized")
     assert (await fetch(client, alice, hidden["id"]))["deleted"] is False
+
+
+async def test_content_scopes(client: Any, settings: Settings) -> None:
+    alice = await signup(client)
+    post = await create(client, alice)
+    claims = jwt.decode(alice.access_token, options={"verify_signature": False})
+    tokens = build_token_service(settings)
+    read_only = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]),
+                             ["content:read"]).token
+    resp = await client.get(f"/v1/items/{post['id']}", headers={"Authorization": f"Bearer {read_only}"})
+    assert (await ok(resp))["id"] == post["id"]
+    for method, path, body in (("POST", "/v1/items", {"kind": "post", "body": "x"}),
+                               ("PATCH", f"/v1/items/{post['id']}", {"body": "x"}),
+                               ("DELETE", f"/v1/items/{post['id']}", None)):
+        resp = await client.request(method, path, json=body, headers={"Authorization": f"Bearer {read_only}"})
+        error = await refused(resp, 403, "forbidden")
+        assert error["details"]["required_scope"] == "content:write"
+    nothing = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]),
+                           ["profile:read"]).token
+    resp = await client.get(f"/v1/items/{post['id']}/replies", headers={"Authorization": f"Bearer {nothing}"})
+    assert (await refused(resp, 403, "forbidden"))["details"]["required_scope"] == "content:read"
