@@ -33,6 +33,7 @@ from handlers.errors import CommandError, invalid
 from handlers.network_schemas import RelationshipOut
 from handlers.networks import approve_all_follow_requests
 from handlers.outbound import enqueue_sms
+from storage import cliques as clique_store
 from storage import networks as network_store
 from storage import sessions as session_store
 from storage import users as user_store
@@ -151,6 +152,7 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
         raise CommandError("forbidden", "wrong password")
     async with services.db.transaction() as conn:
         await network_store.remove_user(conn, user.id)
+        await clique_store.remove_user(conn, user.id)
         await user_store.anonymise_user(conn, user.id)
     await revoke_everything(services, user.id, "account_deleted")
 

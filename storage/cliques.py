@@ -427,3 +427,28 @@ async def clique_item(conn: asyncpg.Connection, item_id: uuid.UUID) -> CliqueIte
     if row is None or row["clique_id"] is None:
         return None
     return CliqueItem(row["id"], row["author_id"], row["clique_id"], row["deleted"])
+
+
+async def remove_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Take an account being deleted out of every clique, fixing the counts.
+
+    Its memberships end as clique.leave ends them (an owner's clique passes to the heir;
+    a clique it was alone in is deleted); its follows, requests and invites go. Bans stay.
+    """
+    ids = sorted(r["clique_id"] for r in await conn.fetch(
+        """SELECT clique_id FROM clique_members WHERE user_id = $1
+           UNION SELECT clique_id FROM clique_followers WHERE user_id = $1""", user_id))
+    # One lock order (by id) for every clique at once, so two such deletions cannot deadlock.
+    await conn.fetch("SELECT 1 FROM cliques WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", ids)
+    for clique_id in ids:
+        role = await conn.fetchval(
+            "SELECT role FROM clique_members WHERE clique_id = $1 AND user_id = $2", clique_id, user_id)
+        heir = await successor(conn, clique_id) if role == "owner" else None
+        await remove_member(conn, clique_id, user_id)
+        if heir is not None:
+            await set_role(conn, clique_id, heir, "owner")
+        elif role == "owner":
+            await soft_delete(conn, clique_id)
+        await unfollow(conn, clique_id, user_id)
+    await conn.execute("DELETE FROM clique_join_requests WHERE user_id = $1", user_id)
+    await conn.execute("DELETE FROM clique_invites WHERE user_id = $1", user_id)

@@ -376,3 +376,26 @@ async def test_members_list(client: Client) -> None:
     error = await refused(await rest(client, public.outsider, "clique.members", {"clique_id": public.id}),
                           403, "forbidden")
     assert error["details"]["reason"] == "banned"
+
+
+async def test_account_deletion_leaves_every_clique(client: Client) -> None:
+    owner, admin, member, fan = await people(client, 4)
+    shared = await make_clique(client, owner)
+    alone = await make_clique(client, owner, private=True)
+    followed = await make_clique(client, admin)
+    await add_members(client, owner, shared["id"], member, admin)
+    await ok(await set_role(client, owner, shared["id"], admin, "admin"))
+    await ok(await rest(client, owner, "clique.follow", {"clique_id": followed["id"]}))
+    await ok(await rest(client, owner, "clique.invite", {"clique_id": alone["id"], "user_id": fan.id}))
+    closed = await make_clique(client, admin, private=True)
+    assert await join(client, owner, closed["id"]) == "requested"
+    await ok(await rest(client, owner, "users.me.delete", {"password": owner.password}), 204)
+    # The admin inherits the shared clique; the clique the owner was alone in is gone.
+    seen = await card(client, admin, shared["id"])
+    assert seen["owner_id"] == admin.id and seen["member_count"] == 2
+    assert (await card(client, admin, followed["id"]))["follower_count"] == 0
+    asked = await ok(await rest(client, admin, "clique.requests", {"clique_id": closed["id"]}))
+    assert asked["requests"] == []
+    await refused(await rest(client, fan, "clique.get", {"clique_id": alone["id"]}), 404, "not_found")
+    members = await ok(await rest(client, member, "clique.members", {"clique_id": shared["id"]}))
+    assert owner.id not in {m["user"]["id"] for m in members["members"]}
