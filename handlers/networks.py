@@ -26,6 +26,7 @@ from handlers.network_schemas import (
 )
 from handlers.notifications import notify
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
+from storage import network_lists as lists
 from storage import networks as store
 from storage import users as user_store
 from storage.networks import Change, GraphUser, Relation
@@ -79,14 +80,14 @@ def _position(user: GraphUser) -> Position:
 async def _page(ctx: Context, relation: Relation, owner: uuid.UUID, data: PageInput,
                 name: str) -> UserPage:
     after = decode_cursor(data.cursor, name)
-    rows = await store.graph_page(ctx.services.db, relation, owner, ctx.user.user_id,
+    rows = await lists.graph_page(ctx.services.db, relation, owner, ctx.user.user_id,
                                   data.limit + 1, None if after is None else (after.at, after.id))
     users, next_cursor = page_of(rows, data.limit, _position)
     return UserPage(users=[GraphUserOut.of(u) for u in users], next_cursor=next_cursor)
 
 
 async def _visible_list(ctx: Context, data: UserListInput, relation: Relation, name: str) -> UserPage:
-    access = await store.list_access(ctx.services.db, ctx.user.user_id, data.user_id)
+    access = await lists.list_access(ctx.services.db, ctx.user.user_id, data.user_id)
     if access == "not_found":
         raise CommandError("not_found", "no such user")
     if access == "forbidden":
@@ -278,7 +279,7 @@ async def unmute(ctx: Context, data: UserRef) -> MuteOut:
 async def mutes(ctx: Context, data: PageInput) -> MutePage:
     """The users you mute (mutes still in force), newest first."""
     after = decode_cursor(data.cursor, "user.mutes")
-    rows = await store.mutes_page(ctx.services.db, ctx.user.user_id, ctx.services.clock(),
+    rows = await lists.mutes_page(ctx.services.db, ctx.user.user_id, ctx.services.clock(),
                                   data.limit + 1, None if after is None else (after.at, after.id))
     users, next_cursor = page_of(rows, data.limit, _position)
     return MutePage(users=[MutedUserOut.of_mute(u) for u in users], next_cursor=next_cursor)
@@ -335,6 +336,6 @@ async def friends(ctx: Context, data: UserListInput) -> UserPage:
          scope=READ, output=SuggestionList)
 async def suggestions(ctx: Context, data: SuggestionsInput) -> SuggestionList:
     """People you may know: friends of friends and whom your follows follow, most mutual first."""
-    rows = await store.suggestions(ctx.services.db, ctx.user.user_id, data.limit,
+    rows = await lists.suggestions(ctx.services.db, ctx.user.user_id, data.limit,
                                    SUGGESTION_CONNECTIONS_MAX, SUGGESTION_FANOUT_MAX)
     return SuggestionList(users=[SuggestionOut.of(s) for s in rows])

@@ -4,7 +4,7 @@ Every change to an edge locks both users' rows first, in id order (FOR NO KEY UP
 foreign-key checks elsewhere are not held up), and checks the users and blocks only
 then: a follow and a block of the same pair cannot interleave, concurrent follows of one
 account count once each, and the profile counters change in the same transaction as
-the rows they count.
+the rows they count. List pages and suggestions are in storage/network_lists.py.
 """
 
 from __future__ import annotations
@@ -168,10 +168,6 @@ async def _edge(conn: asyncpg.Connection, relation: Relation, owner: uuid.UUID,
         owner, other))
 
 
-async def _is_following(conn: asyncpg.Connection, follower: uuid.UUID, followee: uuid.UUID) -> bool:
-    return await _edge(conn, "following", follower, followee)
-
-
 async def follow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
     """Follow a public account, or ask to follow a private one."""
     async with db.transaction() as conn:
@@ -180,7 +176,7 @@ async def follow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
             return Change("not_found")
         if pair.blocked:
             return Change("blocked")
-        if await _is_following(conn, me, target):
+        if await _edge(conn, "following", me, target):
             return Change("following")
         if pair.other_private:
             asked = await conn.fetchval(
@@ -212,7 +208,7 @@ async def approve_request(db: Database, me: uuid.UUID, requester: uuid.UUID) -> 
         pair = await _lock_pair(conn, me, requester)
         if not pair.found:
             return Change("not_found")
-        if await _is_following(conn, requester, me):
+        if await _edge(conn, "following", requester, me):
             return Change("following")
         if not await _edge(conn, "follow_requests", me, requester):
             return Change("no_request")
@@ -408,120 +404,25 @@ async def unmute(db: Database, me: uuid.UUID, other: uuid.UUID) -> bool:
         "DELETE FROM user_mutes WHERE muter_id = $1 AND muted_id = $2 RETURNING true", me, other))
 
 
-def _graph_user(row: asyncpg.Record) -> GraphUser:
-    return GraphUser(row["id"], row["username"], row["display_name"], row["avatar_url"], row["since"])
-
-
-async def graph_page(db: Database, relation: Relation, owner: uuid.UUID, viewer: uuid.UUID,
-                     limit: int, after: Cursor) -> list[GraphUser]:
-    """One page of a relation's users, newest first; users blocked with the viewer left out."""
-    table, owner_col, other_col = RELATIONS[relation]
-    rows = await db.pool.fetch(
-        f"""SELECT u.id, u.username, u.display_name, u.avatar_url, e.created_at AS since
-            FROM {table} e JOIN users u ON u.id = e.{other_col} AND u.deleted_at IS NULL
-            WHERE e.{owner_col} = $1
-              AND ($3::timestamptz IS NULL OR e.created_at < $3
-                   OR (e.created_at = $3 AND e.{other_col} > $4::uuid))
-              AND (u.id = $5 OR NOT hs_blocked($5, u.id))
-            ORDER BY e.created_at DESC, e.{other_col}
-            LIMIT $2""",
-        owner, limit, after[0] if after else None, after[1] if after else None, viewer)
-    return [_graph_user(r) for r in rows]
-
-
-async def mutes_page(db: Database, me: uuid.UUID, now: datetime, limit: int,
-                     after: Cursor) -> list[MutedUser]:
-    """Your mutes still in force, newest first."""
-    rows = await db.pool.fetch(
-        """SELECT u.id, u.username, u.display_name, u.avatar_url, m.created_at AS since, m.until
-           FROM user_mutes m JOIN users u ON u.id = m.muted_id AND u.deleted_at IS NULL
-           WHERE m.muter_id = $1 AND (m.until IS NULL OR m.until > $2)
-             AND ($4::timestamptz IS NULL OR m.created_at < $4
-                  OR (m.created_at = $4 AND m.muted_id > $5::uuid))
-           ORDER BY m.created_at DESC, m.muted_id
-           LIMIT $3""",
-        me, now, limit, after[0] if after else None, after[1] if after else None)
-    return [MutedUser(r["id"], r["username"], r["display_name"], r["avatar_url"], r["since"],
-                      r["until"]) for r in rows]
-
-
-ListAccess = Literal["ok", "not_found", "forbidden"]
-
-
-async def list_access(db: Database, viewer: uuid.UUID, owner: uuid.UUID) -> ListAccess:
-    """Whether the viewer may list the owner's followers, following and friends."""
-    row = await db.pool.fetchrow(
-        """SELECT u.is_private, hs_blocked($1, u.id) AS blocked,
-                  EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
-                  OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = u.id AND f.friend_id = $1)
-                  AS inside
-           FROM users u WHERE u.id = $2 AND u.deleted_at IS NULL""", viewer, owner)
-    if row is None or (viewer != owner and row["blocked"]):
-        return "not_found"
-    if viewer == owner or not row["is_private"] or row["inside"]:
-        return "ok"
-    return "forbidden"
+# Each Relationship field: the table and the condition on ($1 viewer, $2 other, $3 now).
+_RELATIONSHIP_SQL = {
+    "following": "follows WHERE follower_id = $1 AND followee_id = $2",
+    "followed_by": "follows WHERE follower_id = $2 AND followee_id = $1",
+    "follow_requested": "follow_requests WHERE requester_id = $1 AND target_id = $2",
+    "follow_request_received": "follow_requests WHERE requester_id = $2 AND target_id = $1",
+    "friends": "friendships WHERE user_id = $1 AND friend_id = $2",
+    "friend_request_sent": "friend_requests WHERE sender_id = $1 AND recipient_id = $2",
+    "friend_request_received": "friend_requests WHERE sender_id = $2 AND recipient_id = $1",
+    "blocked": "user_blocks WHERE blocker_id = $1 AND blocked_id = $2",
+    "muted": "user_mutes WHERE muter_id = $1 AND muted_id = $2 AND (until IS NULL OR until > $3)",
+    "close_friend": "close_friends WHERE user_id = $1 AND friend_id = $2",
+}
 
 
 async def relationship(db: Database, viewer: uuid.UUID, other: uuid.UUID, now: datetime) -> Relationship:
     """Every edge between the viewer and another user, in one query."""
-    row = await db.pool.fetchrow(
-        """SELECT
-             EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS following,
-             EXISTS (SELECT 1 FROM follows WHERE follower_id = $2 AND followee_id = $1) AS followed_by,
-             EXISTS (SELECT 1 FROM follow_requests WHERE requester_id = $1 AND target_id = $2)
-               AS follow_requested,
-             EXISTS (SELECT 1 FROM follow_requests WHERE requester_id = $2 AND target_id = $1)
-               AS follow_request_received,
-             EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends,
-             EXISTS (SELECT 1 FROM friend_requests WHERE sender_id = $1 AND recipient_id = $2)
-               AS friend_request_sent,
-             EXISTS (SELECT 1 FROM friend_requests WHERE sender_id = $2 AND recipient_id = $1)
-               AS friend_request_received,
-             EXISTS (SELECT 1 FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2) AS blocked,
-             EXISTS (SELECT 1 FROM user_mutes WHERE muter_id = $1 AND muted_id = $2
-                     AND (until IS NULL OR until > $3)) AS muted,
-             EXISTS (SELECT 1 FROM close_friends WHERE user_id = $1 AND friend_id = $2)
-               AS close_friend""", viewer, other, now)
+    columns = ", ".join(f"EXISTS (SELECT 1 FROM {where}) AS {name}"
+                        for name, where in _RELATIONSHIP_SQL.items())
+    row = await db.pool.fetchrow(f"SELECT {columns}", viewer, other, now)
     assert row is not None
-    return Relationship(**dict(row))
-
-
-async def suggestions(db: Database, me: uuid.UUID, limit: int, connections_max: int,
-                      fanout_max: int) -> list[Suggestion]:
-    """Friends of friends and people your follows follow, by how many of your connections link them.
-
-    Bounded: your connections_max most recent follows and friends, and each one's
-    fanout_max most recent follows and friends.
-    """
-    rows = await db.pool.fetch(
-        """WITH mine AS (
-               SELECT id FROM (
-                   SELECT followee_id AS id, created_at FROM follows WHERE follower_id = $1
-                   UNION ALL
-                   SELECT friend_id, created_at FROM friendships WHERE user_id = $1) c
-               GROUP BY id ORDER BY max(created_at) DESC LIMIT $3),
-           reached AS (
-               SELECT DISTINCT m.id AS via, r.id AS candidate FROM mine m
-               CROSS JOIN LATERAL (
-                   (SELECT followee_id AS id FROM follows WHERE follower_id = m.id
-                    ORDER BY created_at DESC LIMIT $4)
-                   UNION ALL
-                   (SELECT friend_id FROM friendships WHERE user_id = m.id
-                    ORDER BY created_at DESC LIMIT $4)) r)
-           SELECT u.id, u.username, u.display_name, u.avatar_url, count(*) AS mutual_count
-           FROM reached r JOIN users u ON u.id = r.candidate AND u.deleted_at IS NULL
-           WHERE r.candidate <> $1
-             AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
-             AND NOT EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $1 AND f.friend_id = u.id)
-             AND NOT EXISTS (SELECT 1 FROM follow_requests f WHERE f.requester_id = $1
-                             AND f.target_id = u.id)
-             AND NOT EXISTS (SELECT 1 FROM friend_requests f WHERE f.sender_id = $1
-                             AND f.recipient_id = u.id)
-             AND NOT hs_blocked($1, u.id)
-           GROUP BY u.id
-           ORDER BY mutual_count DESC, u.follower_count DESC, u.id
-           LIMIT $2""",
-        me, limit, connections_max, fanout_max)
-    return [Suggestion(r["id"], r["username"], r["display_name"], r["avatar_url"],
-                       int(r["mutual_count"])) for r in rows]
+    return Relationship(**{name: row[name] for name in _RELATIONSHIP_SQL})
