@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 import asyncpg
+import jwt
 import pytest
 
-from config import Limits
-from tests.conftest import AppFactory, signup
+from config import Limits, Settings
+from server.resources import build_token_service
+from tests.conftest import Account, AppFactory, signup
 from tests.handlers.clique_helpers import (
     Client,
     add_members,
@@ -399,3 +401,25 @@ async def test_account_deletion_leaves_every_clique(client: Client) -> None:
     await refused(await rest(client, fan, "clique.get", {"clique_id": alone["id"]}), 404, "not_found")
     members = await ok(await rest(client, member, "clique.members", {"clique_id": shared["id"]}))
     assert owner.id not in {m["user"]["id"] for m in members["members"]}
+
+
+async def test_scopes_and_authentication(client: Client, settings: Settings) -> None:
+    alice = await signup(client)
+    clique = await make_clique(client, alice)
+    claims = jwt.decode(alice.access_token, options={"verify_signature": False})
+    tokens = build_token_service(settings)
+    read_only = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["cliques:read"]).token
+    other = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["content:read"]).token
+    reader = Account(**{**alice.__dict__, "access_token": read_only})
+    outsider = Account(**{**alice.__dict__, "access_token": other})
+    assert (await card(client, reader, clique["id"]))["id"] == clique["id"]
+    for name, payload in [("clique.create", {"name": "x", "is_private": False}),
+                          ("clique.join", {"clique_id": clique["id"]}),
+                          ("clique.ban", {"clique_id": clique["id"], "user_id": str(uuid.uuid4())})]:
+        error = await refused(await rest(client, reader, name, payload), 403, "forbidden")
+        assert error["details"]["required_scope"] == "cliques:write"
+    error = await refused(await rest(client, outsider, "clique.get", {"clique_id": clique["id"]}),
+                          403, "forbidden")
+    assert error["details"]["required_scope"] == "cliques:read"
+    resp = await client.get(f"/v1/cliques/{clique['id']}")
+    await refused(resp, 401, "unauthorized")
