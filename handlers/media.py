@@ -249,7 +249,8 @@ async def _discard(ctx: Context, media_id: uuid.UUID, key: str) -> None:
 
 async def visible(ctx: Context, media_id: uuid.UUID) -> Media:
     """The media if the caller may see it: the owner, or a member where a message carries it."""
-    media = await media_store.get_visible(ctx.services.db, media_id, ctx.user.user_id)
+    media = await media_store.get_visible(ctx.services.db, media_id, ctx.user.user_id,
+                                          ctx.services.clock())
     if media is None:
         # Same answer for missing and forbidden: a media id's existence is not revealed.
         raise CommandError("not_found", "no such media")

@@ -69,9 +69,11 @@ async def get_media(db: Database, media_id: uuid.UUID) -> Media | None:
     return None if row is None else _media(row)
 
 
-async def get_visible(db: Database, media_id: uuid.UUID, viewer_id: uuid.UUID) -> Media | None:
+async def get_visible(db: Database, media_id: uuid.UUID, viewer_id: uuid.UUID,
+                      now: datetime) -> Media | None:
     """The media if the viewer owns it, is an active member where a live message carries it,
-    or may see a live item that carries it (hs_can_see)."""
+    or may see a live item that carries it (hs_can_see; a story only until it expires at
+    `now`, or while it is in a highlight)."""
     row = await db.pool.fetchrow(
         f"""SELECT {MEDIA_COLUMNS} FROM media
             WHERE id = $1 AND (owner_id = $2 OR EXISTS (
@@ -81,8 +83,10 @@ async def get_visible(db: Database, media_id: uuid.UUID, viewer_id: uuid.UUID) -
                      AND cm.user_id = $2 AND cm.active
                 WHERE mm.media_id = $1) OR EXISTS (
                 SELECT 1 FROM item_media im JOIN items i ON i.id = im.item_id
-                WHERE im.media_id = $1 AND i.deleted_at IS NULL AND hs_can_see($2, i)))""",
-        media_id, viewer_id,
+                WHERE im.media_id = $1 AND i.deleted_at IS NULL AND hs_can_see($2, i)
+                  AND (i.expires_at IS NULL OR i.expires_at > $3 OR EXISTS (
+                      SELECT 1 FROM story_highlight_items h WHERE h.story_id = i.id))))""",
+        media_id, viewer_id, now,
     )
     return None if row is None else _media(row)
 
