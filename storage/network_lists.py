@@ -19,6 +19,19 @@ from storage.networks import (
 )
 
 
+def _after(alias: str, other_col: str, after: Cursor) -> tuple[str, list[object]]:
+    """The keyset condition past a cursor ($3, $4 after the list's own two parameters).
+
+    Two statements rather than one with "$3 IS NULL OR ...": a prepared statement's generic
+    plan could not then use the created_at bound as an index range, and a deep page would
+    scan every row before it.
+    """
+    if after is None:
+        return "", []
+    return (f"""AND {alias}.created_at <= $3
+                AND ({alias}.created_at < $3 OR {alias}.{other_col} > $4)""", [after[0], after[1]])
+
+
 def _graph_user(row: asyncpg.Record) -> GraphUser:
     return GraphUser(row["id"], row["username"], row["display_name"], row["avatar_url"], row["since"])
 
@@ -27,31 +40,32 @@ async def graph_page(db: Database, relation: Relation, owner: uuid.UUID, viewer:
                      limit: int, after: Cursor) -> list[GraphUser]:
     """One page of a relation's users, newest first; users blocked with the viewer left out."""
     table, owner_col, other_col = RELATIONS[relation]
+    keyset, bounds = _after("e", other_col, after)
+    viewer_param = f"${3 + len(bounds)}"
     rows = await db.pool.fetch(
         f"""SELECT u.id, u.username, u.display_name, u.avatar_url, e.created_at AS since
             FROM {table} e JOIN users u ON u.id = e.{other_col} AND u.deleted_at IS NULL
-            WHERE e.{owner_col} = $1
-              AND ($3::timestamptz IS NULL OR e.created_at < $3
-                   OR (e.created_at = $3 AND e.{other_col} > $4::uuid))
-              AND (u.id = $5 OR NOT hs_blocked($5, u.id))
+            WHERE e.{owner_col} = $1 {keyset}
+              AND (u.id = {viewer_param} OR NOT hs_blocked({viewer_param}, u.id))
             ORDER BY e.created_at DESC, e.{other_col}
             LIMIT $2""",
-        owner, limit, after[0] if after else None, after[1] if after else None, viewer)
+        owner, limit, *bounds, viewer)
     return [_graph_user(r) for r in rows]
 
 
 async def mutes_page(db: Database, me: uuid.UUID, now: datetime, limit: int,
                      after: Cursor) -> list[MutedUser]:
     """Your mutes still in force, newest first."""
+    keyset, bounds = _after("m", "muted_id", after)
+    now_param = f"${3 + len(bounds)}"
     rows = await db.pool.fetch(
-        """SELECT u.id, u.username, u.display_name, u.avatar_url, m.created_at AS since, m.until
-           FROM user_mutes m JOIN users u ON u.id = m.muted_id AND u.deleted_at IS NULL
-           WHERE m.muter_id = $1 AND (m.until IS NULL OR m.until > $2)
-             AND ($4::timestamptz IS NULL OR m.created_at < $4
-                  OR (m.created_at = $4 AND m.muted_id > $5::uuid))
-           ORDER BY m.created_at DESC, m.muted_id
-           LIMIT $3""",
-        me, now, limit, after[0] if after else None, after[1] if after else None)
+        f"""SELECT u.id, u.username, u.display_name, u.avatar_url, m.created_at AS since, m.until
+            FROM user_mutes m JOIN users u ON u.id = m.muted_id AND u.deleted_at IS NULL
+            WHERE m.muter_id = $1 {keyset}
+              AND (m.until IS NULL OR m.until > {now_param})
+            ORDER BY m.created_at DESC, m.muted_id
+            LIMIT $2""",
+        me, limit, *bounds, now)
     return [MutedUser(r["id"], r["username"], r["display_name"], r["avatar_url"], r["since"],
                       r["until"]) for r in rows]
 
