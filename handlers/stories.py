@@ -70,7 +70,8 @@ log = logging.getLogger(__name__)
 # The story tray sorts unseen authors first; shifting their sort time by this much keeps
 # its cursor a plain (timestamp, id) position (handlers/pagination.py).
 UNSEEN_SHIFT = timedelta(days=366 * 1000)
-EMOJI = {"like": "👍", "love": "❤️", "haha": "😂", "wow": "😮", "sad": "😢", "angry": "😡"}
+# As item reactions render them (handlers/engagement.py): the notification shows data.emoji.
+EMOJI = {"like": "👍", "love": "❤️", "haha": "😂", "wow": "😮", "sad": "😢", "angry": "😠"}
 
 
 def _not_found() -> CommandError:
@@ -299,13 +300,16 @@ async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> Reactio
     story = await _active(ctx, story_id)
     _not_self(ctx, story, "react to")
     async with services.db.transaction() as conn:
-        changed, _ = await store.set_reaction(conn, story.id, me, kind)
-    if changed and kind is not None:
+        changed, previous = await store.set_reaction(conn, story.id, me, kind)
+    if changed and previous is None and kind is not None:
+        # Keys as for any item's reactions: one notification per reactor and story, ever,
+        # grouped per story ("A and 3 others reacted").
         await notifications.notify(
             services, Kind.REACTION, [story.author.id],
-            source_key=f"story_reaction:{story.id}:{me}:{kind}", actor_id=me,
-            subject=("item", story.id), group_key=f"story_reaction:{story.id}",
-            data={"story_id": str(story.id), "reaction": kind, "emoji": EMOJI[kind]})
+            source_key=f"reaction:item:{story.id}:{me}", actor_id=me,
+            subject=("item", story.id), group_key=f"reaction:item:{story.id}",
+            data={"emoji": EMOJI[kind], "reaction": kind, "item_id": str(story.id),
+                  "item_kind": "story", "story_id": str(story.id)})
     return ReactionOut.model_validate({"story_id": story.id, "my_reaction": kind,
                                        "changed": changed})
 

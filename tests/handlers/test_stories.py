@@ -6,10 +6,12 @@ import asyncio
 import uuid
 from typing import Any
 
+import jwt
 import pytest
 
 from config import Settings
 from config.settings import Limits
+from server.resources import build_token_service
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
 from tests.handlers.story_helpers import (
@@ -108,9 +110,34 @@ async def test_at_most_the_active_limit_and_expired_ones_do_not_count(
     await post_story(client, alice, media_id=media_id)
 
 
-async def test_scopes_and_authentication(client: Client) -> None:
-    resp = await client.get("/v1/stories/feed")
-    assert resp.status == 401
+async def test_scopes_and_authentication(client: Client, settings: Settings) -> None:
+    alice = await signup(client)
+    story = await post_story(client, alice)
+    await refused(await client.get("/v1/stories/feed"), 401, "unauthorized")
+    claims = jwt.decode(alice.access_token, options={"verify_signature": False})
+    tokens = build_token_service(settings)
+
+    def bearer(*scopes: str) -> dict[str, str]:
+        token = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), list(scopes))
+        return {"Authorization": f"Bearer {token.token}"}
+
+    read_only = bearer("content:read")
+    assert (await ok(await client.get(f"/v1/stories/{story['id']}", headers=read_only)))["id"]
+    for method, path, body in (("POST", "/v1/stories", {"media_id": story["media"]["id"]}),
+                               ("POST", f"/v1/stories/{story['id']}/views", None),
+                               ("DELETE", f"/v1/stories/{story['id']}", None),
+                               ("POST", "/v1/highlights", {"title": "t",
+                                                           "story_ids": [story["id"]]})):
+        error = await refused(await client.request(method, path, json=body, headers=read_only),
+                              403, "forbidden")
+        assert error["details"]["required_scope"] == "content:write"
+    error = await refused(await client.post(f"/v1/stories/{story['id']}/replies",
+                                            json={"body": "hi"}, headers=read_only),
+                          403, "forbidden")
+    assert error["details"]["required_scope"] == "messages:write"
+    error = await refused(await client.get("/v1/stories/feed", headers=bearer("profile:read")),
+                          403, "forbidden")
+    assert error["details"]["required_scope"] == "content:read"
 
 
 # -- audiences -------------------------------------------------------------------------------
@@ -310,7 +337,10 @@ async def test_the_author_is_told_live_of_first_views_only(
     story = await post_story(client, author)
     sio = await connect_socket(author.access_token)
     inbox = Inbox(sio, "story.viewed")
-    await ok(await rest(client, viewer, "story.view", {"story_id": story["id"]}))
+    # The socket twin of story.view: same input, the answer in the ack.
+    viewer_sio = await connect_socket(viewer.access_token)
+    ack = await viewer_sio.call("story.view", {"story_id": story["id"]}, timeout=10)
+    assert ack == {"ok": True, "data": {"story_id": story["id"], "counted": True}}
     index = await inbox.wait_for(is_event("story.viewed", story_id=story["id"]))
     data = inbox.events[index][1]
     assert data["view_count"] == 1
