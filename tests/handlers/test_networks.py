@@ -268,6 +268,9 @@ async def test_going_public_approves_every_pending_request(client: Client) -> No
         [alice.id, carol.id])
     assert await ids(client, bob, "follow_request.list") == []
     assert await counts(client, alice) == (0, 1, 0)
+    for requester in (alice, carol):  # each approved requester is told
+        [note] = await until(notes_of(client, requester))
+        assert note["data"]["accepted"] is True and note["actor_ids"] == [bob.id]
     error = await refused(await client.patch("/v1/users/me", json={"is_private": None},
                                              headers=bob.headers), 400, "invalid_input")
     assert "is_private cannot be removed" in error["details"]["fields"][0]["message"]
