@@ -228,6 +228,29 @@ class StoryViewed(BaseModel):
     view_count: int
 
 
+class SlideProcessing(BaseModel):
+    """Your slide is rendering: sent when the render starts (0), then at least 5 points and
+    500 ms apart; slide.ready or slide.failed ends it."""
+
+    slide_id: str
+    percent: int
+
+
+class SlideReady(BaseModel):
+    """Your slide finished rendering; slide is what slide.get answers (docs/slides.md)."""
+
+    slide: dict[str, Any]
+
+
+class SlideFailed(BaseModel):
+    """Your slide could not be rendered: reason is timeout, ffmpeg_failed, original_missing,
+    corrupt or no_video; the slide stays failed (delete it and try again)."""
+
+    slide_id: str
+    reason: str
+    message: str
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -259,4 +282,7 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("media.failed", MediaInfo, "One of your uploads could not be processed; "
                     "failure_reason and failure_message say why. It cannot be sent."),
         ServerEvent("story.viewed", StoryViewed, StoryViewed.__doc__ or ""),
+        ServerEvent("slide.processing", SlideProcessing, SlideProcessing.__doc__ or ""),
+        ServerEvent("slide.ready", SlideReady, SlideReady.__doc__ or ""),
+        ServerEvent("slide.failed", SlideFailed, SlideFailed.__doc__ or ""),
     ]

@@ -84,6 +84,11 @@ class Limits(BaseSettings):
     story_caption_chars: int = Field(default=500, ge=1)
     highlights_max: int = Field(default=100, ge=1)
     highlight_stories_max: int = Field(default=100, ge=1)
+    # Slides (docs/slides.md): the longest video a slide takes, and slide creates (stitches
+    # and duets included) per user and window.
+    slide_video_max_s: int = Field(default=180, ge=1)
+    slide_creates_per_window: int = Field(default=30, ge=1)
+    slide_create_window_s: int = Field(default=3600, ge=1)
 
 
 class Settings(BaseSettings):
@@ -131,6 +136,9 @@ class Settings(BaseSettings):
     story_lifetime_s: int = Field(default=24 * 3600, ge=60)
     story_media_retention_s: int = Field(default=30 * 24 * 3600, ge=0)
     story_purge_interval_s: float = Field(default=3600.0, gt=0)
+    # The slides worker: renders at once per process, and the bound on one render's ffmpeg run.
+    slide_render_concurrency: int = Field(default=1, ge=1)
+    slide_ffmpeg_timeout_s: float = Field(default=600.0, gt=0)
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)

@@ -17,10 +17,11 @@ from workers.persistence import PersistenceWorker
 from workers.queue import JobQueue
 from workers.relay import EventRelay
 from workers.retention import EventRetention
+from workers.slides import SlideWorker, start_slides_worker
 from workers.sms import TwilioSms
 from workers.story_purge import StoryPurge
 
-WORKER_NAMES = ("persistence", "outreach", "media", "notifications")
+WORKER_NAMES = ("persistence", "outreach", "media", "notifications", "slides")
 
 
 def resolve_worker_names(names: list[str]) -> list[str]:
@@ -57,6 +58,7 @@ class RunningWorkers:
     notifications: NotificationWorker | None = None
     media: MediaWorker | None = None
     outreach: RunningOutreach | None = None
+    slides: SlideWorker | None = None
     story_purge: StoryPurge | None = None
     names: list[str] = field(default_factory=list)
 
@@ -69,6 +71,8 @@ class RunningWorkers:
             await self.story_purge.stop()
         if self.media is not None:
             await self.media.stop()
+        if self.slides is not None:
+            await self.slides.stop()
         if self.retention is not None:
             await self.retention.stop()
         if self.relay is not None:
@@ -93,6 +97,8 @@ async def start_workers(
                                              settings.story_media_retention_s,
                                              settings.story_purge_interval_s, utc_now)
             await running.story_purge.start()
+        elif name == "slides":
+            running.slides = await start_slides_worker(settings, queue, db, bus)
         elif name == "notifications":
             if services is None:
                 raise ValueError("the notifications worker needs the process's services")

@@ -1,0 +1,284 @@
+"""Slide effects as ffmpeg filter presets, and the ffmpeg commands that render, stitch and duet.
+
+Everything here is pure: it validates effect lists and builds argument lists; the slides
+worker (workers/slides.py) runs them. Inputs are the media worker's MP4 renditions
+(H.264/AAC, rotation applied, even sides), so sizes here are always even.
+
+Text overlays are drawn with Pillow into a transparent PNG the size of the frame and laid
+over the video with the overlay filter: the user's text never enters the filter graph (no
+escaping to get wrong) and no system font is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image, ImageDraw, ImageFont
+
+# The presets without parameters, each one filter chain on the video.
+VIDEO_FILTERS = {
+    "grayscale": "hue=s=0",
+    "sepia": "colorchannelmixer=.393:.769:.189:0:.349:.686:.168:0:.272:.534:.131",
+    "vignette": "vignette=angle=PI/4",
+    "mirror": "hflip",
+    "blur": "gblur=sigma=6",
+}
+# Speed presets: the factor playback is sped up by (setpts on the video, atempo on the audio).
+SPEEDS = {"speed_0_5x": 0.5, "speed_2x": 2.0}
+PRESETS = (*VIDEO_FILTERS, *SPEEDS, "text")
+POSITIONS = ("top", "center", "bottom")
+EFFECTS_MAX = 5
+TEXT_MAX_CHARS = 80
+# Every composed output (stitch, duet) is brought to one frame rate and audio format.
+FPS = 30
+SAMPLE_RATE = 44100
+# Output encoding: the same H.264/AAC MP4 the media worker makes for uploads.
+ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+          "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-map_metadata", "-1", "-sn", "-dn",
+          "-movflags", "+faststart", "-max_muxing_queue_size", "1024", "-f", "mp4"]
+NORMAL_AUDIO = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+DuetAudio = Literal["original", "new"]
+
+
+class EffectError(ValueError):
+    """An effect list that cannot be rendered; field is relative to the list ("0.text")."""
+
+    def __init__(self, field: str, message: str, kind: str = "invalid_effect") -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One preset as the client named it; text and position only for "text"."""
+
+    name: str
+    text: str | None = None
+    position: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.name != "text":
+            return {"name": self.name}
+        return {"name": self.name, "text": self.text, "position": self.position}
+
+
+def _bad_text(text: str) -> bool:
+    # One line of visible text: control and format characters (newlines, bidi overrides)
+    # would break the layout or hide what is drawn.
+    return not text.strip() or any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
+def parse_effect(index: int, raw: dict[str, Any]) -> Effect:
+    name = raw.get("name")
+    if name not in PRESETS:
+        raise EffectError(f"{index}.name", f"one of {', '.join(PRESETS)}", "unknown_effect")
+    extra = set(raw) - ({"name", "text", "position"} if name == "text" else {"name"})
+    if extra:
+        field = sorted(extra)[0]
+        raise EffectError(f"{index}.{field}", f"the {name} effect takes no {field}",
+                          "unexpected_parameter")
+    if name != "text":
+        return Effect(name)
+    text, position = raw.get("text"), raw.get("position", "bottom")
+    if not isinstance(text, str) or _bad_text(text):
+        raise EffectError(f"{index}.text", "the text effect needs a text: one line, not blank",
+                          "missing_text")
+    if len(text) > TEXT_MAX_CHARS:
+        raise EffectError(f"{index}.text", f"at most {TEXT_MAX_CHARS} characters", "too_long")
+    if position not in POSITIONS:
+        raise EffectError(f"{index}.position", f"one of {', '.join(POSITIONS)}", "unknown_position")
+    return Effect(name, text.strip(), position)
+
+
+def parse_effects(raw: list[dict[str, Any]]) -> list[Effect]:
+    """Validate an effect list: known presets, their parameters, at most one speed and one text."""
+    if len(raw) > EFFECTS_MAX:
+        raise EffectError("", f"at most {EFFECTS_MAX} effects", "too_many_effects")
+    effects = [parse_effect(i, item) for i, item in enumerate(raw)]
+    seen: set[str] = set()
+    for index, effect in enumerate(effects):
+        group = "speed" if effect.name in SPEEDS else effect.name
+        if group in seen:
+            raise EffectError(f"{index}.name", f"only one {group} effect per slide", "duplicate_effect")
+        seen.add(group)
+    return effects
+
+
+def speed_of(effects: list[Effect]) -> float:
+    return next((SPEEDS[e.name] for e in effects if e.name in SPEEDS), 1.0)
+
+
+def text_of(effects: list[Effect]) -> Effect | None:
+    return next((e for e in effects if e.name == "text"), None)
+
+
+def text_overlay_png(text: str, position: str, width: int, height: int) -> bytes:
+    """A transparent frame-sized PNG with the text drawn (white, dark outline) where asked."""
+    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    margin = max(2, width // 20)
+    size = max(8, height // 10)
+    while True:
+        font = ImageFont.load_default(size=size)
+        stroke = max(1, size // 12)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+        if right - left <= width - 2 * margin or size <= 8:
+            break
+        size = max(8, int(size * (width - 2 * margin) / (right - left)))
+    x = (width - (right - left)) // 2 - left
+    y = {"top": margin, "center": (height - (bottom - top)) // 2,
+         "bottom": height - margin - (bottom - top)}[position] - top
+    draw.text((x, y), text, font=font, fill=(255, 255, 255, 255), stroke_width=stroke,
+              stroke_fill=(0, 0, 0, 255))
+    out = io.BytesIO()
+    canvas.save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An input video: a local MP4 and what probing it said."""
+
+    path: Path
+    width: int
+    height: int
+    duration_ms: int
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ffmpeg run: its arguments (output included) and what it should produce."""
+
+    args: list[str]
+    duration_ms: int
+    width: int
+    height: int
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def _atempo(speed: float) -> str:
+    return "" if speed == 1.0 else f"atempo={speed:g},"
+
+
+def _effect_graph(effects: list[Effect], video_in: str, text_in: str | None, out: str) -> list[str]:
+    """Filter statements taking [video_in] through the effects in order to [out]."""
+    statements: list[str] = []
+    chain: list[str] = []
+    label, step = video_in, 0
+    for effect in effects:
+        if effect.name in VIDEO_FILTERS:
+            chain.append(VIDEO_FILTERS[effect.name])
+        elif effect.name in SPEEDS:
+            chain.append(f"setpts=PTS/{SPEEDS[effect.name]:g}")
+        elif text_in is not None:
+            step += 1
+            statements.append(f"[{label}]{','.join(chain) or 'null'}[fx{step}]")
+            statements.append(f"[fx{step}][{text_in}]overlay=0:0:format=auto[ov{step}]")
+            label, chain = f"ov{step}", []
+    statements.append(f"[{label}]{','.join([*chain, 'format=yuv420p']) or 'null'}[{out}]")
+    return statements
+
+
+def _inputs(*clips: Clip, text_png: Path | None) -> list[str]:
+    args: list[str] = []
+    for clip in clips:
+        args += ["-i", str(clip.path)]
+    if text_png is not None:
+        args += ["-i", str(text_png)]
+    return args
+
+
+def _audio_or_silence(clip: Clip, index: int, speed: float, duration_ms: int, out: str) -> str:
+    """[out]: the clip's audio at the speed (padded to the duration), or silence that long."""
+    if clip.has_audio:
+        return (f"[{index}:a]{_atempo(speed)}{NORMAL_AUDIO},"
+                f"apad=whole_dur={_seconds(duration_ms)}[{out}]")
+    return (f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=duration={_seconds(duration_ms)},"
+            f"{NORMAL_AUDIO}[{out}]")
+
+
+def _run(inputs: list[str], graph: list[str], maps: list[str], duration_ms: int,
+         out: Path) -> list[str]:
+    return ["-v", "error", "-y", *inputs, "-filter_complex", ";".join(graph), *maps,
+            "-t", _seconds(duration_ms), *ENCODE, str(out)]
+
+
+def render_plan(clip: Clip, effects: list[Effect], out: Path, text_png: Path | None) -> Plan:
+    """The clip with its effects applied, in order; audio follows a speed change."""
+    speed = speed_of(effects)
+    duration = round(clip.duration_ms / speed)
+    graph = _effect_graph(effects, "0:v", "1:v" if text_png else None, "v")
+    maps = ["-map", "[v]"]
+    if clip.has_audio:
+        graph.append(f"[0:a]{_atempo(speed)}{NORMAL_AUDIO}[a]")
+        maps += ["-map", "[a]"]
+    return Plan(_run(_inputs(clip, text_png=text_png), graph, maps, duration, out), duration,
+                clip.width, clip.height)
+
+
+def stitch_plan(original: Clip, start_ms: int, length_ms: int, new: Clip, effects: list[Effect],
+                out: Path, text_png: Path | None) -> Plan:
+    """Up to length_ms of the original from start_ms, then the new clip (with its effects).
+
+    The output has the new clip's frame size: the original's part is fitted inside it
+    (letterboxed), both at FPS, and always has a stereo track (silence where a part had none).
+    """
+    take = max(0, min(length_ms, original.duration_ms - start_ms))
+    speed = speed_of(effects)
+    rest = round(new.duration_ms / speed)
+    w, h = new.width, new.height
+    fit = (f"scale={w}:{h}:force_original_aspect_ratio=decrease,"
+           f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS},format=yuv420p")
+    graph = [f"[0:v]trim=start={_seconds(start_ms)}:duration={_seconds(take)},"
+             f"setpts=PTS-STARTPTS,{fit}[av]"]
+    if original.has_audio:
+        graph.append(f"[0:a]atrim=start={_seconds(start_ms)}:duration={_seconds(take)},"
+                     f"asetpts=PTS-STARTPTS,{NORMAL_AUDIO},apad=whole_dur={_seconds(take)}[aa]")
+    else:
+        graph.append(f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=duration={_seconds(take)},"
+                     f"{NORMAL_AUDIO}[aa]")
+    graph += _effect_graph(effects, "1:v", "2:v" if text_png else None, "bfx")
+    graph.append(f"[bfx]setsar=1,fps={FPS}[bv]")
+    graph.append(_audio_or_silence(new, 1, speed, rest, "ba"))
+    graph.append("[av][aa][bv][ba]concat=n=2:v=1:a=1[v][a]")
+    duration = take + rest
+    return Plan(_run(_inputs(original, new, text_png=text_png), graph,
+                     ["-map", "[v]", "-map", "[a]"], duration, out), duration, w, h)
+
+
+def duet_width(original: Clip, height: int) -> int:
+    """The original's width once scaled to the duet's height (even, as scale=-2 makes it)."""
+    return max(2, round(original.width * height / original.height / 2) * 2)
+
+
+def duet_plan(original: Clip, new: Clip, audio: DuetAudio, effects: list[Effect], out: Path,
+              text_png: Path | None) -> Plan:
+    """The original (left) and the new clip (right, with its effects) side by side.
+
+    Both at the new clip's height; the output lasts as long as the new clip (the original
+    is cut, or holds its last frame); audio from the chosen side, silence if it has none.
+    """
+    speed = speed_of(effects)
+    duration = round(new.duration_ms / speed)
+    h = new.height
+    left = duet_width(original, h)
+    graph = [f"[0:v]scale={left}:{h},setsar=1,fps={FPS},format=yuv420p[av]"]
+    graph += _effect_graph(effects, "1:v", "2:v" if text_png else None, "bfx")
+    graph.append(f"[bfx]setsar=1,fps={FPS}[bv]")
+    graph.append("[av][bv]hstack=inputs=2[v]")
+    if audio == "original":
+        graph.append(_audio_or_silence(original, 0, 1.0, duration, "a"))
+    else:
+        graph.append(_audio_or_silence(new, 1, speed, duration, "a"))
+    return Plan(_run(_inputs(original, new, text_png=text_png), graph,
+                     ["-map", "[v]", "-map", "[a]"], duration, out), duration, left + new.width, h)

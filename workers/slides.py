@@ -1,0 +1,352 @@
+"""The slides worker: renders a slide's effects, stitch or duet into a new video.
+
+A slide.render job names a slide. The worker reads the MP4 renditions the media worker
+made of the inputs (the author's upload, and for a stitch or duet the original slide's
+video), builds one ffmpeg run (workers/media_effects.py), runs it with `-progress` and
+tells the author's devices how far it got (slide.processing {slide_id, percent}). The
+result is stored as a new ready media of the author (an mp4 and a poster, under keys
+derived from the slide id, so a redelivered job rewrites the same rows and blobs), and
+the slide moves to ready in the same transaction: then slide.ready {slide}.
+
+A render that can never succeed (an input gone or unreadable, an ffmpeg failure or
+overrun) fails the slide with a reason and is acked: slide.failed {slide_id, reason,
+message}. Anything else (database, blob store, bus) raises, and the queue retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from channels.bus import Bus
+from channels.realtime import Realtime
+from config import Settings
+from handlers.slide_schemas import FAILURE_MESSAGES, STITCH_MAX_MS, slide_outs
+from handlers.slides import RENDER_JOB, SLIDES_QUEUE, render_job
+from storage import media as media_store
+from storage import slides as store
+from storage.blobs import BlobNotFound, BlobStore, BlobTooLarge, LocalBlobStore
+from storage.db import Database
+from storage.media import Rendition
+from storage.slides import Slide
+from workers import media_effects as fx
+from workers import media_video
+from workers.media import RENDITION_MAX_BYTES, variant_key
+from workers.media_images import ImageResult, Rejected, video_stills
+from workers.queue import JobQueue, QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 256 * 1024
+# Progress events: one at the start, then when the percent grew by at least this much
+# and at least this long after the previous one.
+PROGRESS_STEP = 5
+PROGRESS_INTERVAL_S = 0.5
+UNQUEUED_AFTER_S = 120.0
+SWEEP_INTERVAL_S = 60.0
+STALE_WORK_S = 6 * 3600.0
+# Renders are named by the slide: a redelivered job rewrites the same media.
+RENDITION_NAMESPACE = uuid.UUID("0d7c53a4-1f55-4c8e-9f4e-5d1f3f8b6a21")
+
+
+def rendition_media_id(slide_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(RENDITION_NAMESPACE, str(slide_id))
+
+
+@dataclass
+class Throttle:
+    """Decides which progress readings become events (see PROGRESS_STEP)."""
+
+    step: int = PROGRESS_STEP
+    interval_s: float = PROGRESS_INTERVAL_S
+    last: int = 0
+    last_at: float = 0.0
+
+    def due(self, percent: int, now: float) -> bool:
+        if percent - self.last < self.step or now - self.last_at < self.interval_s:
+            return False
+        self.last, self.last_at = percent, now
+        return True
+
+
+def percent_of(line: str, total_ms: int) -> int | None:
+    """The percent done from one `-progress` line (out_time_us=...), capped at 99; else None."""
+    key, _, value = line.strip().partition("=")
+    if key != "out_time_us" or not value.isdigit() or total_ms <= 0:
+        return None
+    return min(99, int(int(value) / 10 / total_ms))
+
+
+async def run_with_progress(args: list[str], timeout_s: float, total_ms: int,
+                            report: Callable[[int], Awaitable[None]]) -> None:
+    """Run ffmpeg, calling report(percent) per progress reading; Rejected if it fails or overruns."""
+    proc = await asyncio.create_subprocess_exec(
+        media_video.ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1",
+        *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr
+
+    async def follow() -> None:
+        async for raw in stdout:
+            percent = percent_of(raw.decode(errors="replace"), total_ms)
+            if percent is not None:
+                await report(percent)
+
+    # Drained alongside stdout, so a chatty stderr never blocks ffmpeg on a full pipe.
+    errors = asyncio.create_task(stderr.read())
+    try:
+        async with asyncio.timeout(timeout_s):
+            await follow()
+            await proc.wait()
+            err = (await errors).decode(errors="replace")
+    except TimeoutError:
+        raise Rejected("timeout", f"ffmpeg ran longer than {timeout_s:g} s") from None
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        errors.cancel()
+        await asyncio.gather(errors, return_exceptions=True)
+    if proc.returncode != 0:
+        raise Rejected("ffmpeg_failed", "render: " + err.strip()[-600:])
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+async def _bytes(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class _Gone(Exception):
+    """The slide stopped processing (deleted) while it rendered: undo the stored render."""
+
+
+class SlideWorker:
+    def __init__(self, settings: Settings, db: Database, blobs: BlobStore, realtime: Realtime,
+                 queue: JobQueue) -> None:
+        self.settings = settings
+        self.db = db
+        self.blobs = blobs
+        self.realtime = realtime
+        self.queue = queue
+        self.work_dir = settings.data_dir / "tmp" / "slides"
+        self._slots = asyncio.Semaphore(settings.slide_render_concurrency)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._clear_stale_work)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="slides-sweeper")
+
+    def _clear_stale_work(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_WORK_S
+        for entry in self.work_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+
+    async def handle(self, job: dict[str, Any]) -> None:
+        """Render one slide; a permanent failure is recorded and announced, not raised."""
+        if job.get("type") != RENDER_JOB:
+            raise ValueError(f"unknown slides job type {job.get('type')!r}")
+        slide = await store.get_slide(self.db, uuid.UUID(str(job["slide_id"])))
+        if slide is None or slide.deleted_at is not None:
+            return
+        done: Slide | None = slide
+        if slide.status == "processing":
+            await store.mark_queued(self.db, slide.id)
+            try:
+                done = await self._render(slide)
+            except Rejected as exc:
+                log.info("slide failed", extra={"slide_id": str(slide.id), "reason": exc.reason,
+                                                "detail": exc.detail})
+                done = await store.mark_failed(self.db, slide.id, exc.reason)
+        # Announced again on a redelivery: the first announcement may be what was lost.
+        if done is not None:
+            await self.announce(done.id)
+
+    async def announce(self, slide_id: uuid.UUID) -> None:
+        """slide.ready (the slide as its author sees it) or slide.failed, to the author."""
+        slide = await store.get_slide(self.db, slide_id)
+        if slide is None or slide.deleted_at is not None:
+            return
+        if slide.status == "ready":
+            mine = await store.get_visible(self.db, slide.id, slide.author_id)
+            if mine is None:
+                return
+            [out] = await slide_outs(self.db, slide.author_id, [mine])
+            await self.realtime.send_to_user(slide.author_id, "slide.ready",
+                                             {"slide": out.model_dump(mode="json")})
+        elif slide.status == "failed":
+            reason = slide.failure_reason or "ffmpeg_failed"
+            await self.realtime.send_to_user(slide.author_id, "slide.failed", {
+                "slide_id": str(slide.id), "reason": reason,
+                "message": FAILURE_MESSAGES.get(reason, "the slide could not be rendered")})
+
+    async def _progress(self, slide: Slide, percent: int) -> None:
+        await store.set_progress(self.db, slide.id, percent)
+        await self.realtime.send_to_user(slide.author_id, "slide.processing",
+                                         {"slide_id": str(slide.id), "percent": percent})
+
+    async def _render(self, slide: Slide) -> Slide | None:
+        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"{slide.id}-",
+                                            dir=self.work_dir))
+        try:
+            return await self._render_in(slide, work)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _render_in(self, slide: Slide, work: Path) -> Slide | None:
+        timeout = self.settings.slide_ffmpeg_timeout_s
+        try:
+            effects = fx.parse_effects(slide.effects)
+        except fx.EffectError as exc:
+            raise Rejected("ffmpeg_failed", f"stored effects: {exc.message}") from None
+        new = await self._clip(slide.source_media_id, work, "new")
+        text, text_png = fx.text_of(effects), None
+        if text is not None and text.text and text.position:
+            text_png = work / "text.png"
+            png = fx.text_overlay_png(text.text, text.position, new.width, new.height)
+            await asyncio.to_thread(text_png.write_bytes, png)
+        out = work / "slide.mp4"
+        credit = slide.credit
+        if credit is None:
+            plan = fx.render_plan(new, effects, out, text_png)
+        else:
+            original = await self._clip(credit.video_media_id, work, "original")
+            if credit.kind == "stitch":
+                plan = fx.stitch_plan(original, credit.start_ms or 0,
+                                      credit.length_ms or STITCH_MAX_MS, new, effects, out,
+                                      text_png)
+            else:
+                plan = fx.duet_plan(original, new, "new" if credit.audio == "new" else "original",
+                                    effects, out, text_png)
+        throttle = Throttle(last_at=time.monotonic())
+        await self._progress(slide, 0)
+
+        async def report(percent: int) -> None:
+            if throttle.due(percent, time.monotonic()):
+                await self._progress(slide, percent)
+
+        async with self._slots:
+            await run_with_progress(plan.args, timeout, plan.duration_ms, report)
+            made = await media_video.probe_output(out, timeout)
+            poster = work / "poster.jpg"
+            await media_video.poster(out, poster, made.duration_ms, timeout)
+        stills: ImageResult = await asyncio.to_thread(video_stills, poster)
+        return await self._store(slide, out, made, stills)
+
+    async def _store(self, slide: Slide, out: Path, made: media_video.Probe,
+                     stills: ImageResult) -> Slide | None:
+        media_id = rendition_media_id(slide.id)
+        key = variant_key(media_id, "mp4")
+        try:
+            info = await self.blobs.put(key, _file_chunks(out), RENDITION_MAX_BYTES)
+        except BlobTooLarge:
+            raise Rejected("ffmpeg_failed", "the render is larger than allowed") from None
+        renditions = [Rendition("mp4", key, "video/mp4", made.width, made.height, info.size)]
+        for still in stills.outputs:
+            still_key = variant_key(media_id, still.variant)
+            stored = await self.blobs.put(still_key, _bytes(still.data), RENDITION_MAX_BYTES)
+            renditions.append(Rendition(still.variant, still_key, still.content_type, still.width,
+                                        still.height, stored.size))
+        duration = made.duration_ms or 0
+        try:
+            async with self.db.transaction() as conn:
+                await store.save_rendition_media(
+                    conn, media_id=media_id, owner_id=slide.author_id, key=key,
+                    size_bytes=info.size, sha256=info.sha256, width=made.width,
+                    height=made.height, duration_ms=duration, blurhash=stills.blurhash,
+                    made=renditions)
+                ready = await store.mark_ready(conn, slide.id, video_media_id=media_id,
+                                               duration_ms=duration, width=made.width,
+                                               height=made.height)
+                if ready is None:
+                    raise _Gone
+        except _Gone:
+            for rendition in renditions:
+                await self.blobs.delete(rendition.storage_key)
+            return None
+        return ready
+
+    async def _clip(self, media_id: uuid.UUID, work: Path, name: str) -> fx.Clip:
+        """A local copy (or the store's own file) of a media's MP4, probed."""
+        mp4 = next((r for r in await media_store.renditions(self.db, media_id)
+                    if r.variant == "mp4"), None)
+        if mp4 is None:
+            raise Rejected("original_missing", f"media {media_id} has no mp4")
+        path = self.blobs.local_path(mp4.storage_key)
+        if path is None:
+            path = work / f"{name}.mp4"
+            try:
+                reader = await self.blobs.open(mp4.storage_key)
+            except BlobNotFound:
+                raise Rejected("original_missing", mp4.storage_key) from None
+            handle = await asyncio.to_thread(path.open, "wb")
+            try:
+                async for chunk in reader.chunks():
+                    await asyncio.to_thread(handle.write, chunk)
+            finally:
+                await asyncio.to_thread(handle.close)
+                await reader.close()
+        elif not await asyncio.to_thread(path.is_file):
+            raise Rejected("original_missing", mp4.storage_key)
+        probe = await media_video.probe_output(path, self.settings.slide_ffmpeg_timeout_s)
+        if not probe.duration_ms:
+            raise Rejected("corrupt", f"media {media_id} has no duration")
+        return fx.Clip(path, probe.width, probe.height, probe.duration_ms, probe.has_audio)
+
+    async def requeue_unqueued(self, older_than_s: float = UNQUEUED_AFTER_S) -> int:
+        """Queue render jobs for slides that never got one; how many were queued."""
+        queued = 0
+        for slide_id in await store.unqueued(self.db, older_than_s):
+            await self.queue.publish(SLIDES_QUEUE, render_job(slide_id))
+            await store.mark_queued(self.db, slide_id)
+            queued += 1
+        return queued
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                if queued := await self.requeue_unqueued():
+                    log.warning("queued slides that had no render job", extra={"count": queued})
+            except QueueUnavailable:
+                pass  # the next sweep tries again
+            except Exception:
+                log.exception("slides sweep failed")
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+
+
+async def start_slides_worker(settings: Settings, queue: JobQueue, db: Database,
+                              bus: Bus) -> SlideWorker:
+    """The worker with its own blob store and a Realtime that only publishes to the bus."""
+    blobs = LocalBlobStore(settings.media_dir)
+    await blobs.open_store()
+    worker = SlideWorker(settings, db, blobs, Realtime(bus), queue)
+    await worker.start()
+    # Jobs beyond the render slots wait in RabbitMQ, where another worker process can take them.
+    await queue.consume(SLIDES_QUEUE, worker.handle, prefetch=settings.slide_render_concurrency)
+    return worker
