@@ -19,6 +19,7 @@ from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.item_schemas import ItemPage, hydrate
 from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
+from storage import engagement as engagement_store
 from storage import feeds as store
 from storage import items as item_store
 from storage.feeds import FeedPage, Mark
@@ -146,8 +147,10 @@ async def tag(ctx: Context, data: TagInput) -> ItemPage:
 @command("feed.saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope="content:read",
          output=ItemPage)
 async def saved(ctx: Context, data: SavedInput) -> ItemPage:
-    """Items you saved that you may still see, most recently saved first."""
-    services = ctx.services
-    page = await store.saved(services.db, ctx.user.user_id, _after(data.cursor, "feed.saved"),
-                             data.limit, services.clock())
-    return await _page(ctx, page)
+    """Items you saved that you may still see, most recently saved first (deleted ones as tombstones)."""
+    services, me = ctx.services, ctx.user.user_id
+    rows = await engagement_store.saved_page(services.db, me, _after(data.cursor, "feed.saved"),
+                                             data.limit + 1, services.clock())
+    page, next_cursor = page_of(rows, data.limit, lambda row: Position(row[0], row[1].id))
+    return ItemPage(items=await hydrate(services.db, me, [item for _, item in page]),
+                    next_cursor=next_cursor)

@@ -1,0 +1,148 @@
+"""Feed paging: order and cursors with equal timestamps, full pages past hidden rows, limits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from storage.feeds import BATCH_MAX, BATCH_SLACK, SCAN_ROUNDS
+from tests.conftest import Account, signup
+from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
+from tests.handlers.test_feeds import T0, Client, client, clique, db, ids, join, page, put, relate
+
+__all__ = ["client", "db"]  # fixtures, imported so pytest finds them here
+LISTS = ["feed.home", "feed.user", "feed.clique", "feed.tag"]
+
+
+async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: Account,
+                    authors: list[Account], visible: int, hidden: int,
+                    same_time: int = 5) -> tuple[dict[str, Any], list[str]]:
+    """Items for one list, `same_time` to a timestamp, hidden ones interleaved: (payload, expected ids)."""
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    clique_id = await clique(db, authors[0]) if name == "feed.clique" else None
+    for author in authors:
+        if name == "feed.home":
+            await relate(client, db, "follows", viewer, author)
+        if clique_id is not None and author is not authors[0]:
+            await join(db, clique_id, author)
+    hider = None
+    if clique_id is not None:
+        await join(db, clique_id, viewer)
+        # In a clique every member sees every post: hidden rows come from a member the viewer blocked.
+        hider = await signup(client)
+        await join(db, clique_id, hider)
+        await ok(await rest(client, viewer, "user.block", {"user_id": hider.id}), 204)
+    shown: list[tuple[Any, uuid.UUID]] = []
+    for n in range(visible + hidden):
+        author = authors[n % len(authors)]
+        at = T0 + timedelta(seconds=n // same_time)
+        # Every third row (up to `hidden`) is one the viewer may not see.
+        secret = n % 3 == 2 and hidden > 0
+        hidden -= secret
+        if secret and hider is not None:
+            item = await put(db, hider, at=at, clique=clique_id, tags=(tag,))
+        else:
+            item = await put(db, author, at=at, visibility="friends" if secret else "public",
+                             clique=clique_id, tags=(tag,))
+        if not secret:
+            shown.append((at, uuid.UUID(item)))
+    payloads: dict[str, dict[str, Any]] = {
+        "feed.user": {"user_id": authors[0].id}, "feed.clique": {"clique_id": clique_id},
+        "feed.tag": {"tag": tag}}
+    payload = payloads.get(name, {})
+    return payload, [str(i) for _, i in sorted(shown, reverse=True)]
+
+
+@pytest.mark.parametrize("name", LISTS)
+async def test_pages_cover_the_list_once_in_order(client: Client, db: Any, name: str) -> None:
+    viewer = await signup(client)
+    authors = [await signup(client)] if name == "feed.user" else [await signup(client)
+                                                                  for _ in range(3)]
+    payload, expected = await make_list(client, db, name, viewer, authors, visible=31, hidden=14)
+    seen: list[str] = []
+    cursor = None
+    sizes = []
+    while True:
+        body = await page(client, viewer, name, limit=7, **payload,
+                          **({"cursor": cursor} if cursor else {}))
+        seen += [item["id"] for item in body["items"]]
+        sizes.append(len(body["items"]))
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected  # newest first, ties by id, no duplicates, no gaps
+    assert sizes == [7, 7, 7, 7, 3]  # hidden rows never shorten a page
+
+
+async def test_full_page_past_a_long_run_of_hidden_items(client: Client, db: Any) -> None:
+    viewer, author = await signup(client), await signup(client)
+    await relate(client, db, "follows", viewer, author)
+    older = [await put(db, author, n) for n in range(25)]
+    await db.execute(
+        """INSERT INTO items (kind, author_id, body, visibility, created_at)
+           SELECT 'post', $1, 'secret', 'friends', $2::timestamptz + g * interval '1 second'
+           FROM generate_series(1, 300) g""", uuid.UUID(author.id), T0 + timedelta(seconds=100))
+    for name, payload in (("feed.home", {}), ("feed.user", {"user_id": author.id})):
+        body = await page(client, viewer, name, **payload)
+        assert [i["id"] for i in body["items"]] == older[::-1][:20] and body["next_cursor"]
+
+
+async def test_hidden_rows_past_the_scan_budget_give_a_short_page_and_a_cursor(
+        client: Client, db: Any) -> None:
+    viewer, author = await signup(client), await signup(client)
+    await relate(client, db, "follows", viewer, author)
+    older = [await put(db, author, n) for n in range(3)]
+    first = 20 + 1 + BATCH_SLACK
+    budget = sum(min(first * 2 ** r, BATCH_MAX) for r in range(SCAN_ROUNDS))
+    await db.execute(
+        """INSERT INTO items (kind, author_id, body, visibility, created_at)
+           SELECT 'post', $1, 'secret', 'friends', $2::timestamptz + g * interval '1 second'
+           FROM generate_series(1, $3) g""",
+        uuid.UUID(author.id), T0 + timedelta(seconds=100), budget + 50)
+    for name, payload in (("feed.home", {}), ("feed.user", {"user_id": author.id})):
+        body = await page(client, viewer, name, **payload)
+        assert body["items"] == [] and body["next_cursor"]
+        assert await ids(client, viewer, name, **payload) == older[::-1]
+
+
+async def test_link_header_points_at_the_next_page(client: Client, db: Any) -> None:
+    viewer, author = await signup(client), await signup(client)
+    await relate(client, db, "follows", viewer, author)
+    newer, older = await put(db, author, 2), await put(db, author, 1)
+    resp = await client.get("/v1/feeds/home", params={"limit": "1"}, headers=viewer.headers)
+    body = await ok(resp)
+    assert [i["id"] for i in body["items"]] == [newer]
+    link = resp.headers["Link"]
+    assert link.endswith('>; rel="next"') and f"cursor={body['next_cursor']}" in link
+    resp = await client.get(link[1:link.index(">")], headers=viewer.headers)
+    body = await ok(resp)
+    assert [i["id"] for i in body["items"]] == [older] and body["next_cursor"] is None
+    assert "Link" not in resp.headers
+
+
+FEEDS = {"feed.home": {}, "feed.user": {"user_id": str(uuid.uuid4())},
+         "feed.clique": {"clique_id": str(uuid.uuid4())}, "feed.comments": {"item_id": str(uuid.uuid4())},
+         "feed.tag": {"tag": "cats"}, "feed.saved": {}}
+
+
+@pytest.mark.parametrize("name", FEEDS)
+async def test_limits_and_cursors_are_checked(client: Client, name: str) -> None:
+    viewer = await signup(client)
+    for limit in (0, 41, -1):
+        error = await refused(await rest(client, viewer, name, {**FEEDS[name], "limit": limit}),
+                              400, "invalid_input")
+        assert fields_of(error) == {"limit"}
+    for cursor in ("nope", "bm9wZQ", "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHxub3QtYS11dWlk", "x" * 201):
+        error = await refused(await rest(client, viewer, name, {**FEEDS[name], "cursor": cursor}),
+                              400, "invalid_input")
+        assert fields_of(error) == {"cursor"}
+    error = await refused(await rest(client, viewer, name, {**FEEDS[name], "extra": 1}), 400,
+                          "invalid_input")
+    if name in ("feed.home", "feed.tag", "feed.saved"):
+        await ok(await rest(client, viewer, name, {**FEEDS[name], "limit": 40}))
+    resp = await client.get("/v1/feeds/home")
+    await refused(resp, 401, "unauthorized")
