@@ -109,14 +109,13 @@ async def db_execute(settings: Settings, query: str, *args: Any) -> None:
         await conn.close()
 
 
-async def follow(settings: Settings, follower: Account, followee: Account) -> None:
-    await db_execute(settings, "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)",
-                     uuid.UUID(follower.id), uuid.UUID(followee.id))
+async def follow(client: Client, follower: Account, followee: Account) -> None:
+    await ok(await rest(client, follower, "user.follow", {"user_id": followee.id}))
 
 
-async def befriend(settings: Settings, a: Account, b: Account) -> None:
-    await db_execute(settings, """INSERT INTO friendships (user_id, friend_id)
-                                  VALUES ($1, $2), ($2, $1)""", uuid.UUID(a.id), uuid.UUID(b.id))
+async def befriend(client: Client, a: Account, b: Account) -> None:
+    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
+    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
 
 
 async def block(client: Client, blocker: Account, blocked: Account) -> None:
@@ -314,8 +313,8 @@ async def test_visibility_and_blocks_decide_who_sees_a_slide(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
     author, fan, friend, stranger = [await signup(client) for _ in range(4)]
-    await follow(settings, fan, author)
-    await befriend(settings, friend, author)
+    await follow(client, fan, author)
+    await befriend(client, friend, author)
     media_id = await video_media(client, author, tmp_path, seconds=1)
     slides = {v: (await create(client, author, media_id, visibility=v))["id"]
               for v in ("public", "followers", "friends", "private")}
@@ -413,11 +412,10 @@ async def test_following_feed_pages_newest_first_through_visible_unmuted_ready_s
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
     me, followed, friend, stranger, muted = [await signup(client) for _ in range(5)]
-    await follow(settings, me, followed)
-    await befriend(settings, me, friend)
-    await follow(settings, me, muted)
-    await db_execute(settings, "INSERT INTO user_mutes (muter_id, muted_id) VALUES ($1, $2)",
-                     uuid.UUID(me.id), uuid.UUID(muted.id))
+    await follow(client, me, followed)
+    await befriend(client, me, friend)
+    await follow(client, me, muted)
+    await ok(await rest(client, me, "user.mute", {"user_id": muted.id}))
     expected = []
     for author in (followed, friend, stranger, muted, followed):
         media_id = await video_media(client, author, tmp_path, seconds=1)
@@ -508,7 +506,7 @@ async def test_a_slide_can_answer_a_comment_with_a_video(
     media_id = await video_media(client, account, tmp_path, seconds=1)
     post = await ok(await rest(client, account, "item.create",
                                {"kind": "post", "body": "ask me", "visibility": "followers"}), 201)
-    await follow(settings, fan, account)
+    await follow(client, fan, account)
     comment = await ok(await rest(client, fan, "item.create", {
         "kind": "comment", "parent_id": post["id"], "body": "show us"}), 201)
     reply = await create(client, account, media_id, caption="here", reply_to_comment_id=comment["id"])
