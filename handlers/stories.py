@@ -152,22 +152,26 @@ async def create(ctx: Context, data: CreateInput) -> StoryOut:
                   limits.story_create_window_s)
     await _story_media(ctx, data.media_id)
     now = services.clock()
+    key = data.idempotency_key
+    story_id: uuid.UUID | None = None
     async with services.db.transaction() as conn:
         await store.lock_author(conn, me)
-        if await store.active_count(conn, me, now) >= limits.stories_active_max:
-            raise CommandError(
-                "conflict", f"you have {limits.stories_active_max} active stories already",
-                {"reason": "too_many_active_stories", "limit": limits.stories_active_max})
-        story_id = await store.insert_story(conn, NewStory(
-            author_id=me, caption=caption, audience=data.audience, media_id=data.media_id,
-            allow_replies=data.allow_replies, allow_comments=data.allow_comments,
-            created_at=now, expires_at=now + timedelta(seconds=settings.story_lifetime_s),
-            idempotency_key=data.idempotency_key))
+        # Under the lock, a concurrent create with the same key has committed or not begun.
+        if key is None or await store.by_key(conn, me, key) is None:
+            if await store.active_count(conn, me, now) >= limits.stories_active_max:
+                raise CommandError(
+                    "conflict", f"you have {limits.stories_active_max} active stories already",
+                    {"reason": "too_many_active_stories", "limit": limits.stories_active_max})
+            story_id = await store.insert_story(conn, NewStory(
+                author_id=me, caption=caption, audience=data.audience, media_id=data.media_id,
+                allow_replies=data.allow_replies, allow_comments=data.allow_comments,
+                created_at=now, expires_at=now + timedelta(seconds=settings.story_lifetime_s),
+                idempotency_key=key))
     if story_id is None:
-        assert data.idempotency_key is not None  # only a taken key makes the insert a no-op
-        done = await _by_key(ctx, data.idempotency_key)
+        # Only a taken idempotency key leaves nothing inserted: answer the story it made.
+        done = None if key is None else await _by_key(ctx, key)
         if done is None:
-            raise RuntimeError("a concurrently created story is missing")
+            raise RuntimeError("a story created with this idempotency key is missing")
         return done
     return await _out(ctx, await _readable(ctx, story_id))
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from config import Settings
+from config.settings import Limits
 from server.resources import SERVICES
-from tests.conftest import Account, signup
+from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.story_helpers import (
     Client,
@@ -359,3 +360,41 @@ async def test_purge_removes_expired_story_media_but_keeps_highlighted_and_share
     again = await purge_once(services.db, services.blobs,
                              clock.now + timedelta(seconds=retention + 1), retention)
     assert again.media == 0
+
+
+# -- configured limits -----------------------------------------------------------------------
+
+
+async def test_configured_limits_are_enforced(make_client: AppFactory, settings: Settings) -> None:
+    client = await make_client(limits=Limits(
+        story_caption_chars=5, story_creates_per_window=4, highlights_max=1,
+        highlight_stories_max=2, reactions_per_window=2))
+    author, fan = await signup(client), await signup(client)
+    await follow(settings, fan, author)
+    media_id = await upload(client, author)
+    error = await refused(await rest(client, author, "story.create",
+                                     {"media_id": media_id, "caption": "sixsix"}),
+                          400, "invalid_input")
+    assert error["details"]["fields"][0]["type"] == "string_too_long"
+    a, b, c = [(await post_story(client, author, media_id=media_id, caption="ok"))["id"]
+               for _ in range(3)]
+    await post_story(client, author, media_id=media_id)
+    error = await refused(await rest(client, author, "story.create", {"media_id": media_id}),
+                          429, "rate_limited")
+    assert error["details"]["retry_after"] >= 1
+    error = await refused(await rest(client, author, "highlight.create",
+                                     {"title": "t", "story_ids": [a, b, c]}), 400, "invalid_input")
+    assert error["details"]["fields"][0]["type"] == "too_long"
+    made = await ok(await rest(client, author, "highlight.create",
+                               {"title": "t", "story_ids": [a, b]}), 201)
+    error = await refused(await rest(client, author, "highlight.create",
+                                     {"title": "u", "story_ids": [c]}), 409, "conflict")
+    assert error["details"] == {"reason": "too_many_highlights", "limit": 1}
+    error = await refused(await rest(client, author, "highlight.update",
+                                     {"highlight_id": made["id"], "add_story_ids": [c]}),
+                          400, "invalid_input")
+    assert fields_of(error) == {"add_story_ids"}
+    for kind in ("like", "love"):
+        await ok(await rest(client, fan, "story.react", {"story_id": a, "kind": kind}))
+    await refused(await rest(client, fan, "story.react", {"story_id": a, "kind": "wow"}),
+                  429, "rate_limited")
