@@ -13,6 +13,7 @@ import uuid
 from typing import Literal
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from handlers.commands import command
 from handlers.context import Context
@@ -55,7 +56,8 @@ class TagInput(PageInput):
     def _normalise(cls, value: str) -> str:
         tag = value.removeprefix("#").lower()
         if not TAG.match(tag):
-            raise ValueError("a tag is 1 to 64 letters, digits or underscores, after an optional '#'")
+            raise PydanticCustomError(
+                "tag_invalid", "a tag is 1 to 64 letters, digits or underscores, after an optional '#'")
         return tag
 
 

@@ -26,7 +26,7 @@ async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: A
     clique_id = await clique(db, authors[0]) if name == "feed.clique" else None
     for author in authors:
         if name == "feed.home":
-            await relate(client, db, "follows", viewer, author)
+            await relate(client, "follows", viewer, author)
         if clique_id is not None and author is not authors[0]:
             await join(db, clique_id, author)
     hider = None
@@ -80,7 +80,7 @@ async def test_pages_cover_the_list_once_in_order(client: Client, db: Any, name:
 
 async def test_full_page_past_a_long_run_of_hidden_items(client: Client, db: Any) -> None:
     viewer, author = await signup(client), await signup(client)
-    await relate(client, db, "follows", viewer, author)
+    await relate(client, "follows", viewer, author)
     older = [await put(db, author, n) for n in range(25)]
     await db.execute(
         """INSERT INTO items (kind, author_id, body, visibility, created_at)
@@ -94,7 +94,7 @@ async def test_full_page_past_a_long_run_of_hidden_items(client: Client, db: Any
 async def test_hidden_rows_past_the_scan_budget_give_a_short_page_and_a_cursor(
         client: Client, db: Any) -> None:
     viewer, author = await signup(client), await signup(client)
-    await relate(client, db, "follows", viewer, author)
+    await relate(client, "follows", viewer, author)
     older = [await put(db, author, n) for n in range(3)]
     first = 20 + 1 + BATCH_SLACK
     budget = sum(min(first * 2 ** r, BATCH_MAX) for r in range(SCAN_ROUNDS))
@@ -111,7 +111,7 @@ async def test_hidden_rows_past_the_scan_budget_give_a_short_page_and_a_cursor(
 
 async def test_link_header_points_at_the_next_page(client: Client, db: Any) -> None:
     viewer, author = await signup(client), await signup(client)
-    await relate(client, db, "follows", viewer, author)
+    await relate(client, "follows", viewer, author)
     newer, older = await put(db, author, 2), await put(db, author, 1)
     resp = await client.get("/v1/feeds/home", params={"limit": "1"}, headers=viewer.headers)
     body = await ok(resp)
