@@ -63,7 +63,6 @@ from storage import stories as store
 from storage import story_highlights as highlight_store
 from storage.notifications import Kind
 from storage.stories import NewStory, Story
-from workers.notifications import preview
 
 log = logging.getLogger(__name__)
 
@@ -348,11 +347,7 @@ async def reply(ctx: Context, data: ReplyInput) -> dict[str, Any]:
     message = await messages.send_message(ctx, SendInput(
         conversation_id=conversation_id, body=data.body,
         client_id=data.client_id or uuid.uuid4().hex), story_id=story.id)
-    await notifications.notify(
-        services, Kind.STORY_REPLY, [story.author.id], source_key=f"story_reply:{message['id']}",
-        actor_id=me, subject=("item", story.id),
-        data={"story_id": str(story.id), "conversation_id": str(conversation_id),
-              "message_id": message["id"], "preview": preview(data.body)})
+    # The notifications worker tells the author (story_reply) once the message is stored.
     return message
 
 

@@ -86,7 +86,7 @@ class PushDeferred(Exception):
 
 def stored_job(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """The job announcing stored messages: only what notifications need."""
-    keep = ("id", "conversation_id", "sender_id", "body", "reply_to")
+    keep = ("id", "conversation_id", "sender_id", "body", "reply_to", "story_id")
     return new_job("messages.stored", messages=[{k: m.get(k) for k in keep} for m in messages])
 
 
@@ -240,6 +240,14 @@ class NotificationWorker:
 
         await self.deliver(draft(Kind.MENTION, f"mention:{message_id}"), list(mentioned))
         await self.deliver(draft(Kind.REPLY, f"reply:{m.get('reply_to')}"), list(replied))
+        if m.get("story_id"):
+            # story.reply: the story's author hears of it as a reply to the story, once.
+            story_id = uuid.UUID(m["story_id"])
+            await self.deliver(NotificationDraft(
+                Kind.STORY_REPLY, f"story_reply:{story_id}", f"message:{message_id}", sender,
+                "item", story_id, {**data, "story_id": str(story_id)}),
+                list(reachable - mentioned - replied))
+            return
         await self.deliver(draft(Kind.MESSAGE, f"message:{conversation_id}"),
                            list(reachable - mentioned - replied))
 
