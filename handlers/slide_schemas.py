@@ -171,5 +171,7 @@ def slide_info(slide: Slide, viewer: uuid.UUID) -> SlideInfo:
 async def slide_outs(db: Database, viewer: uuid.UUID, slides: list[Slide]) -> list[SlideOut]:
     """SlideOut of each slide for this viewer, in order (the caller checked visibility)."""
     items = await hydrate(db, viewer, [s.item for s in slides])
-    return [SlideOut(**{**dict(out), "data": {}}, slide=slide_info(s, viewer))
+    # visibility: the audience chosen, also while the row stays private until ready.
+    return [SlideOut(**{**dict(out), "data": {}, "visibility": s.visibility},
+                     slide=slide_info(s, viewer))
             for out, s in zip(items, slides, strict=True)]

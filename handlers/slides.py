@@ -128,6 +128,7 @@ async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None
         "status": "processing" if render else "ready", "progress": 0 if render else 100,
         "queued": not render, "effects": [e.to_json() for e in effects],
         "allow_duet": data.allow_duet, "allow_stitch": data.allow_stitch,
+        "visibility": data.visibility,
         "source_media_id": str(media.id), "video_media_id": None if render else str(media.id),
         "duration_ms": None if render else media.duration_ms,
         "width": None if render else width, "height": None if render else height,
@@ -138,7 +139,9 @@ async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None
         state["reply_to_comment_id"] = str(reply_to)
     async with services.db.transaction() as conn:
         slide = await store.insert_slide(
-            conn, author_id=me, caption=data.caption, visibility=data.visibility,
+            # Private until rendered: no feed or read shows others an unfinished slide.
+            conn, author_id=me, caption=data.caption,
+            visibility="private" if render else data.visibility,
             allow_comments=data.allow_comments, data=state, idempotency_key=data.idempotency_key)
         if slide is not None and not render:
             await store.link_video(conn, slide.id, media.id)

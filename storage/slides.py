@@ -1,8 +1,12 @@
 """Named queries on slides: items of kind 'slide' whose processing state lives in items.data.
 
 The data keys (docs/slides.md): status, progress, queued, failure_reason, effects,
-allow_duet, allow_stitch, source_media_id, video_media_id, duration_ms, width, height,
-stitch_of / duet_of (the credited original) and reply_to_comment_id.
+allow_duet, allow_stitch, visibility, source_media_id, video_media_id, duration_ms, width,
+height, stitch_of / duet_of (the credited original) and reply_to_comment_id.
+
+Until it is ready a slide's row is 'private' and data.visibility holds the audience its
+author chose: hs_can_see, and so every feed, item read and media read, shows an unfinished
+(or failed) slide to its author alone. mark_ready opens it.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def _slide(row: asyncpg.Record) -> Slide:
     assert source is not None, "a slide always names its upload"
     return Slide(
         item=item_from_row(row), id=row["id"], author_id=row["author_id"], caption=row["body"],
-        visibility=row["visibility"], allow_comments=row["allow_comments"],
+        visibility=data.get("visibility") or row["visibility"], allow_comments=row["allow_comments"],
         allow_duet=bool(data.get("allow_duet")), allow_stitch=bool(data.get("allow_stitch")),
         effects=list(data.get("effects") or []), status=str(data.get("status")),
         progress=int(data.get("progress") or 0), failure_reason=data.get("failure_reason"),
@@ -250,9 +254,11 @@ async def mark_ready(
     conn: asyncpg.Connection, slide_id: uuid.UUID, *, video_media_id: uuid.UUID,
     duration_ms: int, width: int, height: int,
 ) -> Slide | None:
-    """Move a processing slide to ready with its video; None if it is not processing (any more)."""
+    """Move a processing slide to ready with its video, and open it to its audience; None if
+    it is not processing (any more)."""
     row = await conn.fetchrow(
-        f"""UPDATE items i SET data = i.data || jsonb_build_object(
+        f"""UPDATE items i SET visibility = coalesce(i.data ->> 'visibility', i.visibility),
+                   data = i.data || jsonb_build_object(
                    'status', 'ready', 'progress', 100, 'video_media_id', $2::text,
                    'duration_ms', $3::int, 'width', $4::int, 'height', $5::int)
             WHERE i.id = $1 AND i.kind = 'slide' AND i.deleted_at IS NULL

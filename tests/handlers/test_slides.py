@@ -18,11 +18,13 @@ import socketio
 from aiohttp.test_utils import TestClient
 
 from config import Settings
+from handlers.slides import render_job
 from server.resources import SERVICES
 from tests.conftest import AMQP_URL, Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
 from tests.handlers.test_media import png, settled, upload
 from workers.media_video import Probe, ffmpeg_exe, probe_output
+from workers.slides import SlideWorker
 
 Client = TestClient[Any, Any]
 
@@ -162,6 +164,7 @@ async def test_effects_render_a_new_video_with_live_progress(
         {"name": "grayscale"}, {"name": "speed_2x"},
         {"name": "text", "text": "Hello slides", "position": "top"}])
     assert slide["slide"]["status"] == "processing" and slide["slide"]["video"] is None
+    assert slide["visibility"] == "public"
     assert slide["slide"]["effects"][2] == {"name": "text", "text": "Hello slides", "position": "top"}
     ready_at = await inbox.wait_for(is_event("slide.ready"), timeout=60)
     first = await inbox.wait_for(lambda n, d: n == "slide.processing" and d["slide_id"] == slide["id"])
@@ -177,6 +180,12 @@ async def test_effects_render_a_new_video_with_live_progress(
     assert near(probe.duration_ms, 2000) and near(video["duration_ms"], 2000)
     assert (probe.width, probe.height, probe.has_audio) == (160, 120, True)
     assert "slide.failed" not in inbox.names()
+    # Once ready, its audience sees it, in feeds too.
+    fan = await signup(client)
+    await follow(client, fan, account)
+    feed = await ok(await rest(client, fan, "feed.home", {}))
+    assert slide["id"] in [i["id"] for i in feed["items"]]
+    assert (await ok(await get(client, fan, slide["id"])))["visibility"] == "public"
 
 
 async def test_a_render_that_fails_is_announced_and_stays_the_authors(
@@ -187,6 +196,7 @@ async def test_a_render_that_fails_is_announced_and_stays_the_authors(
     # the same queue could take the job.)
     client = await make_client(slide_ffmpeg_timeout_s=0.001)
     author, other = await signup(client), await signup(client)
+    await follow(client, other, author)
     sio = socketio.AsyncClient(reconnection=False)
     inbox = Inbox(sio, "slide.processing", "slide.ready", "slide.failed")
     await sio.connect(str(client.make_url("/")), auth={"token": author.access_token},
@@ -200,8 +210,12 @@ async def test_a_render_that_fails_is_announced_and_stays_the_authors(
     assert body["slide"]["video"] is None
     assert "slide.ready" not in inbox.names()
     await sio.disconnect()
-    # Only ready slides reach anyone else.
+    # Only ready slides reach anyone else: not by id, not as an item, not in a feed.
     await refused(await get(client, other, slide["id"]), 404, "not_found")
+    await refused(await rest(client, other, "item.get", {"item_id": slide["id"]}), 404, "not_found")
+    feed = await ok(await rest(client, other, "feed.home", {}))
+    assert slide["id"] not in [i["id"] for i in feed["items"]]
+    assert body["visibility"] == "public"
 
 
 async def test_slide_create_refuses_bad_input(
@@ -523,3 +537,35 @@ async def test_a_slide_can_answer_a_comment_with_a_video(
         "media_id": media_id, "reply_to_comment_id": post["id"]}), 404, "not_found")
     await refused(await rest(client, fan, "slide.replies_to", {"comment_id": "nope"}),
                   400, "invalid_input")
+
+
+# -- the worker's redelivery and sweep --------------------------------------------------------
+
+
+async def test_a_lost_job_is_queued_again_and_a_redelivery_renders_the_same_media(
+    client: Client, account: Account, settings: Settings, tmp_path: Path,
+    connect_socket: SocketFactory
+) -> None:
+    sio = await connect_socket(account.access_token)
+    inbox = Inbox(sio, "slide.ready", "slide.failed")
+    media_id = await video_media(client, account, tmp_path, seconds=1)
+    slide = await create(client, account, media_id, effects=[{"name": "grayscale"}])
+    first = (await finished(client, account, slide["id"]))["slide"]["video"]
+    await inbox.wait_for(is_event("slide.ready"))
+    services = client.app[SERVICES]
+    worker = SlideWorker(settings, services.db, services.blobs, services.realtime, services.queue)
+    # A redelivered job of a finished slide only announces it again.
+    await worker.handle(render_job(uuid.UUID(slide["id"])))
+    await inbox.wait_for(lambda name, _: inbox.names().count("slide.ready") >= 2)
+    with pytest.raises(ValueError):
+        await worker.handle({"type": "slide.sparkle", "slide_id": slide["id"]})
+    await worker.handle(render_job(uuid.uuid4()))  # a slide that is gone: nothing to do
+    # As if the server died between storing a slide and queueing its job.
+    await db_execute(settings, """UPDATE items SET created_at = now() - interval '1 hour',
+                                      data = data || '{"status": "processing", "queued": false}'
+                                  WHERE id = $1""", uuid.UUID(slide["id"]))
+    assert await worker.requeue_unqueued() == 1
+    assert await worker.requeue_unqueued() == 0
+    again = (await finished(client, account, slide["id"]))["slide"]
+    assert again["status"] == "ready" and again["video"]["media_id"] == first["media_id"]
+    assert (await probe_url(client, account, again["video"]["url"], tmp_path)).width == 160
