@@ -35,10 +35,11 @@ STORY_FROM = """FROM items i JOIN users u ON u.id = i.author_id
 LIVE = "i.kind = 'story' AND i.deleted_at IS NULL"
 # Readable by $1 at $2: the author always; others within the audience while it is active,
 # or after it while it is in a highlight.
-READABLE = f"""{LIVE} AND (i.author_id = $1 OR (hs_can_see($1, i) AND (i.expires_at > $2
-    OR EXISTS (SELECT 1 FROM story_highlight_items h WHERE h.story_id = i.id))))"""
+READABLE = f"""{LIVE} AND u.deleted_at IS NULL AND (i.author_id = $1 OR (hs_can_see($1, i)
+    AND (i.expires_at > $2
+         OR EXISTS (SELECT 1 FROM story_highlight_items h WHERE h.story_id = i.id))))"""
 # Active and within $1's audience at $2: what may be viewed, reacted to, replied to.
-ACTIVE = f"{LIVE} AND i.expires_at > $2 AND hs_can_see($1, i)"
+ACTIVE = f"{LIVE} AND u.deleted_at IS NULL AND i.expires_at > $2 AND hs_can_see($1, i)"
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ async def feed_authors(
                            AS has_unseen,
                        max(i.created_at) AS latest_at
                 FROM authors a JOIN items i ON i.author_id = a.id
-                JOIN users u ON u.id = i.author_id AND u.deleted_at IS NULL
+                JOIN users u ON u.id = i.author_id
                 WHERE {ACTIVE}
                   AND NOT EXISTS (SELECT 1 FROM user_mutes mu
                                   WHERE mu.muter_id = $1 AND mu.muted_id = i.author_id
