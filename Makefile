@@ -11,7 +11,9 @@
 #                 in docs/benchmarks.md (BENCH_ARGS=--quick for a fast smoke run)
 #                 and notification fan-out with RabbitMQ in the loop, in
 #                 docs/benchmarks-notifications.md, and media images per second
-#                 (worker vs direct Pillow) in docs/benchmarks-media.md
+#                 (worker vs direct Pillow) in docs/benchmarks-media.md, and the
+#                 home feed on 1M items vs a bare aiohttp page at the same request
+#                 rate, in docs/benchmarks-feeds.md
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -78,6 +80,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.realtime $(BENCH_ARGS)
 	$(BIN)/python -m bench.notifications $(filter --quick,$(BENCH_ARGS))
 	$(BIN)/python -m bench.media $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m bench.feeds $(filter --quick,$(BENCH_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
