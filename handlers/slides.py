@@ -110,29 +110,52 @@ async def _original(ctx: Context, slide_id: uuid.UUID, kind: str) -> Slide:
     return slide
 
 
+async def _replay(ctx: Context, data: SlideFields, credit: Credit | None) -> SlideOut | None:
+    """The slide an earlier create with this idempotency_key made, if there is one."""
+    key, db, me = data.idempotency_key, ctx.services.db, ctx.user.user_id
+    if key is None or await store.idempotency_kind(db, me, key) is None:
+        return None
+    earlier = await store.by_idempotency_key(db, me, key)
+    if earlier is None or earlier.source_media_id != data.media_id or (
+            None if earlier.credit is None else earlier.credit.item_id) != (
+            None if credit is None else credit.item_id):
+        raise CommandError("conflict", "this idempotency_key was used for a different item",
+                           {"reason": "idempotency_key_reused"})
+    if earlier.deleted_at is not None:
+        raise CommandError("conflict", "the slide made with this idempotency_key was deleted",
+                           {"reason": "deleted"})
+    return await _out(ctx, earlier.id)
+
+
+def _state(data: SlideFields, effects: list[Effect], media: Media, size: tuple[int, int],
+           render: bool) -> dict[str, Any]:
+    """A new slide's items.data; the video fields are filled now only when nothing renders."""
+    return {
+        "status": "processing" if render else "ready", "progress": 0 if render else 100,
+        "queued": not render, "effects": [e.to_json() for e in effects],
+        "allow_duet": data.allow_duet, "allow_stitch": data.allow_stitch,
+        "visibility": data.visibility, "source_media_id": str(media.id),
+        "video_media_id": None if render else str(media.id),
+        "duration_ms": None if render else media.duration_ms,
+        "width": None if render else size[0], "height": None if render else size[1],
+    }
+
+
 async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None,
                 reply_to: uuid.UUID | None = None) -> SlideOut:
     """Store a new slide (ready now, or processing with its render job queued)."""
     services, me = ctx.services, ctx.user.user_id
     limits = services.settings.limits
     effects = _effects(data)
+    # A retry answers what the first call made, without counting against the rate.
+    replayed = await _replay(ctx, data, credit)
+    if replayed is not None:
+        return replayed
     await enforce(services.limiter, f"slide_create:{me}", limits.slide_creates_per_window,
                   limits.slide_create_window_s)
-    if data.idempotency_key is not None:
-        earlier = await store.by_idempotency_key(services.db, me, data.idempotency_key)
-        if earlier is not None:
-            return await _out(ctx, earlier.id)
     media, width, height = await _video(ctx, data.media_id)
     render = bool(effects) or credit is not None
-    state: dict[str, Any] = {
-        "status": "processing" if render else "ready", "progress": 0 if render else 100,
-        "queued": not render, "effects": [e.to_json() for e in effects],
-        "allow_duet": data.allow_duet, "allow_stitch": data.allow_stitch,
-        "visibility": data.visibility,
-        "source_media_id": str(media.id), "video_media_id": None if render else str(media.id),
-        "duration_ms": None if render else media.duration_ms,
-        "width": None if render else width, "height": None if render else height,
-    }
+    state = _state(data, effects, media, (width, height), render)
     if credit is not None:
         state[f"{credit.kind}_of"] = credit.to_json()
     if reply_to is not None:
@@ -146,12 +169,11 @@ async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None
         if slide is not None and not render:
             await store.link_video(conn, slide.id, media.id)
     if slide is None:
-        # The key was taken meanwhile: by this same slide (a concurrent retry), or an item
-        # of another kind.
-        earlier = await store.by_idempotency_key(services.db, me, data.idempotency_key or "")
-        if earlier is None:
-            raise invalid("idempotency_key", "already used for another item", "idempotency_key_used")
-        return await _out(ctx, earlier.id)
+        # A concurrent create with this key won; the insert waited for it to commit.
+        replayed = await _replay(ctx, data, credit)
+        if replayed is None:
+            raise RuntimeError("the item created under this idempotency key is missing")
+        return replayed
     if render:
         try:
             await services.queue.publish(SLIDES_QUEUE, render_job(slide.id))

@@ -303,7 +303,20 @@ async def test_a_retried_create_with_the_same_key_makes_one_slide(
     finally:
         await conn.close()
     assert count == 1
-    assert (await finished(client, account, ids.pop()))["slide"]["status"] == "ready"
+    slide_id = ids.pop()
+    assert (await finished(client, account, slide_id))["slide"]["status"] == "ready"
+    # The same key for another video, or already taken by a post, is a conflict.
+    other_media = await video_media(client, account, tmp_path, seconds=1)
+    for key, media in (("k-1", other_media), ("k-2", media_id)):
+        if key == "k-2":
+            await ok(await rest(client, account, "item.create", {
+                "kind": "post", "body": "hi", "idempotency_key": "k-2"}), 201)
+        error = await refused(await rest(client, account, "slide.create", {
+            "media_id": media, "idempotency_key": key}), 409, "conflict")
+        assert error["details"]["reason"] == "idempotency_key_reused"
+    await ok(await rest(client, account, "slide.delete", {"slide_id": slide_id}), 204)
+    error = await refused(await rest(client, account, "slide.create", payload), 409, "conflict")
+    assert error["details"]["reason"] == "deleted"
 
 
 async def test_slide_creates_are_rate_limited(
@@ -314,10 +327,13 @@ async def test_slide_creates_are_rate_limited(
     client = await make_client(limits=Limits(slide_creates_per_window=2))
     account = await signup(client)
     media_id = await video_media(client, account, tmp_path, seconds=1)
-    for _ in range(2):
-        await create(client, account, media_id)
+    first = await create(client, account, media_id, idempotency_key="once")
+    await create(client, account, media_id)
     await refused(await rest(client, account, "slide.create", {"media_id": media_id}),
                   429, "rate_limited")
+    # A retry of a stored create is answered, not counted.
+    again = await create(client, account, media_id, idempotency_key="once")
+    assert again["id"] == first["id"]
 
 
 # -- who sees what ---------------------------------------------------------------------------
