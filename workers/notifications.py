@@ -109,6 +109,8 @@ def mentioned_usernames(body: str | None) -> list[str]:
     return list(dict.fromkeys(m.lower() for m in MENTION.findall(body)))
 
 
+
+
 def _who(n: Notification) -> str:
     name = str(n.data.get("actor_name") or "Someone")
     others = n.actor_count - 1
@@ -124,10 +126,16 @@ def render(n: Notification) -> tuple[str, str]:
                     or "New message")
         latest = f"{d.get('actor_name')}: {text}" if group else text
         return title, latest if n.count == 1 else f"{n.count} new messages · {latest}"
+    # Items (posts, comments, stories, ...) say what was answered or reacted to; messages
+    # carry no item_kind.
+    thing = f"your {d.get('item_kind')}" if d.get("item_kind") else "your message"
     titles = {
         Kind.MENTION: f"{who} mentioned you",
-        Kind.REPLY: f"{who} replied to your message",
-        Kind.REACTION: f"{who} reacted {d.get('emoji') or ''} to your message".replace("  ", " "),
+        Kind.REPLY: (f"{who} commented on your {d.get('parent_kind') or 'post'}"
+                     if d.get("item_kind") == "comment"
+                     else f"{who} replied to your {d.get('parent_kind') or 'message'}"),
+        Kind.REACTION: (f"{who} shared {thing}" if d.get("action") == "share"
+                        else f"{who} reacted {d.get('emoji') or ''} to {thing}".replace("  ", " ")),
         Kind.FOLLOW: (f"{who} asked to follow you" if d.get("request")
                       else f"{who} accepted your follow request" if d.get("accepted")
                       else f"{who} followed you"),

@@ -382,3 +382,20 @@ async def test_old_source_keys_and_read_notifications_are_purged(client: Any, ri
         "SELECT group_key FROM notifications WHERE user_id = $1 ORDER BY group_key",
         uuid.UUID(bob.id))
     assert [r["group_key"] for r in left] == ["recent-read", "unread"]
+
+
+@pytest.mark.parametrize(("kind", "data", "title"), [
+    ("reply", {"item_kind": "comment", "parent_kind": "slide"}, "Ann commented on your slide"),
+    ("reply", {"item_kind": "reply", "parent_kind": "comment"}, "Ann replied to your comment"),
+    ("reply", {}, "Ann replied to your message"),
+    ("reaction", {"emoji": "❤️", "item_kind": "story"}, "Ann reacted ❤️ to your story"),
+    ("reaction", {"emoji": "🔁", "action": "share", "item_kind": "post"}, "Ann shared your post"),
+])
+def test_item_notifications_name_what_was_answered(kind: str, data: dict[str, Any],
+                                                   title: str) -> None:
+    note = Notification(
+        id=uuid.uuid4(), user_id=uuid.uuid4(), kind=kind, group_key="g", actor_ids=[uuid.uuid4()],
+        actor_count=1, count=1, subject_type="item", subject_id=uuid.uuid4(),
+        data={"actor_name": "Ann", **data}, seq=1, created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC), read_at=None)
+    assert render(note)[0] == title
