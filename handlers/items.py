@@ -286,7 +286,8 @@ async def _notify(ctx: Context, item: Item, parent: Item | None,
     if repliers:
         await notifications.notify(services, Kind.REPLY, repliers, source_key=f"reply:item:{item.id}",
                                    actor_id=me, subject=("item", item.id),
-                                   data={**payload, "parent_id": str(item.parent_id)})
+                                   data={**payload, "parent_id": str(item.parent_id),
+                                         "parent_kind": None if parent is None else parent.kind})
 
 
 def _version(ctx: Context) -> int:
