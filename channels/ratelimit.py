@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -76,10 +77,51 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = f"{namespace}:rl:"
         self._script = client.register_script(self._INCR)
+        # Counts asked for in this event loop turn, sent together at its end.
+        self._turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def incr(self, key: str, window_s: int) -> tuple[int, int]:
-        count, ttl = await self._script(keys=[self._prefix + key], args=[window_s])
-        return int(count), max(1, int(ttl))
+        # Every count is still one atomic script run in Redis (the limit stays exact across
+        # nodes); the counts of one loop turn just share a round trip.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, int]] = loop.create_future()
+        if self._turn is None:
+            self._turn = []
+            loop.call_soon(self._send_turn)
+        self._turn.append((self._prefix + key, window_s, future))
+        return await future
+
+    def _send_turn(self) -> None:
+        turn, self._turn = self._turn or [], None
+        task = asyncio.create_task(self._count(turn))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _count(self, turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]]) -> None:
+        try:
+            if len(turn) == 1:
+                results = [await self._script(keys=[turn[0][0]], args=[turn[0][1]])]
+            else:
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for key, window_s, _ in turn:
+                            pipe.evalsha(self._script.sha, 1, key, window_s)
+                        results = await pipe.execute()
+                except aioredis.ResponseError as exc:
+                    if "NOSCRIPT" not in str(exc):
+                        raise
+                    # The script is not loaded yet (or Redis restarted): one by one loads it.
+                    results = [await self._script(keys=[key], args=[window_s])
+                               for key, window_s, _ in turn]
+        except Exception as exc:
+            for _, _, future in turn:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), (count, ttl) in zip(turn, results, strict=True):
+            if not future.done():
+                future.set_result((int(count), max(1, int(ttl))))
 
     async def peek(self, key: str) -> tuple[int, int]:
         async with self._client.pipeline(transaction=False) as pipe:

@@ -75,6 +75,14 @@ class Realtime:
     def connection(self, sid: str) -> Connection | None:
         return self._connections.get(sid)
 
+    def tracks_member(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
+        """Whether this node holds a socket of the user and counts them a member here.
+
+        It lags a leave by the time the relay takes to bring the event, so it is only a
+        hint for refusing early; the storing worker decides.
+        """
+        return conversation_id in self._user_convs.get(user_id, ())
+
     async def connected(self, sid: str) -> None:
         self._connections[sid] = Connection(sid)
 

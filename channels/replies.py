@@ -36,6 +36,8 @@ class ReplyWaiter:
         self._waiting.pop(request_id, None)
 
     async def _on_reply(self, message: dict[str, Any]) -> None:
-        future = self._waiting.pop(str(message.get("request_id")), None)
-        if future is not None and not future.done():
-            future.set_result(message)
+        # A worker answers a whole batch in one message; a lone reply is its own answer.
+        for reply in message.get("replies") or (message,):
+            future = self._waiting.pop(str(reply.get("request_id")), None)
+            if future is not None and not future.done():
+                future.set_result(reply)

@@ -172,28 +172,31 @@ async def send_message(ctx: Context, data: SendInput, *,
                       "too_long")
     await enforce(services.limiter, f"send:{user_id}", limits.messages_per_window,
                   limits.message_window_s)
-    # One round trip for the hot path: membership, and for a DM whether either side blocked.
-    check = await conversation_store.send_check(services.db, data.conversation_id, user_id)
-    if check is None:
-        raise CommandError("not_found", "no such conversation")
-    if check.blocked:
-        # Either side's block ends the DM: the blocked cannot write, the blocker must unblock.
-        raise CommandError("forbidden", "you cannot message this user")
-    conversation = check
+    # The worker decides membership and blocks in the storing transaction. This node only
+    # refuses early: with no query when it holds the sender's socket and tracks them as a
+    # member (kept current by the join and leave events it receives), else in one query.
+    if not services.realtime.tracks_member(user_id, data.conversation_id):
+        check = await conversation_store.send_check(services.db, data.conversation_id, user_id)
+        if check is None:
+            raise CommandError("not_found", "no such conversation")
+        if check.blocked:
+            # Either side's block ends the DM: the blocked cannot write, the blocker must unblock.
+            raise CommandError("forbidden", "you cannot message this user")
     if data.reply_to is not None:
         parent = await message_store.get_message(services.db, data.reply_to)
-        if parent is None or parent.conversation_id != conversation.id:
+        if parent is None or parent.conversation_id != data.conversation_id:
             raise invalid("reply_to", "no such message in this conversation", "reply_not_found")
     media = await media_handlers.attachments(ctx, data.media_ids) if data.media_ids else []
     request_id, reply = services.replies.expect()
     job = new_job("message.send", request_id=request_id, reply_node=services.settings.node_id,
-                  message={"id": str(uuid.uuid4()), "conversation_id": str(conversation.id),
+                  message={"id": str(uuid.uuid4()), "conversation_id": str(data.conversation_id),
                            "sender_id": str(user_id), "client_id": data.client_id,
                            "body": data.body, "media": media,
                            "reply_to": None if data.reply_to is None else str(data.reply_to),
                            "story_id": None if story_id is None else str(story_id)})
     try:
-        await services.queue.publish(PERSISTENCE_QUEUE, job)
+        # Sends of the same loop turn share one confirmed RabbitMQ message.
+        await services.queue.publish(PERSISTENCE_QUEUE, job, batch=True)
     except QueueUnavailable as exc:
         services.replies.forget(request_id)
         raise CommandError("unavailable", "messages cannot be accepted right now; retry",

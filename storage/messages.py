@@ -82,17 +82,28 @@ async def find_by_client_ids(
     return {(r["sender_id"], r["client_id"]): _message(r) for r in rows}
 
 
-async def active_senders(
+async def sender_states(
     conn: asyncpg.Connection, pairs: list[tuple[uuid.UUID, uuid.UUID]]
-) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    """Which (conversation, user) pairs are active memberships right now."""
+) -> dict[tuple[uuid.UUID, uuid.UUID], bool]:
+    """Active memberships among these (conversation, user) pairs; True where a DM block stands.
+
+    The same rule as storage.conversations.send_check, for a whole batch in one query:
+    the worker is the authority, an API node's own check only refuses early.
+    """
     rows = await conn.fetch(
-        """SELECT conversation_id, user_id FROM conversation_members
-           WHERE active AND (conversation_id, user_id) IN (
+        """SELECT m.conversation_id, m.user_id,
+                  c.kind = 'direct' AND EXISTS (
+                      SELECT 1 FROM conversation_members o
+                      JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = m.user_id)
+                                         OR (b.blocker_id = m.user_id AND b.blocked_id = o.user_id)
+                      WHERE o.conversation_id = m.conversation_id AND o.user_id <> m.user_id
+                  ) AS blocked
+           FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+           WHERE m.active AND (m.conversation_id, m.user_id) IN (
                SELECT * FROM unnest($1::uuid[], $2::uuid[]))""",
         [p[0] for p in pairs], [p[1] for p in pairs],
     )
-    return {(r["conversation_id"], r["user_id"]) for r in rows}
+    return {(r["conversation_id"], r["user_id"]): bool(r["blocked"]) for r in rows}
 
 
 async def reserve_seq_blocks(

@@ -36,6 +36,9 @@ def reply_topic(node_id: str) -> str:
 class _Pending:
     draft: MessageDraft
     future: asyncio.Future[dict[str, Any]]
+    # Where the outcome goes: the node that queued the send, and its waiting request.
+    reply_node: str | None = None
+    request_id: str | None = None
 
 
 def draft_from_job(job: dict[str, Any]) -> MessageDraft:
@@ -79,20 +82,14 @@ class PersistenceWorker:
                 pending.future.set_exception(RuntimeError("worker stopping"))
 
     async def handle(self, job: dict[str, Any]) -> None:
-        """Store one send (batched with its neighbours), then tell the waiting node."""
+        """Store one send (batched with its neighbours); the flusher tells the waiting node."""
         if job.get("type") != "message.send":
             raise ValueError(f"unknown persistence job type {job.get('type')!r}")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(draft_from_job(job), future))
+        self._pending.append(_Pending(draft_from_job(job), future, job.get("reply_node") or None,
+                                      job.get("request_id") or None))
         self._wakeup.set()
-        outcome = await future  # raises if the batch failed: the queue retries the job
-        if job.get("reply_node") and job.get("request_id"):
-            try:
-                await self.bus.publish(reply_topic(job["reply_node"]),
-                                       {"request_id": job["request_id"], **outcome})
-            except Exception:
-                # The message is stored; a sender who misses this reply retries by client_id.
-                log.warning("send reply not delivered", extra={"request_id": job["request_id"]})
+        await future  # raises if the batch failed: the queue retries the job
 
     async def _flush_forever(self) -> None:
         while True:
@@ -105,27 +102,29 @@ class PersistenceWorker:
             if not batch:
                 continue
             stored: list[dict[str, Any]] = []
+            replies: dict[str, list[dict[str, Any]]] = {}
             try:
                 outcomes = await self.write_batch([p.draft for p in batch])
                 for pending, outcome in zip(batch, outcomes, strict=True):
-                    self._settle(pending, outcome, stored)
+                    self._settle(pending, outcome, stored, replies)
             except Exception as exc:
                 log.exception("persistence batch failed", extra={"size": len(batch)})
                 if len(batch) == 1:
-                    self._settle(batch[0], exc, stored)
+                    self._settle(batch[0], exc, stored, replies)
                 else:
                     # One bad job must not fail its neighbours: write each on its own.
                     for pending in batch:
                         try:
                             self._settle(pending, (await self.write_batch([pending.draft]))[0],
-                                         stored)
+                                         stored, replies)
                         except Exception as single:
-                            self._settle(pending, single, stored)
+                            self._settle(pending, single, stored, replies)
+            await self._reply(replies)
             self._announce(stored)
 
     @staticmethod
     def _settle(pending: _Pending, outcome: dict[str, Any] | BaseException,
-                stored: list[dict[str, Any]]) -> None:
+                stored: list[dict[str, Any]], replies: dict[str, list[dict[str, Any]]]) -> None:
         """Answer a waiting job: an outcome acks it, an exception sends it back to the queue."""
         if pending.future.done():
             return
@@ -135,6 +134,20 @@ class PersistenceWorker:
         pending.future.set_result(outcome)
         if outcome["ok"]:
             stored.append(outcome["message"])
+        if pending.reply_node and pending.request_id:
+            replies.setdefault(pending.reply_node, []).append(
+                {"request_id": pending.request_id, **outcome})
+
+    async def _reply(self, replies: dict[str, list[dict[str, Any]]]) -> None:
+        """One bus message per waiting node for the whole batch (after its commit)."""
+        if not replies:
+            return
+        try:
+            await self.bus.publish_many([(reply_topic(node), {"replies": answers})
+                                         for node, answers in replies.items()])
+        except Exception:
+            # The messages are stored; a sender who misses its reply retries by client_id.
+            log.warning("send replies not delivered", extra={"nodes": len(replies)})
 
     def _announce(self, messages: list[dict[str, Any]]) -> None:
         # In the background: sends never wait on (nor fail with) what follows a store.
@@ -157,14 +170,15 @@ class PersistenceWorker:
         async with self.db.transaction() as conn:
             keys = [(d.sender_id, d.client_id) for d in drafts]
             stored = await message_store.find_by_client_ids(conn, keys)
-            allowed = await message_store.active_senders(
+            # Membership and DM blocks are decided here, in the storing transaction.
+            senders = await message_store.sender_states(
                 conn, list({(d.conversation_id, d.sender_id) for d in drafts})
             )
             fresh: dict[tuple[uuid.UUID, str], MessageDraft] = {}
             for d in drafts:
                 key = (d.sender_id, d.client_id)
                 if key not in stored and key not in fresh and \
-                        (d.conversation_id, d.sender_id) in allowed:
+                        senders.get((d.conversation_id, d.sender_id)) is False:
                     fresh[key] = d
             by_conversation: dict[uuid.UUID, list[MessageDraft]] = {}
             for d in fresh.values():
@@ -192,7 +206,10 @@ class PersistenceWorker:
         outcomes: list[dict[str, Any]] = []
         for d in drafts:
             message = stored.get((d.sender_id, d.client_id))
-            if message is None:
+            if message is None and senders.get((d.conversation_id, d.sender_id)):
+                outcomes.append({"ok": False, "error": {
+                    "code": "forbidden", "message": "you cannot message this user"}})
+            elif message is None:
                 outcomes.append({"ok": False, "error": {
                     "code": "not_found", "message": "no such conversation"}})
             elif message.conversation_id != d.conversation_id:

@@ -5,6 +5,12 @@ exponential backoff: it waits in `<queue>.retry.<attempt>`, a queue whose TTL is
 that attempt's delay and which dead-letters back to the main queue (one queue per
 delay, because RabbitMQ expires only the head of a queue). After max_attempts the
 job lands in `<queue>.dead`.
+
+`publish(..., batch=True)` lets RabbitMQ carry the jobs published in the same event
+loop turn as one confirmed message (a JSON array, `x-batch` header): each publisher
+still returns only once the broker confirmed the message holding its job. The consumer
+handles a batch's jobs side by side and acks the message once all of them finished;
+a job that failed goes on to the retry queues alone.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aio_pika
 import orjson
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ATTEMPT_HEADER = "x-attempt"
+BATCH_HEADER = "x-batch"
+# Jobs per batched message: bounds the message size and a redelivery's work.
+BATCH_MAX_JOBS = 200
 
 
 class QueueUnavailable(Exception):
@@ -42,7 +51,7 @@ class RetryPolicy:
 
 
 class JobQueue(Protocol):
-    async def publish(self, queue: str, job: dict[str, Any]) -> None: ...
+    async def publish(self, queue: str, job: dict[str, Any], *, batch: bool = False) -> None: ...
     async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None: ...
     async def stop_consuming(self) -> None: ...
     async def close(self) -> None: ...
@@ -78,7 +87,7 @@ class InProcessQueue:
     def _queue(self, name: str) -> asyncio.Queue[tuple[bytes, int]]:
         return self._queues.setdefault(name, asyncio.Queue())
 
-    async def publish(self, queue: str, job: dict[str, Any]) -> None:
+    async def publish(self, queue: str, job: dict[str, Any], *, batch: bool = False) -> None:
         self._queue(queue).put_nowait((orjson.dumps(job), 1))
 
     async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None:
@@ -145,6 +154,9 @@ class AmqpQueue:
         # Consumers asked for while RabbitMQ was unreachable, attached once it answers.
         self._wanted: list[tuple[str, JobHandler, int]] = []
         self._reconnector: asyncio.Task[None] | None = None
+        # Batched publishes waiting for the end of this loop turn, per queue.
+        self._outgoing: dict[str, list[tuple[bytes, asyncio.Future[None]]]] = {}
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def queue_name(self, queue: str) -> str:
         return f"{self.namespace}.{queue}"
@@ -202,15 +214,18 @@ class AmqpQueue:
         await channel.declare_queue(f"{name}.dead", durable=True)
 
     async def _publish_raw(
-        self, routing_key: str, body: bytes, attempt: int
+        self, routing_key: str, body: bytes, attempt: int, batch: int = 0
     ) -> None:
         if not self.connected or self._channel is None or self._channel.is_closed:
             raise QueueUnavailable("RabbitMQ is not connected")
+        headers: dict[str, Any] = {ATTEMPT_HEADER: attempt}
+        if batch:
+            headers[BATCH_HEADER] = batch
         message = aio_pika.Message(
             body,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/json",
-            headers={ATTEMPT_HEADER: attempt},
+            headers=headers,
         )
         try:
             await asyncio.wait_for(
@@ -220,7 +235,8 @@ class AmqpQueue:
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
             raise QueueUnavailable(f"RabbitMQ did not confirm the job: {exc!r}") from exc
 
-    async def publish(self, queue: str, job: dict[str, Any]) -> None:
+    async def publish(self, queue: str, job: dict[str, Any], *, batch: bool = False) -> None:
+        """Return once RabbitMQ confirmed the job (alone, or batched with this turn's others)."""
         if queue not in self._declared:
             if self._channel is None or not self.connected:
                 raise QueueUnavailable("RabbitMQ is not connected")
@@ -229,7 +245,46 @@ class AmqpQueue:
             except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
                 raise QueueUnavailable(f"RabbitMQ refused the queue: {exc!r}") from exc
             self._declared.add(queue)
-        await self._publish_raw(self.queue_name(queue), orjson.dumps(job), 1)
+        if not batch:
+            await self._publish_raw(self.queue_name(queue), orjson.dumps(job), 1)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._outgoing.get(queue)
+        if waiting is None:
+            waiting = self._outgoing[queue] = []
+            # Publish at the end of this loop turn: no timer, so no added latency.
+            asyncio.get_running_loop().call_soon(self._flush_outgoing, queue)
+        waiting.append((orjson.dumps(job), future))
+        await future
+
+    def _flush_outgoing(self, queue: str) -> None:
+        waiting = self._outgoing.pop(queue, [])
+        for start in range(0, len(waiting), BATCH_MAX_JOBS):
+            task = asyncio.create_task(
+                self._publish_batch(queue, waiting[start : start + BATCH_MAX_JOBS]))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_batch(self, queue: str,
+                             waiting: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+        outcome: Exception | None = QueueUnavailable("publishing was cancelled")
+        try:
+            if len(waiting) == 1:
+                await self._publish_raw(self.queue_name(queue), waiting[0][0], 1)
+            else:
+                body = b"[" + b",".join(body for body, _ in waiting) + b"]"
+                await self._publish_raw(self.queue_name(queue), body, 1, batch=len(waiting))
+            outcome = None
+        except Exception as exc:
+            outcome = exc
+        finally:
+            for _, future in waiting:
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
 
     async def consume(self, queue: str, handler: JobHandler, prefetch: int = 10) -> None:
         if self._connection is None:
@@ -261,31 +316,52 @@ class AmqpQueue:
     async def _handle(
         self, queue: str, handler: JobHandler, message: AbstractIncomingMessage
     ) -> None:
-        raw_attempt = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+        headers = message.headers or {}
+        raw_attempt = headers.get(ATTEMPT_HEADER, 1)
         attempt = raw_attempt if isinstance(raw_attempt, int) else 1
+        batched = bool(headers.get(BATCH_HEADER))
         try:
-            job = orjson.loads(message.body)
+            decoded = orjson.loads(message.body)
         except orjson.JSONDecodeError:
+            decoded = None
+        if not isinstance(decoded, list if batched else dict) or \
+                (batched and not all(isinstance(job, dict) for job in decoded)):
             log.error("job is not JSON; dead-lettered", extra={"queue": queue})
             await self._publish_raw(f"{self.queue_name(queue)}.dead", message.body, attempt)
             await message.ack()
             return
+        jobs = cast(list[dict[str, Any]], decoded if batched else [decoded])
+        if len(jobs) == 1:
+            failed = [] if await self._run_job(queue, handler, jobs[0], attempt) else jobs
+        else:
+            done = await asyncio.gather(*(self._run_job(queue, handler, job, attempt)
+                                          for job in jobs))
+            failed = [job for job, ok in zip(jobs, done, strict=True) if not ok]
+        try:
+            for job in failed:
+                body = orjson.dumps(job) if batched else message.body
+                if attempt >= self.policy.max_attempts:
+                    await self._publish_raw(f"{self.queue_name(queue)}.dead", body, attempt)
+                else:
+                    await self._publish_raw(
+                        f"{self.queue_name(queue)}.retry.{attempt}", body, attempt + 1
+                    )
+        except QueueUnavailable:
+            # The whole message comes back: its jobs that did finish must be safe to repeat.
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    @staticmethod
+    async def _run_job(queue: str, handler: JobHandler, job: dict[str, Any], attempt: int) -> bool:
+        """Handle one job; False when it failed and must be retried."""
         try:
             await handler(job)
         except Exception:
             log.exception("job failed", extra={"queue": queue, "job_id": job.get("id"),
                                                "attempt": attempt})
-            try:
-                if attempt >= self.policy.max_attempts:
-                    await self._publish_raw(f"{self.queue_name(queue)}.dead", message.body, attempt)
-                else:
-                    await self._publish_raw(
-                        f"{self.queue_name(queue)}.retry.{attempt}", message.body, attempt + 1
-                    )
-            except QueueUnavailable:
-                await message.nack(requeue=True)
-                return
-        await message.ack()
+            return False
+        return True
 
     async def stop_consuming(self) -> None:
         """Stop taking jobs, let the ones in hand finish; unacked ones go back to the queue."""
@@ -300,6 +376,8 @@ class AmqpQueue:
         self._consumer_channels.clear()
 
     async def close(self) -> None:
+        if self._publishing:
+            await asyncio.wait(self._publishing, timeout=self.publish_timeout_s)
         if self._reconnector is not None:
             self._reconnector.cancel()
             await asyncio.gather(self._reconnector, return_exceptions=True)
