@@ -129,7 +129,7 @@ def namespaces() -> Iterator[list[str]]:
             channel = await connection.channel()
             suffixes = ["", ".dead", *(f".retry.{n}" for n in range(1, 12))]
             for ns in used:
-                for queue in ("outreach", "persistence", "notifications", "media"):
+                for queue in ("outreach", "persistence", "notifications", "media", "slides"):
                     for suffix in suffixes:
                         try:
                             await channel.queue_delete(f"{ns}.{queue}{suffix}")

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import pytest
 import socketio
@@ -20,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from config import Settings
 from handlers.slides import render_job
 from server.resources import SERVICES
-from tests.conftest import AMQP_URL, Account, AppFactory, SocketFactory, signup
+from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
 from tests.handlers.test_media import png, settled, upload
 from workers.media_video import Probe, ffmpeg_exe, probe_output
@@ -30,20 +28,6 @@ Client = TestClient[Any, Any]
 
 
 # -- helpers (test_slides_compose.py uses them too) ------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-async def _drop_slide_queues(settings: Settings) -> AsyncIterator[None]:
-    """The run's clean-up knows the older queues only; remove this test's slides queues."""
-    yield
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for suffix in ["", ".dead", *(f".retry.{n}" for n in range(1, 5))]:
-            try:
-                await channel.queue_delete(f"{settings.namespace}.slides{suffix}")
-            except aio_pika.exceptions.ChannelClosed:
-                channel = await connection.channel()
 
 
 def make_video(work: Path, *, size: str = "160x120", seconds: float = 2.0, fps: int = 10,
@@ -585,3 +569,22 @@ async def test_a_lost_job_is_queued_again_and_a_redelivery_renders_the_same_medi
     again = (await finished(client, account, slide["id"]))["slide"]
     assert again["status"] == "ready" and again["video"]["media_id"] == first["media_id"]
     assert (await probe_url(client, account, again["video"]["url"], tmp_path)).width == 160
+
+
+async def test_the_slide_commands_work_over_a_socket_too(
+    client: Client, account: Account, tmp_path: Path, connect_socket: SocketFactory
+) -> None:
+    sio = await connect_socket(account.access_token)
+    media_id = await video_media(client, account, tmp_path, seconds=1)
+    made = await sio.call("slide.create", {"media_id": media_id, "caption": "socket"}, timeout=10)
+    assert made["ok"] and made["data"]["slide"]["status"] == "ready", made
+    slide_id = made["data"]["id"]
+    got = await sio.call("slide.get", {"slide_id": slide_id}, timeout=10)
+    assert got["ok"] and got["data"]["body"] == "socket"
+    page = await sio.call("slide.feed", {"mode": "trending", "limit": 40}, timeout=10)
+    assert page["ok"] and "slides" in page["data"]
+    bad = await sio.call("slide.stitch", {"source_slide_id": slide_id, "media_id": media_id,
+                                          "length_ms": 9000}, timeout=10)
+    assert not bad["ok"] and bad["error"]["code"] == "invalid_input"
+    gone = await sio.call("slide.delete", {"slide_id": slide_id}, timeout=10)
+    assert gone["ok"], gone

@@ -13,7 +13,6 @@ from config import Settings
 from tests.conftest import Account, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.test_slides import (
-    _drop_slide_queues,
     block,
     create,
     finished,
@@ -26,7 +25,6 @@ from tests.handlers.test_slides import (
 from workers.media_video import run_ffmpeg
 
 Client = TestClient[Any, Any]
-__all__ = ["_drop_slide_queues"]  # the autouse fixture applies here too
 
 
 async def original_slide(client: Client, author: Account, tmp_path: Path, **fields: Any) -> str:
