@@ -59,7 +59,11 @@ async def append_events(conn: asyncpg.Connection, drafts: list[EventDraft]) -> l
     """Append events inside the caller's transaction; they become visible in id order."""
     if not drafts:
         return []
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENT_LOCK_KEY)
+    # Inside a transaction NOTIFY is only delivered at commit, so it can share the lock's
+    # round trip (a parameterless multi-statement query).
+    notify_now = conn.is_in_transaction()
+    await conn.execute(f"SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY})"
+                       + (f"; NOTIFY {NOTIFY_CHANNEL}" if notify_now else ""))
     rows = await conn.fetch(
         """INSERT INTO conversation_events (id, conversation_id, kind, payload, audience)
            SELECT nextval('conversation_event_ids'), d.conversation_id, d.kind, d.payload::jsonb,
@@ -75,7 +79,8 @@ async def append_events(conn: asyncpg.Connection, drafts: list[EventDraft]) -> l
         [orjson.dumps(d.payload, default=str).decode() for d in drafts],
         [None if d.audience is None else "{" + ",".join(map(str, d.audience)) + "}" for d in drafts],
     )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    if not notify_now:
+        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
     return sorted((_event(r) for r in rows), key=lambda e: e.id)
 
 

@@ -5,7 +5,9 @@ in the cluster (holding a session advisory lock; others wait as standbys) tails 
 log and publishes each event once it is committed. So clients receive only stored
 events, in the same order as history and sync. After a crash the relay resumes from
 its saved position: an event may be published twice, never skipped; clients drop a
-live event whose cursor they have already seen.
+live event whose cursor they have already seen. The position is saved at most once per
+`SAVE_EVERY_S` while events keep coming, and whenever the relay catches up, so a crash
+republishes at most about that much.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x48535F52454C4159
+# Saving the position is a committed write (a WAL flush): not after every busy batch.
+SAVE_EVERY_S = 1.0
 
 
 def conversation_topic(conversation_id: uuid.UUID | str) -> str:
@@ -100,11 +104,16 @@ class EventRelay:
             self.active = True
             log.info("event relay active")
             await conn.add_listener(event_store.NOTIFY_CHANNEL, self._notified)
-            position = await event_store.relay_position(conn)
+            position = saved = await event_store.relay_position(conn)
+            loop = asyncio.get_running_loop()
+            saved_at = loop.time()
             while True:
                 self._wakeup.clear()
                 events = await event_store.events_after(conn, position, self.batch)
                 if not events:
+                    if position != saved:
+                        await event_store.save_relay_position(conn, position)
+                        saved, saved_at = position, loop.time()
                     # NOTIFY wakes us at once; the timeout only bounds a lost notification.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
@@ -112,7 +121,9 @@ class EventRelay:
                 messages = [route for event in events for route in routes(event)]
                 await self.bus.publish_many(messages)
                 position = events[-1].id
-                await event_store.save_relay_position(conn, position)
+                if loop.time() - saved_at >= SAVE_EVERY_S:
+                    await event_store.save_relay_position(conn, position)
+                    saved, saved_at = position, loop.time()
         finally:
             self.active = False
             with contextlib.suppress(Exception):
