@@ -7,8 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import jwt
 import pytest
 
+from config import Settings
+from server.resources import build_token_service
 from storage.feeds import BATCH_MAX, BATCH_SLACK, SCAN_ROUNDS
 from tests.conftest import Account, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
@@ -146,3 +149,21 @@ async def test_limits_and_cursors_are_checked(client: Client, name: str) -> None
         await ok(await rest(client, viewer, name, {**FEEDS[name], "limit": 40}))
     resp = await client.get("/v1/feeds/home")
     await refused(resp, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("name", FEEDS)
+async def test_feeds_need_the_content_read_scope(client: Client, settings: Settings,
+                                                 name: str) -> None:
+    viewer = await signup(client)
+    claims = jwt.decode(viewer.access_token, options={"verify_signature": False})
+    tokens = build_token_service(settings)
+    for scopes, status in ((["profile:read"], 403), (["content:read"], None)):
+        token = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), scopes).token
+        limited = Account(viewer.id, viewer.username, viewer.email, viewer.password, token,
+                          viewer.refresh_token)
+        resp = await rest(client, limited, name, FEEDS[name])
+        if status == 403:
+            error = await refused(resp, 403, "forbidden")
+            assert error["details"]["required_scope"] == "content:read"
+        else:  # past the scope check: an answer, or not_found for the made-up ids
+            assert resp.status in (200, 404), await resp.text()
