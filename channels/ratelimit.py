@@ -78,27 +78,39 @@ class RedisRateLimiter:
         self._prefix = f"{namespace}:rl:"
         self._script = client.register_script(self._INCR)
         # Counts asked for in this event loop turn, sent together at its end.
-        self._turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]] | None = None
+        self._turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._counting = False
 
     async def incr(self, key: str, window_s: int) -> tuple[int, int]:
         # Every count is still one atomic script run in Redis (the limit stays exact across
-        # nodes); the counts of one loop turn just share a round trip.
+        # nodes); the counts of one loop turn, or asked for while the previous round trip
+        # was out, just share a round trip.
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, int]] = loop.create_future()
-        if self._turn is None:
-            self._turn = []
+        if not self._turn and not self._counting:
             loop.call_soon(self._send_turn)
         self._turn.append((self._prefix + key, window_s, future))
         return await future
 
     def _send_turn(self) -> None:
-        turn, self._turn = self._turn or [], None
+        turn, self._turn = self._turn, []
+        if not turn:
+            return
+        self._counting = True
         task = asyncio.create_task(self._count(turn))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def _count(self, turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]]) -> None:
+        try:
+            await self._count_now(turn)
+        finally:
+            self._counting = False
+            self._send_turn()
+
+    async def _count_now(self, turn: list[tuple[str, int, asyncio.Future[tuple[int, int]]]]
+                         ) -> None:
         try:
             if len(turn) == 1:
                 results = [await self._script(keys=[turn[0][0]], args=[turn[0][1]])]

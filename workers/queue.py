@@ -157,6 +157,8 @@ class AmqpQueue:
         # Batched publishes waiting for the end of this loop turn, per queue.
         self._outgoing: dict[str, list[tuple[bytes, asyncio.Future[None]]]] = {}
         self._publishing: set[asyncio.Task[None]] = set()
+        # Queues with a batch waiting for its confirm: the next batch goes when it returns.
+        self._in_flight: set[str] = set()
 
     def queue_name(self, queue: str) -> str:
         return f"{self.namespace}.{queue}"
@@ -249,21 +251,32 @@ class AmqpQueue:
             await self._publish_raw(self.queue_name(queue), orjson.dumps(job), 1)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = self._outgoing.get(queue)
-        if waiting is None:
-            waiting = self._outgoing[queue] = []
-            # Publish at the end of this loop turn: no timer, so no added latency.
+        waiting = self._outgoing.setdefault(queue, [])
+        if not waiting and queue not in self._in_flight:
+            # Publish at the end of this loop turn (no timer, so no added latency); while a
+            # batch awaits its confirm, jobs gather and go when it returns, so batches grow
+            # with the load.
             asyncio.get_running_loop().call_soon(self._flush_outgoing, queue)
         waiting.append((orjson.dumps(job), future))
         await future
 
     def _flush_outgoing(self, queue: str) -> None:
         waiting = self._outgoing.pop(queue, [])
-        for start in range(0, len(waiting), BATCH_MAX_JOBS):
-            task = asyncio.create_task(
-                self._publish_batch(queue, waiting[start : start + BATCH_MAX_JOBS]))
-            self._publishing.add(task)
-            task.add_done_callback(self._publishing.discard)
+        if not waiting:
+            return
+        self._in_flight.add(queue)
+        task = asyncio.create_task(self._publish_batches(queue, waiting))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_batches(self, queue: str,
+                               waiting: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+        try:
+            await asyncio.gather(*(self._publish_batch(queue, waiting[start : start + BATCH_MAX_JOBS])
+                                   for start in range(0, len(waiting), BATCH_MAX_JOBS)))
+        finally:
+            self._in_flight.discard(queue)
+            self._flush_outgoing(queue)
 
     async def _publish_batch(self, queue: str,
                              waiting: list[tuple[bytes, asyncio.Future[None]]]) -> None:
