@@ -27,11 +27,11 @@ from storage.feeds import FeedPage, Mark
 from storage.items import Item
 
 # A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
-TAG = re.compile(r"^\w{1,64}$")
+TAG = re.compile(r"\w{1,64}")
 
 
 class HomeInput(PageInput):
-    pass
+    """A page of the home feed."""
 
 
 class UserItemsInput(PageInput):
@@ -55,14 +55,14 @@ class TagInput(PageInput):
     @classmethod
     def _normalise(cls, value: str) -> str:
         tag = value.removeprefix("#").lower()
-        if not TAG.match(tag):
+        if not TAG.fullmatch(tag):
             raise PydanticCustomError(
                 "tag_invalid", "a tag is 1 to 64 letters, digits or underscores, after an optional '#'")
         return tag
 
 
 class SavedInput(PageInput):
-    pass
+    """A page of your saved items."""
 
 
 def _after(cursor: str | None, list_name: str) -> Mark | None:

@@ -28,7 +28,6 @@ Mark = tuple[datetime, uuid.UUID]
 # queries repeat this predicate verbatim so the planner can use them.
 FEED_ROWS = """i.root_id IS NULL AND i.deleted_at IS NULL
               AND i.kind IN ('post', 'notice', 'share', 'slide')"""
-FEED_KINDS = ("post", "notice", "share", "slide")
 # The home feed merges the most recent follows and friendships (docs/limits.md)...
 HOME_SOURCES_MAX = 2000
 # ... and the cliques the viewer most recently joined or followed.
