@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import redis.asyncio as aioredis
+
 from channels.bus import Bus
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 UPDATED = "item.updated"
 COMMENT_NEW = "comment.new"
 DEFAULT_INTERVAL_S = 0.25
+BUS_ERRORS = (aioredis.RedisError, OSError)
 # Given subscribers and authors, the (subscriber, author) pairs that block each other.
 BlockedPairs = Callable[
     [list[uuid.UUID], list[uuid.UUID]], Awaitable[set[tuple[uuid.UUID, uuid.UUID]]]
@@ -99,8 +102,13 @@ class ItemLive:
         that grows with each committed change); `comment.new` data is one comment, with
         `author_id`.
         """
-        await self._bus.publish(topic(item_id), {"kind": "item", "item_id": str(item_id),
-                                                 "event": event, "data": data})
+        try:
+            await self._bus.publish(topic(item_id), {"kind": "item", "item_id": str(item_id),
+                                                     "event": event, "data": data})
+        except BUS_ERRORS:
+            # The change is stored; live delivery is best effort and clients catch up by reading.
+            log.warning("item live event not published", exc_info=True,
+                        extra={"item_id": str(item_id), "event": event})
 
     async def subscribe(self, sid: str, user_id: uuid.UUID, item_id: uuid.UUID,
                         author_id: uuid.UUID | None, limit: int) -> int:

@@ -1,1 +1,305 @@
-"""engagement (being built; see docs/social-model.md)."""
+"""Engagement on items: reactions, shares, saves, quote detach, and live item subscriptions.
+
+The rules (docs/content.md, "Engagement and live updates", has the full list):
+- Acting on an item needs seeing it (hs_can_see, and not an expired story): otherwise
+  not_found. Undoing (unreact, unshare, unsave) also works on an item the caller no
+  longer sees, when there is something of theirs to undo.
+- One reaction per user and item; reacting with another kind replaces it. Counters are
+  kept exact in the transaction that changes the reaction.
+- A share reposts a top-level post, notice or slide, once per user (sharing again answers
+  the same share); sharing a share shares its original. Deleted, private and private-clique
+  items cannot be shared (forbidden).
+- Changes go live to the item's subscribers as coalesced item.updated events.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from channels.item_live import UPDATED, SubscriptionLimitExceeded
+from channels.ratelimit import enforce
+from handlers import notifications
+from handlers.commands import command
+from handlers.context import Context
+from handlers.engagement_schemas import (
+    ItemIdInput,
+    ReactInput,
+    ReactionsInput,
+    ReactionsOut,
+    ReactorOut,
+    ReactorPage,
+    SaveOut,
+    ShareInput,
+    ShareOut,
+    SubscribedOut,
+    UnsharedOut,
+    UnsubscribedOut,
+)
+from handlers.errors import CommandError, invalid
+from handlers.item_schemas import AuthorOut, ItemOut, hydrate
+from handlers.items import one, visible_item
+from handlers.pagination import Position, decode_cursor, page_of
+from storage import engagement as store
+from storage import items as items_store
+from storage.engagement import Reactions, Reactor
+from storage.items import Item
+from storage.notifications import Kind
+from workers.notifications import preview
+
+# Per connection (docs/limits.md).
+SUBSCRIPTIONS_PER_SOCKET = 50
+# Per user: reactions, shares, saves and quote detaches together; and item subscribes.
+ACTIONS_PER_WINDOW = 120
+SUBSCRIBES_PER_WINDOW = 300
+WINDOW_S = 60
+SHAREABLE = ("post", "notice", "slide")
+# The notifications worker renders "<who> reacted <emoji> to ..." from data.emoji.
+EMOJI = {"like": "👍", "love": "❤️", "haha": "😂", "wow": "😮", "sad": "😢", "angry": "😠"}
+SHARE_EMOJI = "🔁"
+
+
+def _refuse(message: str, reason: str) -> CommandError:
+    return CommandError("forbidden", message, {"reason": reason})
+
+
+def _not_found() -> CommandError:
+    return CommandError("not_found", "no such item")
+
+
+async def _count_action(ctx: Context) -> None:
+    limiter = ctx.services.limiter
+    await enforce(limiter, f"engagement:{ctx.user.user_id}", ACTIONS_PER_WINDOW, WINDOW_S)
+
+
+def _socket(ctx: Context, name: str) -> str:
+    """The connection a subscription belongs to; item subscriptions exist only on sockets."""
+    if ctx.transport != "socket" or ctx.sid is None:
+        raise CommandError("invalid_input", f"{name} needs a Socket.IO connection")
+    return ctx.sid
+
+
+# -- live subscriptions ------------------------------------------------------------------
+
+
+@command("item.subscribe", input=ItemIdInput, scope="content:read", output=SubscribedOut)
+async def subscribe(ctx: Context, data: ItemIdInput) -> SubscribedOut:
+    """Receive an item's live events on this connection: item.updated, comment.new."""
+    # Socket-only (no REST route): the subscription lives on the connection until it
+    # closes or calls item.unsubscribe; at most SUBSCRIPTIONS_PER_SOCKET items each.
+    sid = _socket(ctx, "item.subscribe")
+    me = ctx.user.user_id
+    await enforce(ctx.services.limiter, f"item_subscribe:{me}", SUBSCRIBES_PER_WINDOW, WINDOW_S)
+    item = await visible_item(ctx, data.item_id)
+    try:
+        count = await ctx.services.item_live.subscribe(sid, me, item.id, item.author_id,
+                                                       SUBSCRIPTIONS_PER_SOCKET)
+    except SubscriptionLimitExceeded as exc:
+        message = f"a connection subscribes to at most {exc.limit} items"
+        raise CommandError("invalid_input", message, {
+            "fields": [{"field": "item_id", "message": message, "type": "too_many_subscriptions"}],
+            "limit": exc.limit, "subscriptions": exc.subscribed}) from None
+    # Read after subscribing: a change committed in between is in the answer or in an event.
+    now = await items_store.get(ctx.services.db, item.id) or item
+    return SubscribedOut(item_id=now.id, subscriptions=count, reaction_count=now.reaction_count,
+                         reactions=dict(now.reaction_counts), share_count=now.share_count,
+                         reply_count=now.reply_count, quote_count=now.quote_count)
+
+
+@command("item.unsubscribe", input=ItemIdInput, scope="content:read", output=UnsubscribedOut)
+async def unsubscribe(ctx: Context, data: ItemIdInput) -> UnsubscribedOut:
+    """Stop receiving an item's live events on this connection (not subscribed: no change)."""
+    sid = _socket(ctx, "item.unsubscribe")
+    count = await ctx.services.item_live.unsubscribe(sid, [data.item_id])
+    return UnsubscribedOut(item_id=data.item_id, subscriptions=count)
+
+
+# -- reactions ---------------------------------------------------------------------------
+
+
+def _reactions_out(result: Reactions) -> ReactionsOut:
+    return ReactionsOut(item_id=result.item_id, reaction_count=result.reaction_count,
+                        reactions=result.reaction_counts,
+                        my_reaction=result.my_reaction,
+                        version=result.version)
+
+
+async def _publish_reactions(ctx: Context, result: Reactions) -> None:
+    if result.changed:
+        await ctx.services.item_live.publish(result.item_id, UPDATED, {
+            "reaction_count": result.reaction_count, "reactions": result.reaction_counts,
+            "version": result.version})
+
+
+@command("item.react", input=ReactInput, rest=("PUT", "/items/{item_id}/reaction"),
+         scope="content:write", output=ReactionsOut)
+async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
+    """React to an item you can see (like, love, haha, wow, sad, angry); replaces your reaction."""
+    await _count_action(ctx)
+    me = ctx.user.user_id
+    item = await visible_item(ctx, data.item_id)
+    if item.deleted:
+        raise _refuse("this item was deleted", "deleted")
+    result = await store.set_reaction(ctx.services.db, item.id, me, data.kind)
+    if result is None:
+        raise _not_found()
+    await _publish_reactions(ctx, result)
+    if result.previous is None and result.changed and item.author_id != me:
+        # One notification per reactor and item, ever (source_key), grouped per item.
+        await notifications.notify(
+            ctx.services, Kind.REACTION, [item.author_id],
+            source_key=f"reaction:item:{item.id}:{me}", actor_id=me, subject=("item", item.id),
+            group_key=f"reaction:item:{item.id}",
+            data={"emoji": EMOJI[data.kind], "reaction": data.kind, "item_id": str(item.id),
+                  "item_kind": item.kind, "preview": preview(item.body)})
+    return _reactions_out(result)
+
+
+@command("item.unreact", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/reaction"),
+         scope="content:write", output=ReactionsOut)
+async def unreact(ctx: Context, data: ItemIdInput) -> ReactionsOut:
+    """Remove your reaction (none: no change)."""
+    await _count_action(ctx)
+    result = await store.set_reaction(ctx.services.db, data.item_id, ctx.user.user_id, None)
+    if result is None or not result.changed:
+        # Nothing of the caller's was removed: answer only about an item they may see.
+        await visible_item(ctx, data.item_id)
+    if result is None:
+        raise _not_found()
+    await _publish_reactions(ctx, result)
+    return _reactions_out(result)
+
+
+def _reactor_position(reactor: Reactor) -> Position:
+    return Position(reactor.created_at, reactor.user_id)
+
+
+@command("item.reactions", input=ReactionsInput, rest=("GET", "/items/{item_id}/reactions"),
+         scope="content:read", output=ReactorPage)
+async def reactions(ctx: Context, data: ReactionsInput) -> ReactorPage:
+    """Who reacted to an item, newest first (optionally one kind); blocked users are left out."""
+    after = decode_cursor(data.cursor, "item.reactions")
+    item = await visible_item(ctx, data.item_id)
+    rows = await store.reactors_page(ctx.services.db, ctx.user.user_id, item.id, data.kind,
+                                     (after.at, after.id) if after else None, data.limit + 1)
+    page, next_cursor = page_of(rows, data.limit, _reactor_position)
+    return ReactorPage(reactions=[ReactorOut(
+        user=AuthorOut(id=r.user_id, username=r.username, display_name=r.display_name,
+                       avatar_url=r.avatar_url),
+        kind=r.kind, created_at=r.created_at) for r in page],
+        next_cursor=next_cursor)
+
+
+# -- shares ------------------------------------------------------------------------------
+
+
+async def _shareable(ctx: Context, item_id: uuid.UUID) -> Item:
+    """The item a share of item_id reposts, after checking it may be shared."""
+    item = await visible_item(ctx, item_id)
+    if item.kind == "share" and item.shared_id is not None:
+        item = await visible_item(ctx, item.shared_id)  # a share of a share reposts the original
+    if item.kind not in SHAREABLE or item.root_id is not None:
+        raise _refuse("only top-level posts, notices and slides can be shared", "not_shareable")
+    if item.deleted:
+        raise _refuse("this item was deleted", "deleted")
+    if item.visibility == "private":
+        raise _refuse("private items cannot be shared", "private")
+    if item.clique_id is not None and await store.clique_is_private(ctx.services.db,
+                                                                    item.clique_id):
+        raise _refuse("items of private cliques cannot be shared", "private_clique")
+    return item
+
+
+@command("item.share", input=ShareInput, rest=("PUT", "/items/{item_id}/share"),
+         scope="content:write", output=ShareOut)
+async def share(ctx: Context, data: ShareInput) -> ShareOut:
+    """Share (repost) an item you can see; sharing it again answers your existing share."""
+    await _count_action(ctx)
+    me = ctx.user.user_id
+    item = await _shareable(ctx, data.item_id)
+    result = await store.share(ctx.services.db, me, item.id, data.visibility)
+    if result is None:
+        raise _not_found()
+    if result.created:
+        await ctx.services.item_live.publish(item.id, UPDATED, {
+            "share_count": result.share_count, "version": result.version})
+        if item.author_id != me:
+            # No share kind: reactions are the closest (docs/content.md).
+            await notifications.notify(
+                ctx.services, Kind.REACTION, [item.author_id],
+                source_key=f"share:item:{item.id}:{me}", actor_id=me, subject=("item", item.id),
+                group_key=f"share:item:{item.id}",
+                data={"emoji": SHARE_EMOJI, "action": "share", "item_id": str(item.id),
+                      "share_id": str(result.share.id), "item_kind": item.kind,
+                      "preview": preview(item.body)})
+    [out] = await hydrate(ctx.services.db, me, [result.share])
+    return ShareOut(share=out, share_count=result.share_count, created=result.created)
+
+
+@command("item.unshare", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/share"),
+         scope="content:write", output=UnsharedOut)
+async def unshare(ctx: Context, data: ItemIdInput) -> UnsharedOut:
+    """Undo your share of an item (item_id: the original, or your share itself); deletes it."""
+    await _count_action(ctx)
+    me, db = ctx.user.user_id, ctx.services.db
+    result = await store.unshare(db, me, data.item_id)
+    if result is None:
+        own = await items_store.get(db, data.item_id)
+        if own is not None and own.kind == "share" and own.author_id == me \
+                and own.shared_id is not None:
+            result = await store.unshare(db, me, own.shared_id)
+    if result is None:
+        item = await visible_item(ctx, data.item_id)
+        return UnsharedOut(item_id=item.id, removed=False, share_count=item.share_count)
+    if result.version is not None:
+        await ctx.services.item_live.publish(result.shared_id, UPDATED, {
+            "share_count": result.share_count, "version": result.version})
+    return UnsharedOut(item_id=result.shared_id, removed=True, share_count=result.share_count)
+
+
+# -- saves -------------------------------------------------------------------------------
+
+
+@command("item.save", input=ItemIdInput, rest=("PUT", "/items/{item_id}/save"),
+         scope="content:write", output=SaveOut)
+async def save(ctx: Context, data: ItemIdInput) -> SaveOut:
+    """Bookmark an item you can see (private; saving again changes nothing)."""
+    await _count_action(ctx)
+    item = await visible_item(ctx, data.item_id)
+    if item.deleted:
+        raise _refuse("this item was deleted", "deleted")
+    saved_at = await store.save(ctx.services.db, ctx.user.user_id, item.id)
+    return SaveOut(item_id=item.id, saved=True, saved_at=saved_at)
+
+
+@command("item.unsave", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/save"),
+         scope="content:write", output=SaveOut)
+async def unsave(ctx: Context, data: ItemIdInput) -> SaveOut:
+    """Remove a bookmark (not saved: no change)."""
+    await _count_action(ctx)
+    if not await store.unsave(ctx.services.db, ctx.user.user_id, data.item_id):
+        await visible_item(ctx, data.item_id)
+    return SaveOut(item_id=data.item_id, saved=False, saved_at=None)
+
+
+# -- quotes ------------------------------------------------------------------------------
+
+
+@command("item.detach_quote", input=ItemIdInput, rest=("POST", "/items/{item_id}/detach_quote"),
+         scope="content:write", output=ItemOut)
+async def detach_quote(ctx: Context, data: ItemIdInput) -> ItemOut:
+    """Detach your item from a quote of it (item_id: the quoting item); it embeds it no more."""
+    await _count_action(ctx)
+    quoting = await visible_item(ctx, data.item_id)
+    if quoting.quoted_id is None:
+        raise invalid("item_id", "this item quotes nothing", "not_a_quote")
+    quoted = await items_store.get(ctx.services.db, quoting.quoted_id)
+    if quoted is None or quoted.author_id != ctx.user.user_id:
+        raise _refuse("only the quoted item's author can detach it", "not_quoted_author")
+    if not quoting.quote_detached:
+        detached = await store.detach_quote(ctx.services.db, quoting.id)
+        if detached is None:
+            raise _not_found()
+        quoting, version = detached
+        await ctx.services.item_live.publish(quoting.id, UPDATED, {
+            "quote_detached": True, "version": version})
+    return await one(ctx, quoting)
