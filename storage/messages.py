@@ -67,43 +67,48 @@ def _message(row: asyncpg.Record, reactions: dict[str, int] | None = None) -> Me
         reactions=reactions or {})
 
 
-async def find_by_client_ids(
-    conn: asyncpg.Connection, keys: list[tuple[uuid.UUID, str]]
-) -> dict[tuple[uuid.UUID, str], Message]:
-    """Messages already stored for these (sender, client_id) pairs: retries of a send."""
-    if not keys:
-        return {}
-    rows = await conn.fetch(
-        f"""SELECT {MESSAGE_COLUMNS} FROM messages
-            WHERE (sender_id, client_id) IN (
-                SELECT * FROM unnest($1::uuid[], $2::text[]))""",
-        [k[0] for k in keys], [k[1] for k in keys],
-    )
-    return {(r["sender_id"], r["client_id"]): _message(r) for r in rows}
+@dataclass(frozen=True)
+class SendLookup:
+    """What the storing transaction must know about a batch of sends before writing it."""
+
+    # Messages already stored under these (sender, client_id) keys: retries of a send.
+    stored: dict[tuple[uuid.UUID, str], Message]
+    # Active (conversation, user) memberships among the senders; True where a DM block stands.
+    senders: dict[tuple[uuid.UUID, uuid.UUID], bool]
 
 
-async def sender_states(
-    conn: asyncpg.Connection, pairs: list[tuple[uuid.UUID, uuid.UUID]]
-) -> dict[tuple[uuid.UUID, uuid.UUID], bool]:
-    """Active memberships among these (conversation, user) pairs; True where a DM block stands.
+async def lookup_sends(
+    conn: asyncpg.Connection, keys: list[tuple[uuid.UUID, str]],
+    pairs: list[tuple[uuid.UUID, uuid.UUID]],
+) -> SendLookup:
+    """Earlier copies and sender rights for a batch, in one round trip.
 
-    The same rule as storage.conversations.send_check, for a whole batch in one query:
-    the worker is the authority, an API node's own check only refuses early.
+    The rights follow storage.conversations.send_check's rule: the worker is the
+    authority, an API node's own check only refuses early.
     """
     rows = await conn.fetch(
-        """SELECT m.conversation_id, m.user_id,
-                  c.kind = 'direct' AND EXISTS (
-                      SELECT 1 FROM conversation_members o
-                      JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = m.user_id)
-                                         OR (b.blocker_id = m.user_id AND b.blocked_id = o.user_id)
-                      WHERE o.conversation_id = m.conversation_id AND o.user_id <> m.user_id
-                  ) AS blocked
-           FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
-           WHERE m.active AND (m.conversation_id, m.user_id) IN (
-               SELECT * FROM unnest($1::uuid[], $2::uuid[]))""",
-        [p[0] for p in pairs], [p[1] for p in pairs],
+        f"""SELECT true AS is_stored, NULL::bool AS blocked, {MESSAGE_COLUMNS} FROM messages
+            WHERE (sender_id, client_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+            UNION ALL
+            SELECT false, c.kind = 'direct' AND EXISTS (
+                       SELECT 1 FROM conversation_members o
+                       JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = m.user_id)
+                                          OR (b.blocker_id = m.user_id AND b.blocked_id = o.user_id)
+                       WHERE o.conversation_id = m.conversation_id AND o.user_id <> m.user_id),
+                   NULL, m.conversation_id, NULL, m.user_id,
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.active AND (m.conversation_id, m.user_id) IN (
+                SELECT * FROM unnest($3::uuid[], $4::uuid[]))""",
+        [k[0] for k in keys], [k[1] for k in keys], [p[0] for p in pairs], [p[1] for p in pairs],
     )
-    return {(r["conversation_id"], r["user_id"]): bool(r["blocked"]) for r in rows}
+    lookup = SendLookup({}, {})
+    for r in rows:
+        if r["is_stored"]:
+            lookup.stored[(r["sender_id"], r["client_id"])] = _message(r)
+        else:
+            lookup.senders[(r["conversation_id"], r["sender_id"])] = bool(r["blocked"])
+    return lookup
 
 
 async def reserve_seq_blocks(
@@ -111,15 +116,16 @@ async def reserve_seq_blocks(
 ) -> dict[uuid.UUID, int]:
     """Take consecutive seqs for several conversations at once; returns each one's first."""
     ids = sorted(counts, key=str)
-    # Lock in one fixed order first, so concurrent writers never deadlock on these rows.
-    await conn.execute(
-        "SELECT 1 FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", ids
-    )
+    # The CTE locks every row in one fixed order before the UPDATE touches any (the
+    # uncorrelated count is an InitPlan, run whole first), so concurrent writers never
+    # deadlock on these rows; one round trip.
     rows = await conn.fetch(
-        """UPDATE conversations c SET last_seq = c.last_seq + r.n, last_message_at = now(),
+        """WITH locked AS MATERIALIZED (
+               SELECT id FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE)
+           UPDATE conversations c SET last_seq = c.last_seq + r.n, last_message_at = now(),
                updated_at = now()
            FROM unnest($1::uuid[], $2::int[]) AS r(id, n)
-           WHERE c.id = r.id
+           WHERE c.id = r.id AND (SELECT count(*) FROM locked) >= 0
            RETURNING c.id, c.last_seq - r.n + 1 AS first""",
         ids, [counts[i] for i in ids],
     )

@@ -168,12 +168,11 @@ class PersistenceWorker:
     async def write_batch(self, drafts: list[MessageDraft]) -> list[dict[str, Any]]:
         """Store the drafts in one transaction; one outcome per draft, in order."""
         async with self.db.transaction() as conn:
-            keys = [(d.sender_id, d.client_id) for d in drafts]
-            stored = await message_store.find_by_client_ids(conn, keys)
-            # Membership and DM blocks are decided here, in the storing transaction.
-            senders = await message_store.sender_states(
-                conn, list({(d.conversation_id, d.sender_id) for d in drafts})
-            )
+            # Retries, membership and DM blocks are decided here, in the storing transaction.
+            lookup = await message_store.lookup_sends(
+                conn, [(d.sender_id, d.client_id) for d in drafts],
+                list({(d.conversation_id, d.sender_id) for d in drafts}))
+            stored, senders = lookup.stored, lookup.senders
             fresh: dict[tuple[uuid.UUID, str], MessageDraft] = {}
             for d in drafts:
                 key = (d.sender_id, d.client_id)

@@ -55,6 +55,40 @@ async def test_redelivered_and_repeated_drafts_store_one_message(settings: Setti
         await db.close()
 
 
+async def test_the_worker_refuses_a_dm_send_once_either_side_blocked(settings: Settings,
+                                                                   client: Any) -> None:
+    # An API node that tracks the sender as a member queues without asking the database;
+    # the worker decides, so a block that came first always wins.
+    alice, bob = await signup(client), await signup(client)
+    resp = await client.post("/v1/conversations/direct", json={"user_id": bob.id},
+                             headers=alice.headers)
+    conversation_id = uuid.UUID((await resp.json())["id"])
+    db = await Database.connect(settings.database_url or "", 1, 2)
+    try:
+        worker = PersistenceWorker(db, InProcessBus("n"))
+
+        def draft(sender: str, client_id: str) -> MessageDraft:
+            return MessageDraft(id=uuid.uuid4(), conversation_id=conversation_id,
+                                sender_id=uuid.UUID(sender), client_id=client_id, body="hi",
+                                media=[], reply_to=None)
+
+        before = await worker.write_batch([draft(alice.id, "a1")])
+        assert before[0]["ok"] is True
+        resp = await client.put(f"/v1/users/me/blocks/{alice.id}", headers=bob.headers)
+        assert resp.status in (200, 204)
+        after = await worker.write_batch([draft(alice.id, "a2"), draft(bob.id, "b1"),
+                                          draft(alice.id, "a1")])
+        assert [o["ok"] for o in after] == [False, False, True]
+        assert {o["error"]["code"] for o in after[:2]} == {"forbidden"}
+        # A retry of what was stored before the block still answers the stored message.
+        assert after[2]["message"]["id"] == before[0]["message"]["id"]
+        count = await db.pool.fetchval(
+            "SELECT count(*) FROM messages WHERE conversation_id = $1", conversation_id)
+        assert count == 1
+    finally:
+        await db.close()
+
+
 async def test_unreachable_rabbitmq_fails_sends_fast_and_writes_nothing(
     make_client: AppFactory, settings: Settings, connect_socket: SocketFactory
 ) -> None:

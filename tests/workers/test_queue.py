@@ -96,6 +96,33 @@ async def test_amqp_job_that_fails_once_succeeds_on_retry(amqp_queue: AmqpQueue)
     assert calls[0] == calls[1]
 
 
+async def test_amqp_batched_publishes_share_a_message_and_a_failed_job_retries_alone(
+    amqp_queue: AmqpQueue,
+) -> None:
+    calls: list[int] = []
+
+    async def handler(job: dict[str, Any]) -> None:
+        calls.append(job["n"])
+        if job["n"] == 3 and calls.count(3) == 1:
+            raise RuntimeError("transient")
+
+    # The first publish declares the queue; the next five, published in one loop turn,
+    # travel as one RabbitMQ message (two in the queue in all).
+    jobs = [new_job("t", n=i) for i in range(6)]
+    await amqp_queue.publish("jobs", jobs[0], batch=True)
+    await asyncio.gather(*(amqp_queue.publish("jobs", job, batch=True) for job in jobs[1:]))
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        main = await channel.declare_queue(f"{amqp_queue.namespace}.jobs", durable=True)
+        assert main.declaration_result.message_count == 2
+    await amqp_queue.consume("jobs", handler)
+    await wait_until(lambda: len(calls) >= 7)
+    await asyncio.sleep(0.3)
+    # Each job ran once, except the failed one, which alone came back from the retry queue.
+    assert sorted(calls) == [0, 1, 2, 3, 3, 4, 5]
+
+
 async def test_unreachable_broker_fails_fast() -> None:
     with socket_closed_port() as port:
         queue = AmqpQueue(f"amqp://guest:guest@127.0.0.1:{port}/", "tdown", publish_timeout_s=2)
