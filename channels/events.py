@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SessionRevoked(BaseModel):
@@ -251,6 +251,31 @@ class SlideFailed(BaseModel):
     message: str
 
 
+class ItemUpdated(BaseModel):
+    """An item you subscribed to (item.subscribe) changed; only the fields that changed are
+    present. At most about 4 per second per item: updates in between are merged, the newest
+    value of each field winning (docs/content.md, "Engagement and live updates")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: str
+    version: int = Field(description="grows with each change (microseconds of its time); "
+                                     "the highest version among the merged fields")
+    reaction_count: int | None = None
+    reactions: dict[str, int] | None = Field(default=None, description="count per kind")
+    share_count: int | None = None
+    reply_count: int | None = None
+    quote_detached: bool | None = None
+
+
+class CommentNew(BaseModel):
+    """New answers to an item you subscribed to, in creation order; the answers of one
+    flush interval (250 ms) come as one batch, none dropped."""
+
+    item_id: str
+    comments: list[dict[str, Any]] = Field(description="each an ItemOut plus author_id")
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -275,6 +300,8 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("typing", Typing, Typing.__doc__ or ""),
         ServerEvent("presence", PresenceChanged, PresenceChanged.__doc__ or ""),
         ServerEvent("campaign.progress", CampaignProgress, CampaignProgress.__doc__ or ""),
+        ServerEvent("item.updated", ItemUpdated, ItemUpdated.__doc__ or ""),
+        ServerEvent("comment.new", CommentNew, CommentNew.__doc__ or ""),
         ServerEvent("notification.new", NotificationNew, NotificationNew.__doc__ or ""),
         ServerEvent("notification.read", NotificationRead, NotificationRead.__doc__ or ""),
         ServerEvent("media.ready", MediaInfo, "One of your uploads finished processing; the "

@@ -7,8 +7,8 @@ The rules (docs/content.md, "Engagement and live updates", has the full list):
 - One reaction per user and item; reacting with another kind replaces it. Counters are
   kept exact in the transaction that changes the reaction.
 - A share reposts a top-level post, notice or slide, once per user (sharing again answers
-  the same share); sharing a share shares its original. Deleted, private and private-clique
-  items cannot be shared (forbidden).
+  the same share); sharing a share shares its original. Private and private-clique items
+  cannot be shared (forbidden); a deleted item takes no new reaction, share or save (conflict).
 - Changes go live to the item's subscribers as coalesced item.updated events.
 """
 
@@ -60,6 +60,10 @@ SHARE_EMOJI = "🔁"
 
 def _refuse(message: str, reason: str) -> CommandError:
     return CommandError("forbidden", message, {"reason": reason})
+
+
+def _deleted() -> CommandError:
+    return CommandError("conflict", "this item was deleted", {"reason": "deleted"})
 
 
 def _not_found() -> CommandError:
@@ -138,7 +142,7 @@ async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
     me = ctx.user.user_id
     item = await visible_item(ctx, data.item_id)
     if item.deleted:
-        raise _refuse("this item was deleted", "deleted")
+        raise _deleted()
     result = await store.set_reaction(ctx.services.db, item.id, me, data.kind)
     if result is None:
         raise _not_found()
@@ -200,7 +204,7 @@ async def _shareable(ctx: Context, item_id: uuid.UUID) -> Item:
     if item.kind not in SHAREABLE or item.root_id is not None:
         raise _refuse("only top-level posts, notices and slides can be shared", "not_shareable")
     if item.deleted:
-        raise _refuse("this item was deleted", "deleted")
+        raise _deleted()
     if item.visibility == "private":
         raise _refuse("private items cannot be shared", "private")
     if item.clique_id is not None and await store.clique_is_private(ctx.services.db,
@@ -266,7 +270,7 @@ async def save(ctx: Context, data: ItemIdInput) -> SaveOut:
     await _count_action(ctx)
     item = await visible_item(ctx, data.item_id)
     if item.deleted:
-        raise _refuse("this item was deleted", "deleted")
+        raise _deleted()
     saved_at = await store.save(ctx.services.db, ctx.user.user_id, item.id)
     return SaveOut(item_id=item.id, saved=True, saved_at=saved_at)
 

@@ -110,7 +110,7 @@ async def test_a_deleted_item_takes_no_reaction(client: Any) -> None:
     post = await create(client, alice)
     await ok(await react(client, bob, post["id"], "sad"))
     await ok(await rest(client, alice, "item.delete", {"item_id": post["id"]}), 204)
-    error = await refused(await react(client, bob, post["id"], "like"), 403, "forbidden")
+    error = await refused(await react(client, bob, post["id"], "like"), 409, "conflict")
     assert error["details"]["reason"] == "deleted"
     # Undoing still works.
     assert (await ok(await rest(client, bob, "item.unreact", {"item_id": post["id"]})))[

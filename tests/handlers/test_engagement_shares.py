@@ -90,9 +90,11 @@ async def test_what_may_be_shared(client: Any) -> None:
                                  {"name": "inner circle", "is_private": True}), 201)
     in_clique = await create(client, alice, clique_id=clique["id"])
     for account, item, reason in [(bob, comment, "not_shareable"), (alice, private, "private"),
-                                  (bob, deleted, "deleted"), (alice, in_clique, "private_clique")]:
+                                  (alice, in_clique, "private_clique")]:
         error = await refused(await share(client, account, item["id"]), 403, "forbidden")
         assert error["details"]["reason"] == reason
+    error = await refused(await share(client, bob, deleted["id"]), 409, "conflict")
+    assert error["details"]["reason"] == "deleted"
     # Invisible items are not found, whoever's they are.
     for item in (private, in_clique):
         await refused(await share(client, bob, item["id"]), 404, "not_found")
@@ -150,7 +152,7 @@ async def test_save_and_unsave_are_idempotent_and_private(client: Any) -> None:
         assert fields_of(error) == {"item_id"}
     await ok(await rest(client, alice, "item.delete", {"item_id": private["id"]}), 204)
     error = await refused(await rest(client, alice, "item.save", {"item_id": private["id"]}),
-                          403, "forbidden")
+                          409, "conflict")
     assert error["details"]["reason"] == "deleted"
 
 
