@@ -132,7 +132,9 @@ async def reactors_page(db: Database, viewer: uuid.UUID, item_id: uuid.UUID, kin
            WHERE r.item_id = $2 AND ($3::text IS NULL OR r.kind = $3)
              AND ($4::timestamptz IS NULL OR (r.created_at, r.user_id) < ($4, $5))
              AND u.deleted_at IS NULL
-             AND (r.user_id = $1 OR NOT hs_blocked($1, r.user_id))
+             AND NOT EXISTS (SELECT 1 FROM user_blocks b
+                             WHERE (b.blocker_id = $1 AND b.blocked_id = r.user_id)
+                                OR (b.blocker_id = r.user_id AND b.blocked_id = $1))
            ORDER BY r.created_at DESC, r.user_id DESC
            LIMIT $6""",
         viewer, item_id, kind, after[0] if after else None, after[1] if after else None, limit)

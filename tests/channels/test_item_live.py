@@ -115,6 +115,18 @@ async def test_subscribe_rules_and_limit(client: Any, connect_socket: SocketFact
     assert reply["error"]["code"] == "invalid_input"
 
 
+async def test_subscribes_are_rate_limited(client: Any, connect_socket: SocketFactory) -> None:
+    alice = await signup(client)
+    post = await create(client, alice)
+    sio = await connect_socket(alice.access_token)
+    for _ in range(300):  # every call counts, repeats too
+        await subscribed(sio, post["id"])
+    reply = await call(sio, "item.subscribe", {"item_id": post["id"]})
+    assert reply["error"]["code"] == "rate_limited" and reply["error"]["details"]["retry_after"] >= 1
+    # Unsubscribing is not limited.
+    assert (await call(sio, "item.unsubscribe", {"item_id": post["id"]}))["ok"] is True
+
+
 async def test_rapid_reactions_are_coalesced(client: Any, connect_socket: SocketFactory) -> None:
     alice = await signup(client)
     users = [await signup(client) for _ in range(25)]
