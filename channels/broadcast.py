@@ -29,8 +29,10 @@ class DirectEmitManager(socketio.AsyncManager):  # type: ignore[misc]
             return
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        # binary=False: HotSpot's events are JSON (they cross the bus as JSON), so the
+        # recursive scan of every payload for bytes is skipped.
         encoded = self.server.packet_class(
-            packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+            packet.EVENT, namespace=namespace, data=[event, *args], binary=False).encode()
         frames = [eio_packet.Packet(eio_packet.MESSAGE, part)
                   for part in (encoded if isinstance(encoded, list) else [encoded])]
         for sid, eio_sid in list(self.get_participants(namespace, room)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -16,6 +17,10 @@ class ReplyWaiter:
         self.bus = bus
         self.topic = topic
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Request ids: unique per process start (the prefix) and within it (the counter),
+        # without a random draw per send.
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count(1)
 
     async def start(self) -> None:
         await self.bus.subscribe(self.topic, self._on_reply)
@@ -27,7 +32,7 @@ class ReplyWaiter:
 
     def expect(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
         """Register before queueing the job, so a fast reply is never missed."""
-        request_id = uuid.uuid4().hex
+        request_id = f"{self._prefix}{next(self._counter):x}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         return request_id, future
