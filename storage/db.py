@@ -36,8 +36,10 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 class Database:
     """A connection pool; storage modules take it and return value objects."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self.pool = pool
+        # For connections that hold session state (locks, LISTEN) outside the pool.
+        self.dsn = dsn
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 20) -> Database:
@@ -48,7 +50,23 @@ class Database:
             # is pure cost: measured ~30% of DM throughput.
             reset=_no_reset,
         )
-        return cls(pool)
+        return cls(pool, dsn)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of its own, outside the pool, for session state such as advisory locks.
+
+        Holding such a lock on a pooled connection would both break the pool's no-reset
+        rule above and take a pool slot for the whole locked section, so a few concurrent
+        lock holders that also query through the pool could starve it.
+        """
+        if self.dsn is None:
+            raise RuntimeError("this Database was made without a DSN")
+        conn = await connect_one(self.dsn)
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
         await self.pool.close()

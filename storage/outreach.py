@@ -19,19 +19,14 @@ LOCK_CLASS = 0x4F555452
 async def exclusive(db: Database, name: str) -> AsyncIterator[bool]:
     """Hold a lock on `name` while the block runs; yields False if someone else holds it.
 
-    A session advisory lock on a connection kept for the block: it dies with the
-    connection, so a worker that crashes mid-send never leaves it behind, and a
-    'sending' row whose lock is free was interrupted rather than in progress.
+    A session advisory lock on a connection of its own, kept for the block and closed
+    after it: the lock dies with the connection, so a worker that crashes mid-send never
+    leaves it behind, and a 'sending' row whose lock is free was interrupted rather than
+    in progress. The block's own queries go through the pool, which the lock never holds.
     """
-    async with db.pool.acquire() as conn:
-        got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+    async with db.session() as conn:
+        yield bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
                                        LOCK_CLASS, name))
-        try:
-            yield got
-        finally:
-            # Releasing the connection to the pool unlocks too (asyncpg resets it).
-            if got and not conn.is_closed():
-                await conn.fetchval("SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, name)
 
 
 async def begin_send(db: Database, job_id: str, channel: str, recipient: str) -> SendStatus:

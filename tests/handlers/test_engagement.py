@@ -20,13 +20,8 @@ KINDS = ["like", "love", "haha", "wow", "sad", "angry"]
 
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
-    """The app, with room for the many sign-ups these tests make from one address.
-
-    The bigger pool is for the outreach worker: each verification mail it sends holds one
-    pooled connection while taking another, so 5 at once exhaust a pool of 5.
-    """
-    return await make_client(database_pool_max=20,
-                             limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
+    """The app, with room for the many sign-ups these tests make from one address."""
+    return await make_client(limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
 
 
 async def react(client: Any, account: Any, item_id: str, kind: str) -> Any:

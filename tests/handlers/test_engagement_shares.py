@@ -22,8 +22,7 @@ MISSING = "00000000-0000-0000-0000-000000000000"
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
     """The app, with room for many sign-ups from one address (see test_engagement.py)."""
-    return await make_client(database_pool_max=20,
-                             limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
+    return await make_client(limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
 
 
 async def share(client: Any, account: Any, item_id: str, **fields: Any) -> Any:

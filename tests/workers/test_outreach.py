@@ -92,6 +92,19 @@ async def test_the_same_email_job_delivered_twice_sends_one_mail(
     assert len(mail.to("twice@example.com")) == 1
 
 
+async def test_concurrent_sends_do_not_starve_a_small_pool(
+    make_client: AppFactory, mail: MailSink
+) -> None:
+    """The per-send lock holds no pool connection: more mails at once than pool slots all go."""
+    client = await make_client(database_pool_min=1, database_pool_max=3)
+    jobs = [email_job(f"pool{i}@example.com") for i in range(12)]
+    await asyncio.gather(*(client.app[APP_QUEUE].publish(QUEUE, job) for job in jobs))
+    for i in range(12):
+        await mail.wait_for(f"pool{i}@example.com", timeout=20)
+    # And the pool still answers: the server is not wedged.
+    assert (await client.get("/ready")).status == 200
+
+
 async def _attempts_reached(settings: Settings, job_id: str, attempts: int) -> bool:
     row = await ledger(settings, job_id)
     return row is not None and row[1] >= attempts and row[0] != "sending"
