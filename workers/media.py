@@ -16,13 +16,12 @@ queue retries the job with backoff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from storage.media import Media, Rendition
 from workers import media_video
 from workers.media_images import ImageResult, Output, Rejected, process_image, video_stills
 from workers.queue import JobQueue, QueueUnavailable
+from workers.sweeps import Periodic, clear_stale_work, requeue
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,13 @@ def variant_key(media_id: uuid.UUID, variant: str) -> str:
     return f"variants/{media_id.hex[:2]}/{media_id}/{variant}"
 
 
-async def _bytes(data: bytes) -> AsyncIterator[bytes]:
+async def bytes_chunks(data: bytes) -> AsyncIterator[bytes]:
+    """The data as a stream of one chunk (what the blob store takes)."""
     yield data
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A file's bytes as a stream, read in a thread."""
     handle = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
@@ -87,27 +89,17 @@ class MediaWorker:
         self.work_dir = settings.data_dir / "tmp" / "media"
         self._image_slots = asyncio.Semaphore(settings.media_image_concurrency)
         self._video_slots = asyncio.Semaphore(settings.media_video_concurrency)
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic(self._sweep, SWEEP_INTERVAL_S, name="media-sweeper", log=log,
+                                 failed="media sweep failed", quiet=(QueueUnavailable,))
         # Pillow's own guard is process-wide; it matches the explicit check made per image.
         Image.MAX_IMAGE_PIXELS = settings.limits.image_max_pixels
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._clear_stale_work)
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="media-sweeper")
-
-    def _clear_stale_work(self) -> None:
-        """Make the work folder; drop what jobs of a process that died left in it."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - STALE_WORK_S
-        for entry in self.work_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry, ignore_errors=True)
+        await asyncio.to_thread(clear_stale_work, self.work_dir, STALE_WORK_S)
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._sweeper.stop()
 
     async def handle(self, job: dict[str, Any]) -> None:
         """Process one upload; a permanent failure is recorded, not raised."""
@@ -200,7 +192,7 @@ class MediaWorker:
 
     async def _put(self, media_id: uuid.UUID, out: Output) -> Rendition:
         key = variant_key(media_id, out.variant)
-        info = await self.blobs.put(key, _bytes(out.data), RENDITION_MAX_BYTES)
+        info = await self.blobs.put(key, bytes_chunks(out.data), RENDITION_MAX_BYTES)
         return Rendition(variant=out.variant, storage_key=key, content_type=out.content_type,
                          width=out.width, height=out.height, size_bytes=info.size)
 
@@ -208,7 +200,7 @@ class MediaWorker:
                         probe: media_video.Probe) -> Rendition:
         key = variant_key(media_id, variant)
         try:
-            info = await self.blobs.put(key, _file_chunks(path), RENDITION_MAX_BYTES)
+            info = await self.blobs.put(key, file_chunks(path), RENDITION_MAX_BYTES)
         except BlobTooLarge:
             raise Rejected("ffmpeg_failed", "the rendition is larger than allowed") from None
         return Rendition(variant=variant, storage_key=key, content_type=content_type,
@@ -216,23 +208,12 @@ class MediaWorker:
 
     async def requeue_unqueued(self, older_than_s: float = UNQUEUED_AFTER_S) -> int:
         """Queue jobs for uploads that never got one; how many were queued."""
-        queued = 0
-        for media_id in await media_store.unqueued(self.db, older_than_s):
-            await self.queue.publish(QUEUE, process_job(media_id))
-            await media_store.mark_processing(self.db, media_id)
-            queued += 1
-        return queued
+        return await requeue(self.queue, QUEUE, await media_store.unqueued(self.db, older_than_s),
+                             process_job, partial(media_store.mark_processing, self.db))
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                if queued := await self.requeue_unqueued():
-                    log.warning("queued media that had no job", extra={"count": queued})
-            except QueueUnavailable:
-                pass  # the next sweep tries again
-            except Exception:
-                log.exception("media sweep failed")
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+    async def _sweep(self) -> None:
+        if queued := await self.requeue_unqueued():
+            log.warning("queued media that had no job", extra={"count": queued})
 
 
 async def start_media_worker(settings: Settings, queue: JobQueue, db: Database,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from storage.db import Database
 from storage.events import purge_events_before
+from workers.sweeps import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ class EventRetention:
         self.retention = timedelta(seconds=retention_s)
         self.clock = clock
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.purge_once, interval_s, name="event-retention", log=log,
+                                  failed="event purge failed; trying again next interval")
 
     async def purge_once(self) -> int:
         purged = await purge_events_before(self.db, self.clock() - self.retention)
@@ -33,17 +34,7 @@ class EventRetention:
         return purged
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-retention")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.purge_once()
-            except Exception:
-                log.exception("event purge failed; trying again next interval")
-            await asyncio.sleep(self.interval_s)
+        await self._periodic.stop()

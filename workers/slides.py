@@ -23,8 +23,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,13 @@ from storage.media import Rendition
 from storage.slides import Slide
 from workers import media_effects as fx
 from workers import media_video
-from workers.media import RENDITION_MAX_BYTES, variant_key
+from workers.media import RENDITION_MAX_BYTES, bytes_chunks, file_chunks, variant_key
 from workers.media_images import ImageResult, Rejected, video_stills
 from workers.queue import JobQueue, QueueUnavailable
+from workers.sweeps import Periodic, clear_stale_work, requeue
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 256 * 1024
 # Progress events: one at the start, then when the percent grew by at least this much
 # and at least this long after the previous one.
 PROGRESS_STEP = 5
@@ -122,19 +123,6 @@ async def run_with_progress(args: list[str], timeout_s: float, total_ms: int,
         raise Rejected("ffmpeg_failed", "render: " + err.strip()[-600:])
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
-            yield chunk
-    finally:
-        await asyncio.to_thread(handle.close)
-
-
-async def _bytes(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 class _Gone(Exception):
     """The slide stopped processing (deleted) while it rendered: undo the stored render."""
 
@@ -149,24 +137,15 @@ class SlideWorker:
         self.queue = queue
         self.work_dir = settings.data_dir / "tmp" / "slides"
         self._slots = asyncio.Semaphore(settings.slide_render_concurrency)
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic(self._sweep, SWEEP_INTERVAL_S, name="slides-sweeper", log=log,
+                                 failed="slides sweep failed", quiet=(QueueUnavailable,))
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._clear_stale_work)
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="slides-sweeper")
-
-    def _clear_stale_work(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        cutoff = time.time() - STALE_WORK_S
-        for entry in self.work_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry, ignore_errors=True)
+        await asyncio.to_thread(clear_stale_work, self.work_dir, STALE_WORK_S)
+        self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._sweeper.stop()
 
     async def handle(self, job: dict[str, Any]) -> None:
         """Render one slide; a permanent failure is recorded and announced, not raised."""
@@ -264,13 +243,13 @@ class SlideWorker:
         media_id = rendition_media_id(slide.id)
         key = variant_key(media_id, "mp4")
         try:
-            info = await self.blobs.put(key, _file_chunks(out), RENDITION_MAX_BYTES)
+            info = await self.blobs.put(key, file_chunks(out), RENDITION_MAX_BYTES)
         except BlobTooLarge:
             raise Rejected("ffmpeg_failed", "the render is larger than allowed") from None
         renditions = [Rendition("mp4", key, "video/mp4", made.width, made.height, info.size)]
         for still in stills.outputs:
             still_key = variant_key(media_id, still.variant)
-            stored = await self.blobs.put(still_key, _bytes(still.data), RENDITION_MAX_BYTES)
+            stored = await self.blobs.put(still_key, bytes_chunks(still.data), RENDITION_MAX_BYTES)
             renditions.append(Rendition(still.variant, still_key, still.content_type, still.width,
                                         still.height, stored.size))
         duration = made.duration_ms or 0
@@ -321,23 +300,12 @@ class SlideWorker:
 
     async def requeue_unqueued(self, older_than_s: float = UNQUEUED_AFTER_S) -> int:
         """Queue render jobs for slides that never got one; how many were queued."""
-        queued = 0
-        for slide_id in await store.unqueued(self.db, older_than_s):
-            await self.queue.publish(SLIDES_QUEUE, render_job(slide_id))
-            await store.mark_queued(self.db, slide_id)
-            queued += 1
-        return queued
+        return await requeue(self.queue, SLIDES_QUEUE, await store.unqueued(self.db, older_than_s),
+                             render_job, partial(store.mark_queued, self.db))
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                if queued := await self.requeue_unqueued():
-                    log.warning("queued slides that had no render job", extra={"count": queued})
-            except QueueUnavailable:
-                pass  # the next sweep tries again
-            except Exception:
-                log.exception("slides sweep failed")
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+    async def _sweep(self) -> None:
+        if queued := await self.requeue_unqueued():
+            log.warning("queued slides that had no render job", extra={"count": queued})
 
 
 async def start_slides_worker(settings: Settings, queue: JobQueue, db: Database,

@@ -9,7 +9,6 @@ delete fails is only an orphan file, never a row pointing at nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from storage import stories as store
 from storage.blobs import BlobStore
 from storage.db import Database
+from workers.sweeps import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,14 @@ class StoryPurge:
         self.retention_s = retention_s
         self.interval_s = interval_s
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self._purge, interval_s, name="story-purge", log=log,
+                                  failed="story media purge failed; trying again next interval")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="story-purge")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await purge_once(self.db, self.blobs, self.clock(), self.retention_s)
-            except Exception:
-                log.exception("story media purge failed; trying again next interval")
-            await asyncio.sleep(self.interval_s)
+    async def _purge(self) -> None:
+        await purge_once(self.db, self.blobs, self.clock(), self.retention_s)
