@@ -11,6 +11,8 @@ exact under concurrency and role checks see the latest roles. docs/cliques.md ha
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
@@ -95,6 +97,30 @@ async def _locked(conn: asyncpg.Connection, ctx: Context, clique_id: uuid.UUID) 
     return clique, await store.relation(conn, clique_id, ctx.user.user_id)
 
 
+@asynccontextmanager
+async def _acting(ctx: Context, clique_id: uuid.UUID,
+                  role: str) -> AsyncIterator[tuple[asyncpg.Connection, Clique, Relation]]:
+    """A transaction with the clique locked and the caller checked to hold role or above."""
+    async with ctx.services.db.transaction() as conn:
+        clique, mine = await _locked(conn, ctx, clique_id)
+        _require(mine, role)
+        yield conn, clique, mine
+
+
+async def _member_below(conn: asyncpg.Connection, clique: Clique, mine: Relation,
+                        user_id: uuid.UUID) -> None:
+    """not_found unless user_id is a member; forbidden unless ranked below the caller."""
+    theirs = await store.relation(conn, clique.id, user_id)
+    if theirs.role is None:
+        raise _not_found("member")
+    _above(mine, theirs)
+
+
+def _not_banned(mine: Relation) -> None:
+    if mine.banned:
+        raise _forbidden("you are banned from this clique", "banned")
+
+
 async def _view(ctx: Context, clique_id: uuid.UUID) -> CliqueView:
     found = await store.view(ctx.services.db, clique_id, ctx.user.user_id)
     if found is None:
@@ -147,9 +173,7 @@ async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
     Going public makes pending requesters members; going private drops the followers.
     """
     fields = data.model_fields_set & {"name", "description", "is_private", "avatar_url"}
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "admin")
+    async with _acting(ctx, data.clique_id, "admin") as (conn, clique, _):
         changes = {k: getattr(data, k) for k in fields if getattr(clique, k) != getattr(data, k)}
         if changes:
             await store.update(conn, clique.id, changes)
@@ -164,9 +188,7 @@ async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
          scope="cliques:write", status=204)
 async def delete(ctx: Context, data: CliqueIdInput) -> None:
     """Delete a clique (owner only): it and its posts answer not_found from then on."""
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "owner")
+    async with _acting(ctx, data.clique_id, "owner") as (conn, clique, _):
         await store.soft_delete(conn, clique.id)
 
 
@@ -201,8 +223,7 @@ async def join(ctx: Context, data: CliqueIdInput) -> JoinOut:
     me = ctx.user.user_id
     async with ctx.services.db.transaction() as conn:
         clique, mine = await _locked(conn, ctx, data.clique_id)
-        if mine.banned:
-            raise _forbidden("you are banned from this clique", "banned")
+        _not_banned(mine)
         if mine.role is not None:
             return JoinOut(clique_id=clique.id, status="member")
         if not clique.is_private or mine.invited:
@@ -253,9 +274,7 @@ async def requests(ctx: Context, data: CliquePageInput) -> RequestPage:
          output=MemberOut)
 async def approve(ctx: Context, data: UserInput) -> MemberOut:
     """Accept a join request: the requester becomes a member (moderators and above)."""
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
         if not await store.delete_request(conn, clique.id, data.user_id):
             raise _not_found("join request")
         await store.add_member(conn, clique.id, data.user_id)
@@ -268,9 +287,7 @@ async def approve(ctx: Context, data: UserInput) -> MemberOut:
          scope="cliques:write", status=204)
 async def reject(ctx: Context, data: UserInput) -> None:
     """Turn a join request down (moderators and above); the user may ask again."""
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
         if not await store.delete_request(conn, clique.id, data.user_id):
             raise _not_found("join request")
 
@@ -332,13 +349,8 @@ async def decline_invite(ctx: Context, data: CliqueIdInput) -> None:
 async def set_role(ctx: Context, data: SetRoleInput) -> MemberOut:
     """Set a member's role: the owner sets admin, moderator or member; admins moderator or member."""
     _not_self(ctx, data.user_id, "you cannot change your own role")
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "admin")
-        theirs = await store.relation(conn, clique.id, data.user_id)
-        if theirs.role is None:
-            raise _not_found("member")
-        _above(mine, theirs)
+    async with _acting(ctx, data.clique_id, "admin") as (conn, clique, mine):
+        await _member_below(conn, clique, mine, data.user_id)
         if RANKS[data.role] >= mine.rank:
             raise _forbidden("you can only give roles below your own", "rank")
         await store.set_role(conn, clique.id, data.user_id, data.role)
@@ -353,9 +365,7 @@ async def set_role(ctx: Context, data: SetRoleInput) -> MemberOut:
 async def transfer_ownership(ctx: Context, data: UserInput) -> CliqueOut:
     """Hand the clique to another member (owner only); you become an admin."""
     _not_self(ctx, data.user_id, "you cannot hand the clique to yourself")
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "owner")
+    async with _acting(ctx, data.clique_id, "owner") as (conn, clique, _):
         if (await store.relation(conn, clique.id, data.user_id)).role is None:
             raise _not_found("member")
         await _check_quota(conn, data.user_id, "the new owner")
@@ -371,8 +381,7 @@ async def follow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
     """Follow a public clique: its posts reach your home feed; you cannot post without joining."""
     async with ctx.services.db.transaction() as conn:
         clique, mine = await _locked(conn, ctx, data.clique_id)
-        if mine.banned:
-            raise _forbidden("you are banned from this clique", "banned")
+        _not_banned(mine)
         if clique.is_private:
             raise _forbidden("only public cliques can be followed", "private")
         await store.follow(conn, clique.id, ctx.user.user_id)
@@ -394,8 +403,7 @@ async def unfollow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
 async def members(ctx: Context, data: MembersInput) -> MemberPage:
     """A clique's members, most recently joined first (a private clique's: members only)."""
     found = await _view(ctx, data.clique_id)
-    if found.viewer.banned:
-        raise _forbidden("you are banned from this clique", "banned")
+    _not_banned(found.viewer)
     if found.clique.is_private and found.viewer.role is None:
         raise _forbidden("only members see a private clique's members", "members_only")
     rows = await lists.members(ctx.services.db, data.clique_id, data.role, data.limit + 1,
@@ -409,13 +417,8 @@ async def members(ctx: Context, data: MembersInput) -> MemberPage:
 async def remove_member(ctx: Context, data: UserInput) -> None:
     """Remove a member ranked below you (moderators and above); they may join again."""
     _not_self(ctx, data.user_id, "to leave a clique, use clique.leave")
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
-        theirs = await store.relation(conn, clique.id, data.user_id)
-        if theirs.role is None:
-            raise _not_found("member")
-        _above(mine, theirs)
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, mine):
+        await _member_below(conn, clique, mine, data.user_id)
         await store.remove_member(conn, clique.id, data.user_id)
 
 
@@ -425,9 +428,7 @@ async def ban(ctx: Context, data: BanInput) -> BanOut:
     """Ban a user ranked below you (moderators and above): ends their membership,
     following, request and invite; banning again keeps the first ban."""
     _not_self(ctx, data.user_id, "you cannot ban yourself")
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, mine):
         if not await store.user_exists(conn, data.user_id):
             raise _not_found("user")
         _above(mine, await store.relation(conn, clique.id, data.user_id))
@@ -441,9 +442,7 @@ async def ban(ctx: Context, data: BanInput) -> BanOut:
          scope="cliques:write", status=204)
 async def unban(ctx: Context, data: UserInput) -> None:
     """Lift a ban (moderators and above); the user may then join or ask again."""
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
         if not await store.unban(conn, clique.id, data.user_id):
             raise _not_found("ban")
 
@@ -464,9 +463,7 @@ async def bans(ctx: Context, data: CliquePageInput) -> BanPage:
 async def remove_item(ctx: Context, data: ItemInput) -> None:
     """Tombstone a post, comment or reply in the clique (moderators and above; not the
     items of someone of equal or higher role, but your own)."""
-    async with ctx.services.db.transaction() as conn:
-        clique, mine = await _locked(conn, ctx, data.clique_id)
-        _require(mine, "moderator")
+    async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, mine):
         item = await store.clique_item(conn, data.item_id)
         if item is None or item.clique_id != clique.id:
             raise _not_found("item in this clique")
