@@ -6,7 +6,7 @@ until it has enough visible ones: visibility, the costly part, is evaluated only
 as the page needs. `scan` reads further batches while a page is not full, until the list
 ends or SCAN_ROUNDS batches were read. The home feed's candidates come from a bounded
 merge over the viewer's sources, each an index range on items_feed_author or
-items_feed_clique (0013_feeds.sql); docs/feeds.md explains it.
+items_feed_clique (0012_feeds.sql); docs/feeds.md explains it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from storage.items import ITEM_COLUMNS, Item, item_from_row
 # What a list has already shown: the sort timestamp and id of its last row.
 Mark = tuple[datetime, uuid.UUID]
 
-# Top-level items a feed shows; 0013's partial indexes hold exactly these rows, and the
+# Top-level items a feed shows; 0012's partial indexes hold exactly these rows, and the
 # queries repeat this predicate verbatim so the planner can use them.
 FEED_ROWS = """i.root_id IS NULL AND i.deleted_at IS NULL
               AND i.kind IN ('post', 'notice', 'share', 'slide')"""

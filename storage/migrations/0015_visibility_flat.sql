@@ -1,4 +1,4 @@
--- hs_can_see as one flat SQL function. The rules are those of 0008 and 0012 (docs/social-model.md);
+-- hs_can_see as one flat SQL function. The rules are those of 0008 and 0011 (docs/social-model.md);
 -- only the shape changes. PostgreSQL inlines no SQL function whose body has a sub-select, and a
 -- SQL function called from another is planned again on every call of its caller, so the nested
 -- hs_can_see -> hs_thread_allows -> hs_audience_allows -> hs_blocked chain re-planned three
