@@ -10,6 +10,7 @@ the rows they count. List pages and suggestions are in storage/network_lists.py.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -186,35 +187,48 @@ async def follow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
         return Change("following", await _add_follow(conn, me, target))
 
 
+async def _cut(db: Database, me: uuid.UUID, other: uuid.UUID,
+               cut: Callable[[asyncpg.Connection], Awaitable[bool]]) -> Change:
+    """Lock the pair, then cut(conn): done (changed if an edge went), or not_found."""
+    async with db.transaction() as conn:
+        if not (await _lock_pair(conn, me, other)).found:
+            return Change("not_found")
+        return Change("done", await cut(conn))
+
+
+async def _accept(db: Database, me: uuid.UUID, sender: uuid.UUID,
+                  accepted: Literal["following", "friends"]) -> Change:
+    """Turn sender's pending follow or friend request to me into the edge it asked for."""
+    edge: Relation = "followers" if accepted == "following" else "friends"
+    requests: Relation = "follow_requests" if accepted == "following" else "friend_requests"
+    async with db.transaction() as conn:
+        pair = await _lock_pair(conn, me, sender)
+        if not pair.found:
+            return Change("not_found")
+        if await _edge(conn, edge, me, sender):
+            return Change(accepted)
+        if not await _edge(conn, requests, me, sender):
+            return Change("no_request")
+        if pair.blocked:
+            return Change("blocked")
+        if accepted == "following":
+            return Change(accepted, await _add_follow(conn, sender, me))
+        return Change(accepted, await _befriend(conn, me, sender))
+
+
 async def unfollow(db: Database, me: uuid.UUID, target: uuid.UUID) -> Change:
     """Stop following, or withdraw a pending follow request."""
-    async with db.transaction() as conn:
-        if not (await _lock_pair(conn, me, target)).found:
-            return Change("not_found")
-        return Change("done", await _drop_follow(conn, me, target))
+    return await _cut(db, me, target, lambda conn: _drop_follow(conn, me, target))
 
 
 async def remove_follower(db: Database, me: uuid.UUID, follower: uuid.UUID) -> Change:
     """Make someone stop following you (and drop their pending request)."""
-    async with db.transaction() as conn:
-        if not (await _lock_pair(conn, me, follower)).found:
-            return Change("not_found")
-        return Change("done", await _drop_follow(conn, follower, me))
+    return await _cut(db, me, follower, lambda conn: _drop_follow(conn, follower, me))
 
 
 async def approve_request(db: Database, me: uuid.UUID, requester: uuid.UUID) -> Change:
     """Turn a pending follow request into a follow."""
-    async with db.transaction() as conn:
-        pair = await _lock_pair(conn, me, requester)
-        if not pair.found:
-            return Change("not_found")
-        if await _edge(conn, "following", requester, me):
-            return Change("following")
-        if not await _edge(conn, "follow_requests", me, requester):
-            return Change("no_request")
-        if pair.blocked:
-            return Change("blocked")
-        return Change("following", await _add_follow(conn, requester, me))
+    return await _accept(db, me, requester, "following")
 
 
 async def reject_request(db: Database, me: uuid.UUID, requester: uuid.UUID) -> bool:
@@ -279,17 +293,7 @@ async def friend_request(db: Database, me: uuid.UUID, other: uuid.UUID, pending_
 
 async def accept_friend(db: Database, me: uuid.UUID, other: uuid.UUID) -> Change:
     """Accept the other's pending friend request."""
-    async with db.transaction() as conn:
-        pair = await _lock_pair(conn, me, other)
-        if not pair.found:
-            return Change("not_found")
-        if await _edge(conn, "friends", me, other):
-            return Change("friends")
-        if not await _edge(conn, "friend_requests", me, other):
-            return Change("no_request")
-        if pair.blocked:
-            return Change("blocked")
-        return Change("friends", await _befriend(conn, me, other))
+    return await _accept(db, me, other, "friends")
 
 
 async def drop_friend_request(db: Database, sender: uuid.UUID, recipient: uuid.UUID) -> bool:
@@ -300,10 +304,8 @@ async def drop_friend_request(db: Database, sender: uuid.UUID, recipient: uuid.U
 
 
 async def unfriend(db: Database, me: uuid.UUID, other: uuid.UUID) -> Change:
-    async with db.transaction() as conn:
-        if not (await _lock_pair(conn, me, other)).found:
-            return Change("not_found")
-        return Change("done", await _unfriend(conn, me, other))
+    """End a friendship, both ways."""
+    return await _cut(db, me, other, lambda conn: _unfriend(conn, me, other))
 
 
 async def block(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> bool:
