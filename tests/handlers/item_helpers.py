@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -63,18 +60,6 @@ async def block(client: Client, blocker: Account, blocked: Account) -> None:
 
 async def make_private(client: Client, account: Account) -> None:
     await ok(await rest(client, account, "users.me.update", {"is_private": True}))
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll until check() answers something truthy; that answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def notes(client: Client, account: Account, kind: str | None = None) -> list[dict[str, Any]]:

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp.test_utils import TestClient
 
 from config import Settings
 from server.resources import SERVICES
 from tests.conftest import Account
 from tests.handlers.conversation_helpers import ok, rest
+from tests.handlers.social_helpers import sql
 from tests.media_files import jpeg
 
 Client = TestClient[Any, Any]
@@ -37,14 +37,6 @@ def install_clock(client: Client) -> Clock:
     clock = Clock(datetime.now(UTC))
     client.app[SERVICES].clock = clock
     return clock
-
-
-async def sql(settings: Settings, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 async def follow(settings: Settings, follower: Account, followee: Account) -> None:

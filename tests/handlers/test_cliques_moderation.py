@@ -17,9 +17,9 @@ from tests.handlers.clique_helpers import (
     people,
     set_role,
     staffed,
-    until,
 )
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
+from tests.handlers.social_helpers import until
 
 ROLES = ("owner", "admin", "moderator", "member", "outsider")
 

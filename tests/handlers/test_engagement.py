@@ -12,7 +12,8 @@ import pytest
 from config import Settings
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.item_helpers import block, create, fetch, notes, sql, until
+from tests.handlers.item_helpers import block, create, fetch, notes, sql
+from tests.handlers.social_helpers import until
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 KINDS = ["like", "love", "haha", "wow", "sad", "angry"]

@@ -14,7 +14,8 @@ from server.resources import SERVICES
 from storage import engagement
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.item_helpers import block, create, fetch, notes, sql, until
+from tests.handlers.item_helpers import block, create, fetch, notes, sql
+from tests.handlers.social_helpers import until
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 

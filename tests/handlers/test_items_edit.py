@@ -11,7 +11,8 @@ from config import Settings
 from server.resources import build_token_service
 from tests.conftest import signup
 from tests.handlers.conversation_helpers import ok, refused, rest
-from tests.handlers.item_helpers import create, fetch, notes, sql, until
+from tests.handlers.item_helpers import create, fetch, notes, sql
+from tests.handlers.social_helpers import until
 from tests.handlers.test_media import uploaded
 
 

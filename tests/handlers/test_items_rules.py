@@ -18,8 +18,8 @@ from tests.handlers.item_helpers import (
     make_private,
     notes,
     sql,
-    until,
 )
+from tests.handlers.social_helpers import until
 
 
 async def _sees(client: Any, viewer: Account, item_id: str) -> bool:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
@@ -17,6 +14,7 @@ from config import Limits, Settings
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
+from tests.handlers.social_helpers import notes_of, sql, until
 
 Client = TestClient[Any, Any]
 
@@ -58,31 +56,6 @@ async def make_private(client: Client, account: Account, private: bool = True) -
 
 async def follow(client: Client, a: Account, b: Account) -> str:
     return str((await ok(await rest(client, a, "user.follow", {"user_id": b.id})))["status"])
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll until check() answers something truthy; that answer."""
-    deadline = time.monotonic() + timeout
-    while not (found := await check()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-    return found
-
-
-def notes_of(client: Client, account: Account) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-    async def check() -> list[dict[str, Any]]:
-        page = await ok(await rest(client, account, "notification.list"))
-        return list(page["notifications"])
-    return check
-
-
-async def sql(settings: Settings, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 async def fake_users(settings: Settings, n: int) -> list[uuid.UUID]:

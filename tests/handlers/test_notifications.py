@@ -6,8 +6,6 @@ notified in the same fan-out transaction, and the test waits for that one first.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +23,7 @@ from tests.handlers.conversation_helpers import (
     refused,
     rest,
 )
+from tests.handlers.social_helpers import until
 from tests.push_standin import BrowserKeys, PushStandIn
 
 
@@ -34,18 +33,6 @@ async def push_service(aiohttp_server: Any) -> PushStandIn:
     server = await aiohttp_server(standin.app())
     standin.base_url = str(server.make_url("")).rstrip("/")
     return standin
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll until check() answers something truthy; that answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def notifications(client: Any, account: Account, **params: Any) -> dict[str, Any]:
@@ -222,7 +209,7 @@ async def test_gone_subscription_is_removed_and_rate_limit_is_honoured(
 
     async def bob_unsubscribed() -> bool:
         listed = await ok(await rest(client, bob, "push.subscriptions"))
-        return listed["subscriptions"] == []
+        return bool(listed["subscriptions"] == [])
 
     await push_service.wait_for("/wp/bob")
     await until(bob_unsubscribed)

@@ -14,6 +14,7 @@ from config.settings import Limits
 from server.resources import build_token_service
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
+from tests.handlers.social_helpers import sql
 from tests.handlers.story_helpers import (
     Client,
     befriend,
@@ -21,7 +22,6 @@ from tests.handlers.story_helpers import (
     follow,
     install_clock,
     post_story,
-    sql,
     tray,
     tray_ids,
     upload,

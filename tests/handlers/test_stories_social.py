@@ -12,6 +12,7 @@ from config.settings import Limits
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
+from tests.handlers.social_helpers import sql
 from tests.handlers.story_helpers import (
     Client,
     befriend,
@@ -20,7 +21,6 @@ from tests.handlers.story_helpers import (
     install_clock,
     post_story,
     settled,
-    sql,
     upload,
 )
 from workers.story_purge import purge_once
