@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import orjson
 
 
 class UniqueViolation(Exception):
@@ -18,8 +18,13 @@ class UniqueViolation(Exception):
         self.constraint = constraint
 
 
+def _encode_json(value: Any) -> str:
+    # orjson: several times faster than json on the persistence worker's per-message payloads.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def connect_one(dsn: str) -> asyncpg.Connection:
