@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from handlers.account_schemas import AvatarUrl, check_visible_name
 from handlers.commands import Input
 from handlers.pagination import PageInput
-from storage.cliques import Ban, CliqueView, Member, Request, UserBrief
+from storage.cliques import Ban, CliqueView, Member, Request
+from storage.users import UserBrief
 
 # Fixed limits (docs/cliques.md, docs/limits.md).
 NAME_MAX = 80

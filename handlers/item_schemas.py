@@ -20,7 +20,8 @@ from handlers.media import content_url
 from handlers.pagination import PageInput
 from storage import items as store
 from storage.db import Database
-from storage.items import Author, Item, ItemMedia, ViewerState
+from storage.items import Item, ItemMedia, ViewerState
+from storage.users import UserBrief
 
 Visibility = Literal["public", "followers", "friends", "private"]
 QuotePolicy = Literal["public", "followers", "nobody"]
@@ -167,14 +168,14 @@ def _media_out(media: ItemMedia) -> ItemMediaOut:
                         url=content_url(media.id))
 
 
-def _author_out(author: Author | None, author_id: uuid.UUID) -> AuthorOut:
+def _author_out(author: UserBrief | None, author_id: uuid.UUID) -> AuthorOut:
     if author is None:  # the account row is gone mid-request: show the id alone
         return AuthorOut(id=author_id, username="", display_name="", avatar_url=None)
     return AuthorOut(id=author.id, username=author.username, display_name=author.display_name,
                      avatar_url=author.avatar_url)
 
 
-def _out(item: Item, authors: dict[uuid.UUID, Author], media: dict[uuid.UUID, list[ItemMedia]],
+def _out(item: Item, authors: dict[uuid.UUID, UserBrief], media: dict[uuid.UUID, list[ItemMedia]],
          states: dict[uuid.UUID, ViewerState]) -> ItemOut:
     state = states.get(item.id)
     deleted = item.deleted

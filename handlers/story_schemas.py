@@ -15,8 +15,9 @@ from handlers.pagination import PageInput
 from storage import stories as store
 from storage.db import Database
 from storage.media import Rendition
-from storage.stories import Story, UserBrief
+from storage.stories import Story
 from storage.story_highlights import HighlightView
+from storage.users import UserBrief
 
 Audience = Literal["followers", "friends", "close_friends"]
 # The item reaction kinds (items.item_reactions); a story takes one per viewer.

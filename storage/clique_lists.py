@@ -20,13 +20,13 @@ from storage.cliques import (
     CliqueView,
     Member,
     Request,
-    UserBrief,
     after,
     ban_from_row,
     user_from_row,
     view_from_row,
 )
 from storage.db import Database
+from storage.users import UserBrief
 
 # Where the previous page ended: (sort timestamp, id) of its last row.
 Before: TypeAlias = tuple[datetime, uuid.UUID] | None

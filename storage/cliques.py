@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from storage.db import Database
+from storage.users import UserBrief
 
 Executor: TypeAlias = Database | asyncpg.Connection
 
@@ -74,14 +75,6 @@ class CliqueView:
     clique: Clique
     viewer: Relation
     at: datetime
-
-
-@dataclass(frozen=True)
-class UserBrief:
-    id: uuid.UUID
-    username: str
-    display_name: str
-    avatar_url: str | None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from storage.db import Database
+from storage.users import UserBrief
 
 if TYPE_CHECKING:
     from handlers.pagination import Position
@@ -87,14 +88,6 @@ class NewItem:
     allow_comments: bool = True
     idempotency_key: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Author:
-    id: uuid.UUID
-    username: str
-    display_name: str
-    avatar_url: str | None
 
 
 @dataclass(frozen=True)
@@ -261,11 +254,11 @@ async def edits_page(
 # -- hydration (a whole page in a constant number of queries) ----------------------------
 
 
-async def authors(db: Database, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Author]:
+async def authors(db: Database, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UserBrief]:
     rows = await db.pool.fetch(
         """SELECT id, username, display_name, avatar_url FROM users WHERE id = ANY($1::uuid[])""",
         list(set(user_ids)))
-    return {r["id"]: Author(**dict(r)) for r in rows}
+    return {r["id"]: UserBrief(**dict(r)) for r in rows}
 
 
 async def media_of(db: Database, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ItemMedia]]:

@@ -18,6 +18,7 @@ import asyncpg
 
 from storage.db import Database
 from storage.media import Rendition
+from storage.users import UserBrief
 
 STORY_COLUMNS = """i.id, i.author_id, u.username, u.display_name, u.avatar_url, i.body,
     i.visibility, i.allow_comments, i.data, i.view_count, i.reaction_count, i.reaction_counts,
@@ -40,14 +41,6 @@ READABLE = f"""{LIVE} AND u.deleted_at IS NULL AND (i.author_id = $1 OR (hs_can_
          OR EXISTS (SELECT 1 FROM story_highlight_items h WHERE h.story_id = i.id))))"""
 # Active and within $1's audience at $2: what may be viewed, reacted to, replied to.
 ACTIVE = f"{LIVE} AND u.deleted_at IS NULL AND i.expires_at > $2 AND hs_can_see($1, i)"
-
-
-@dataclass(frozen=True)
-class UserBrief:
-    id: uuid.UUID
-    username: str
-    display_name: str
-    avatar_url: str | None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,16 @@ class User:
         return self.deleted_at is None
 
 
+@dataclass(frozen=True)
+class UserBrief:
+    """Who someone is on a card, list or item: id, names and avatar."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+
+
 def _user(row: asyncpg.Record | None) -> User | None:
     return None if row is None else User(**dict(row))
 
