@@ -349,13 +349,6 @@ async def advance_receipt(
     return None if row is None else (row["last_read_seq"], row["last_delivered_seq"])
 
 
-async def block(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
-    await db.pool.execute(
-        "INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        blocker, blocked,
-    )
-
-
 async def unblock(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
     await db.pool.execute(
         "DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2", blocker, blocked
