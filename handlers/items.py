@@ -57,6 +57,9 @@ TAG = re.compile(r"(?<![\w#])#(\w{1,64})(?!\w)")
 # What a comment may answer; stories and slides are made by their own commands.
 COMMENTABLE = ("post", "notice", "story", "slide")
 EDITABLE = ("post", "notice", "comment", "reply")
+# Kinds with their own undo, which also clears what a tombstone would leave behind
+# (highlights, a rendered video).
+DELETED_ELSEWHERE = {"story": "story.delete", "slide": "slide.delete", "share": "item.unshare"}
 
 
 def _not_found() -> CommandError:
@@ -418,6 +421,9 @@ async def edits(ctx: Context, data: EditsInput) -> EditPage:
 async def delete(ctx: Context, data: ItemIdInput) -> None:
     """Delete your item, leaving a tombstone so its answers stay reachable; twice is fine."""
     item = await _own_item(ctx, data.item_id)
+    if item.kind in DELETED_ELSEWHERE:
+        raise invalid("item_id", f"a {item.kind} is removed with {DELETED_ELSEWHERE[item.kind]}",
+                      "wrong_kind")
     if item.deleted:
         return
     async with ctx.services.db.transaction() as conn:

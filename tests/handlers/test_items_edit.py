@@ -163,6 +163,17 @@ async def test_delete_authorization_and_bad_input(client: Any) -> None:
     assert (await fetch(client, alice, hidden["id"]))["deleted"] is False
 
 
+async def test_shares_stories_and_slides_are_deleted_by_their_own_commands(client: Any) -> None:
+    alice, bob = await signup(client), await signup(client)
+    post = await create(client, alice)
+    share = (await ok(await rest(client, bob, "item.share", {"item_id": post["id"]})))["share"]
+    error = await refused(await rest(client, bob, "item.delete", {"item_id": share["id"]}), 400,
+                          "invalid_input")
+    assert error["details"]["fields"][0]["type"] == "wrong_kind"
+    assert "item.unshare" in error["message"]
+    assert (await fetch(client, alice, post["id"]))["counts"]["shares"] == 1
+
+
 async def test_content_scopes(client: Any, settings: Settings) -> None:
     alice = await signup(client)
     post = await create(client, alice)
