@@ -12,9 +12,10 @@ events arriving within the following interval wait for one flush at its end.
   none dropped;
 - any other event flushes what is pending, then goes out as is, in order.
 
-Comments whose author and the subscriber block each other are left out of that
-subscriber's batch; a socket whose user and the item's author block each other is
-unsubscribed at the next flush (see docs/content.md).
+Each flush re-checks who may still see the item: a socket whose user lost sight of it
+(a block, an unfollow, a narrowed audience, leaving a private clique, a deletion of the
+thread's root) is unsubscribed before anything is emitted. Comments whose author and the
+subscriber block each other are left out of that subscriber's batch (see docs/content.md).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ BUS_ERRORS = (aioredis.RedisError, OSError)
 BlockedPairs = Callable[
     [list[uuid.UUID], list[uuid.UUID]], Awaitable[set[tuple[uuid.UUID, uuid.UUID]]]
 ]
+# Given an item and users, those of them who may see it now.
+Viewers = Callable[[uuid.UUID, list[uuid.UUID]], Awaitable[set[uuid.UUID]]]
 
 
 def topic(item_id: uuid.UUID | str) -> str:
@@ -84,10 +87,11 @@ class ItemLive:
     """This node's item subscriptions, and coalesced delivery of item events to them."""
 
     def __init__(self, bus: Bus, realtime: Realtime, blocked: BlockedPairs | None = None,
-                 interval_s: float = DEFAULT_INTERVAL_S) -> None:
+                 interval_s: float = DEFAULT_INTERVAL_S, viewers: Viewers | None = None) -> None:
         self._bus = bus
         self._realtime = realtime
         self._blocked = blocked
+        self._viewers = viewers
         self.interval_s = interval_s
         self._windows: dict[uuid.UUID, _Window] = {}
         self._by_sid: dict[str, set[uuid.UUID]] = {}
@@ -247,6 +251,7 @@ class ItemLive:
             window.dirty.clear()
         comments, window.comments = window.comments, []
         others, window.others = window.others, []
+        await self._drop_unseeing(item_id, window)
         hidden = await self._hidden(item_id, window, comments)
         if self._windows.get(item_id) is not window:
             return  # everyone left during the block check
@@ -256,6 +261,24 @@ class ItemLive:
             await self._emit_comments(item_id, window, comments, hidden)
         for event, data in others:
             await self._emit(item_id, window, event, data)
+
+    async def _drop_unseeing(self, item_id: uuid.UUID, window: _Window) -> None:
+        """Unsubscribe the local sockets whose users may no longer see the item."""
+        if self._viewers is None:
+            return
+        users = {self._users[sid] for sid in window.sids if sid in self._users}
+        if not users:
+            return
+        try:
+            allowed = await self._viewers(item_id, sorted(users))
+        except Exception:
+            # Like the block check: everyone here could see the item when they subscribed,
+            # and dropping them all on a database hiccup would silently end their updates.
+            log.exception("item live visibility check failed", extra={"item_id": str(item_id)})
+            return
+        gone = [sid for sid in list(window.sids) if self._users.get(sid) not in allowed]
+        for sid in gone:
+            await self.unsubscribe(sid, [item_id])
 
     async def _hidden(self, item_id: uuid.UUID, window: _Window,
                       comments: list[dict[str, Any]]) -> dict[str, set[str]]:

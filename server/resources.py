@@ -23,6 +23,7 @@ from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from server.metrics import Metrics
 from storage import engagement as engagement_storage
+from storage import items as item_storage
 from storage import presence as presence_storage
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.conversations import conversation_ids_for_user
@@ -173,7 +174,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     typing = TypingRelay(realtime, typing_store, settings.limits.typing_ttl_s)
     item_live = ItemLive(bus, realtime,
                          blocked=lambda users, others: engagement_storage.blocked_pairs(
-                             db, users, others))
+                             db, users, others),
+                         viewers=lambda item_id, users: item_storage.who_can_see(
+                             db, item_id, users))
     app[SERVICES] = Services(
         settings=settings,
         db=app[DATABASE],

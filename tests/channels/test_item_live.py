@@ -287,6 +287,37 @@ async def test_blocks_cut_delivery(client: Any, connect_socket: SocketFactory) -
     assert reply["error"]["code"] == "not_found"
 
 
+async def test_losing_sight_of_an_item_ends_its_updates(
+    client: Any, connect_socket: SocketFactory
+) -> None:
+    """Not only blocks: an unfollow or a narrowed audience cuts a subscriber off at the next flush."""
+    alice, bob, carol = [await signup(client) for _ in range(3)]
+    await ok(await rest(client, bob, "user.follow", {"user_id": alice.id}))
+    await ok(await rest(client, carol, "user.follow", {"user_id": alice.id}))
+    post = await create(client, alice, visibility="followers")
+    socks = {name: await connect_socket(who.access_token) for name, who in (("bob", bob),
+                                                                            ("carol", carol))}
+    inboxes = {name: Inbox(sock, *EVENTS) for name, sock in socks.items()}
+    for sock in socks.values():
+        await subscribed(sock, post["id"])
+    live = services_of(client).item_live
+    # bob unfollows: the followers-only post is no longer his to watch.
+    await ok(await rest(client, bob, "user.unfollow", {"user_id": alice.id}), 204)
+    await react(client, carol, post["id"])
+    await inboxes["carol"].wait_for(is_event("item.updated", reaction_count=1))
+    async with asyncio.timeout(5):
+        while live.subscriptions(str(socks["bob"].get_sid())):
+            await asyncio.sleep(0.02)
+    assert not [e for e in updates(inboxes["bob"]) if e.get("reaction_count") == 1]
+    # The author narrows the audience to private: carol is cut off too.
+    await ok(await rest(client, alice, "item.edit", {"item_id": post["id"], "visibility": "private"}))
+    async with asyncio.timeout(5):
+        while live.subscriptions(str(socks["carol"].get_sid())):
+            await asyncio.sleep(0.02)
+    reply = await call(socks["carol"], "item.subscribe", {"item_id": post["id"]})
+    assert reply["error"]["code"] == "not_found"
+
+
 async def test_a_subscriber_on_another_node_gets_updates(
     make_client: AppFactory, connect_socket: SocketFactory, settings: Settings
 ) -> None:
