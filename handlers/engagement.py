@@ -55,7 +55,6 @@ WINDOW_S = 60
 SHAREABLE = ("post", "notice", "slide")
 # The notifications worker renders "<who> reacted <emoji> to ..." from data.emoji.
 EMOJI = {"like": "👍", "love": "❤️", "haha": "😂", "wow": "😮", "sad": "😢", "angry": "😠"}
-SHARE_EMOJI = "🔁"
 
 
 def _refuse(message: str, reason: str) -> CommandError:
@@ -227,14 +226,13 @@ async def share(ctx: Context, data: ShareInput) -> ShareOut:
         await ctx.services.item_live.publish(item.id, UPDATED, {
             "share_count": result.share_count, "version": result.version})
         if item.author_id != me:
-            # No share kind: reactions are the closest (docs/content.md).
+            # Once per sharer and item, ever; grouped per item ("A and 3 others shared").
             await notifications.notify(
-                ctx.services, Kind.REACTION, [item.author_id],
+                ctx.services, Kind.SHARE, [item.author_id],
                 source_key=f"share:item:{item.id}:{me}", actor_id=me, subject=("item", item.id),
                 group_key=f"share:item:{item.id}",
-                data={"emoji": SHARE_EMOJI, "action": "share", "item_id": str(item.id),
-                      "share_id": str(result.share.id), "item_kind": item.kind,
-                      "preview": preview(item.body)})
+                data={"item_id": str(item.id), "share_id": str(result.share.id),
+                      "item_kind": item.kind, "preview": preview(item.body)})
     [out] = await hydrate(ctx.services.db, me, [result.share])
     return ShareOut(share=out, share_count=result.share_count, created=result.created)
 

@@ -155,9 +155,10 @@ async def _thread_of(ctx: Context, data: CreateInput) -> tuple[Item | None, Item
     return parent, root
 
 
-async def _check_quote(ctx: Context, data: CreateInput) -> None:
+async def _check_quote(ctx: Context, data: CreateInput) -> Item | None:
+    """The item a new post or notice quotes, once the caller may quote it (None: no quote)."""
     if data.quoted_id is None:
-        return
+        return None
     if data.kind not in ("post", "notice"):
         raise invalid("quoted_id", "only posts and notices quote", "not_allowed")
     quoted = await visible_item(ctx, data.quoted_id)
@@ -167,10 +168,11 @@ async def _check_quote(ctx: Context, data: CreateInput) -> None:
         raise CommandError("conflict", "the quoted item was deleted", {"reason": "deleted"})
     me = ctx.user.user_id
     if quoted.author_id == me or quoted.quote_policy == "public":
-        return
+        return quoted
     if quoted.quote_policy == "nobody" or not await store.follows_or_friend(
             ctx.services.db, me, quoted.author_id):
         raise _refuse("the author does not allow you to quote this", "quote_policy")
+    return quoted
 
 
 async def _check_clique(ctx: Context, data: CreateInput) -> None:
@@ -218,7 +220,7 @@ async def create(ctx: Context, data: CreateInput) -> ItemOut:
     await enforce(services.limiter, f"item_create:{me}", limits.item_creates_per_window,
                   limits.item_create_window_s)
     parent, root = await _thread_of(ctx, data)
-    await _check_quote(ctx, data)
+    quoted = await _check_quote(ctx, data)
     await _check_clique(ctx, data)
     if data.media_ids:
         await media_handlers.attachments(ctx, data.media_ids)
@@ -242,7 +244,7 @@ async def create(ctx: Context, data: CreateInput) -> ItemOut:
         if replayed is None:
             raise RuntimeError("an item created under this idempotency key is missing")
         return replayed
-    await _notify(ctx, item, parent, mentioned)
+    await _notify(ctx, item, parent, mentioned, quoted)
     out = await one(ctx, item)
     await _publish_new(ctx, item, out, reply_count)
     return out
@@ -268,14 +270,16 @@ async def _fill(conn: asyncpg.Connection, item: Item, data: CreateInput, names: 
 
 
 async def _notify(ctx: Context, item: Item, parent: Item | None,
-                  mentioned: list[uuid.UUID]) -> None:
-    """Tell newly mentioned users, and the parent's author of an answer, if they may see it."""
+                  mentioned: list[uuid.UUID], quoted: Item | None = None) -> None:
+    """Tell newly mentioned users, the parent's author of an answer and the quoted item's
+    author of a quote, if they may see the new item; a mention wins over the others."""
     services, me = ctx.services, ctx.user.user_id
     db = services.db
     mentioned = [u for u in mentioned if u != me]
     reply_to = [parent.author_id] if parent is not None and parent.author_id != me else []
-    audience = await store.who_can_see(db, item.id, [*mentioned, *reply_to]) if (
-        mentioned or reply_to) else set()
+    quote_of = [quoted.author_id] if quoted is not None and quoted.author_id != me else []
+    audience = await store.who_can_see(db, item.id, [*mentioned, *reply_to, *quote_of]) if (
+        mentioned or reply_to or quote_of) else set()
     author = (await store.authors(db, [me])).get(me)
     payload: dict[str, Any] = {
         "actor_name": author.display_name if author else None, "preview": preview(item.body),
@@ -291,6 +295,12 @@ async def _notify(ctx: Context, item: Item, parent: Item | None,
                                    actor_id=me, subject=("item", item.id),
                                    data={**payload, "parent_id": str(item.parent_id),
                                          "parent_kind": None if parent is None else parent.kind})
+    quoters = [u for u in quote_of if u in audience and u not in told]
+    if quoted is not None and quoters:
+        await notifications.notify(services, Kind.QUOTE, quoters, source_key=f"quote:item:{item.id}",
+                                   actor_id=me, subject=("item", item.id),
+                                   data={**payload, "quoted_id": str(quoted.id),
+                                         "quoted_kind": quoted.kind})
 
 
 def _version(ctx: Context) -> int:

@@ -32,6 +32,10 @@ class Kind(StrEnum):
     """Someone followed you (produced once follows exist)."""
     FRIEND_REQUEST = "friend_request"
     """Someone asked to be your friend (produced once friendships exist)."""
+    SHARE = "share"
+    """Someone shared (reposted) your post, notice or slide, grouped per item."""
+    QUOTE = "quote"
+    """Someone quoted your post or notice."""
     CLIQUE_INVITE = "clique_invite"
     """You were invited to a clique (produced once cliques exist)."""
     STORY_REPLY = "story_reply"
@@ -47,6 +51,8 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "reaction": "a reaction to your message",
     "follow": "someone followed you",
     "friend_request": "someone asked to be your friend",
+    "share": "someone shared your post, notice or slide",
+    "quote": "someone quoted your post or notice",
     "clique_invite": "you were invited to a clique",
     "story_reply": "a reply to your story",
     "system": "a notice from the service",

@@ -134,8 +134,9 @@ def render(n: Notification) -> tuple[str, str]:
         Kind.REPLY: (f"{who} commented on your {d.get('parent_kind') or 'post'}"
                      if d.get("item_kind") == "comment"
                      else f"{who} replied to your {d.get('parent_kind') or 'message'}"),
-        Kind.REACTION: (f"{who} shared {thing}" if d.get("action") == "share"
-                        else f"{who} reacted {d.get('emoji') or ''} to {thing}".replace("  ", " ")),
+        Kind.REACTION: f"{who} reacted {d.get('emoji') or ''} to {thing}".replace("  ", " "),
+        Kind.SHARE: f"{who} shared {thing}",
+        Kind.QUOTE: f"{who} quoted your {d.get('quoted_kind') or 'post'}",
         Kind.FOLLOW: (f"{who} asked to follow you" if d.get("request")
                       else f"{who} accepted your follow request" if d.get("accepted")
                       else f"{who} followed you"),

@@ -71,12 +71,14 @@ async def test_sharing_notifies_the_author(client: Any) -> None:
     await ok(await share(client, bob, post["id"]))
     await ok(await rest(client, bob, "item.unshare", {"item_id": post["id"]}))
     await ok(await share(client, bob, post["id"]))  # same source event: not notified twice
-    [note] = await until(lambda: notes(client, alice, "reaction"))
+    [note] = await until(lambda: notes(client, alice, "share"))
     assert note["subject"] == {"type": "item", "id": post["id"]}
-    assert note["data"]["action"] == "share" and note["actor_ids"] == [bob.id]
+    assert note["actor_ids"] == [bob.id]
+    assert note["title"] == f"{bob.username} shared your post"
     await asyncio.sleep(0.5)
-    [note] = await notes(client, alice, "reaction")
+    [note] = await notes(client, alice, "share")
     assert note["count"] == 1
+    assert await notes(client, alice, "reaction") == []
 
 
 async def test_what_may_be_shared(client: Any) -> None:

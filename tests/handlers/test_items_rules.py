@@ -3,6 +3,7 @@ and the mention and reply notifications that follow them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -244,3 +245,22 @@ async def test_answers_notify_the_parent_author(client: Any) -> None:
     [mention] = await until(lambda: notes(client, carol, "mention"))
     assert await notes(client, carol, "reply") == []
     assert mention["actor_ids"] == [alice.id]
+
+
+async def test_a_quote_notifies_the_quoted_author_once(client: Any) -> None:
+    author, fan, other = await signup(client), await signup(client), await signup(client)
+    post = await create(client, author, body="quote me")
+    quote = await create(client, fan, "notice", "so true", quoted_id=post["id"])
+    [note] = await until(lambda: notes(client, author, "quote"))
+    assert note["subject"] == {"type": "item", "id": quote["id"]}
+    assert note["data"]["quoted_id"] == post["id"] and note["actor_ids"] == [fan.id]
+    assert note["title"] == f"{fan.username} quoted your post"
+    # A quote that also mentions the author is one mention, not a mention and a quote.
+    await create(client, other, "notice", f"@{author.username} look", quoted_id=post["id"])
+    await until(lambda: notes(client, author, "mention"))
+    assert len(await notes(client, author, "quote")) == 1
+    # Quoting your own item tells nobody; a quote the author may not see tells them nothing.
+    await create(client, author, "notice", "me again", quoted_id=post["id"])
+    await create(client, other, "post", "just for me", quoted_id=post["id"], visibility="private")
+    await asyncio.sleep(0.5)
+    assert len(await notes(client, author, "quote")) == 1

@@ -272,7 +272,7 @@ async def test_preferences_and_quiet_hours_round_trip(client: Any) -> None:
     prefs = await ok(await rest(client, bob, "notification.preferences.get"))
     kinds = {p["kind"]: p for p in prefs["preferences"]}
     assert set(kinds) == {"message", "mention", "reply", "reaction", "follow", "friend_request",
-                          "clique_invite", "story_reply", "system"}
+                          "share", "quote", "clique_invite", "story_reply", "system"}
     assert kinds["reaction"] == {"kind": "reaction", "in_app": True, "push": True, "email": False,
                                  "sms": False}
     assert prefs["quiet_hours"] is None

@@ -389,7 +389,8 @@ async def test_old_source_keys_and_read_notifications_are_purged(client: Any, ri
     ("reply", {"item_kind": "reply", "parent_kind": "comment"}, "Ann replied to your comment"),
     ("reply", {}, "Ann replied to your message"),
     ("reaction", {"emoji": "❤️", "item_kind": "story"}, "Ann reacted ❤️ to your story"),
-    ("reaction", {"emoji": "🔁", "action": "share", "item_kind": "post"}, "Ann shared your post"),
+    ("share", {"item_kind": "slide"}, "Ann shared your slide"),
+    ("quote", {"item_kind": "notice", "quoted_kind": "post"}, "Ann quoted your post"),
 ])
 def test_item_notifications_name_what_was_answered(kind: str, data: dict[str, Any],
                                                    title: str) -> None:
