@@ -60,6 +60,22 @@ class UnavailableOut(BaseModel):
     unavailable: Literal[True] = True
 
 
+# The kind-specific fields anyone who sees an item may read in ItemOut.data. The rest of
+# items.data is server state: render bookkeeping, media ids, and a stitch's or duet's
+# credit, which slide.get shows only to viewers who may see the original.
+PUBLIC_DATA: dict[str, frozenset[str]] = {
+    "slide": frozenset({"effects", "status", "progress", "duration_ms", "width", "height",
+                        "allow_duet", "allow_stitch", "reply_to_comment_id"}),
+    "story": frozenset({"allow_replies"}),
+}
+
+
+def public_data(item: Item) -> dict[str, object]:
+    """items.data as clients see it in ItemOut (see PUBLIC_DATA)."""
+    keep = PUBLIC_DATA.get(item.kind, frozenset())
+    return {k: v for k, v in item.data.items() if k in keep}
+
+
 class ItemOut(BaseModel):
     """An item as one viewer sees it."""
 
@@ -195,7 +211,7 @@ def _out(item: Item, authors: dict[uuid.UUID, UserBrief], media: dict[uuid.UUID,
         saved=state.saved if state else False, shared=state.shared if state else False,
         mentions=state.mentions if state and not deleted else [],
         tags=state.tags if state and not deleted else [],
-        data={} if deleted else dict(item.data),
+        data={} if deleted else public_data(item),
         created_at=item.created_at, edited_at=item.edited_at, deleted=deleted,
         expires_at=item.expires_at)
 

@@ -170,6 +170,10 @@ async def test_effects_render_a_new_video_with_live_progress(
     feed = await ok(await rest(client, fan, "feed.home", {}))
     assert slide["id"] in [i["id"] for i in feed["items"]]
     assert (await ok(await get(client, fan, slide["id"])))["visibility"] == "public"
+    # As an item, a slide shows its public fields only, not the render's bookkeeping.
+    as_item = next(i for i in feed["items"] if i["id"] == slide["id"])
+    assert as_item["data"]["status"] == "ready" and as_item["data"]["duration_ms"]
+    assert not {"source_media_id", "video_media_id", "queued", "visibility"} & set(as_item["data"])
 
 
 async def test_a_render_that_fails_is_announced_and_stays_the_authors(
