@@ -31,6 +31,9 @@ class CreateInput(Input):
     is_private: bool = Field(description="private: posts and members are for members only; "
                                          "joining needs approval or an invite")
     avatar_url: AvatarUrl | None = None
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="a retry with the same key answers the clique the first create made")
 
 
 class CliqueIdInput(Input):

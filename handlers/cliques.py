@@ -149,12 +149,34 @@ async def _check_quota(conn: asyncpg.Connection, user_id: uuid.UUID, who: str) -
 async def create(ctx: Context, data: CreateInput) -> CliqueOut:
     """Create a clique with you as its owner (at most 100 owned, 10 created an hour)."""
     services, me = ctx.services, ctx.user.user_id
+    if (replayed := await _replay(ctx, data)) is not None:
+        return replayed
     await enforce(services.limiter, f"clique_create:{me}", CREATES_PER_HOUR, HOUR_S)
     async with services.db.transaction() as conn:
         await _check_quota(conn, me, "you")
         clique_id = await store.create(conn, name=data.name, description=data.description,
                                        is_private=data.is_private, avatar_url=data.avatar_url,
-                                       owner=me)
+                                       owner=me, idempotency_key=data.idempotency_key)
+    if clique_id is None:
+        # A concurrent create with this key won; its clique is the answer.
+        replayed = await _replay(ctx, data)
+        if replayed is None:
+            raise RuntimeError("a clique created under this idempotency key is missing")
+        return replayed
+    return await _card(ctx, clique_id)
+
+
+async def _replay(ctx: Context, data: CreateInput) -> CliqueOut | None:
+    """A retried create (same idempotency key) answers the clique the first one made."""
+    if data.idempotency_key is None:
+        return None
+    found = await store.created_with_key(ctx.services.db, ctx.user.user_id, data.idempotency_key)
+    if found is None:
+        return None
+    clique_id, name = found
+    if name != data.name:
+        raise CommandError("conflict", "this idempotency key was used for another clique",
+                           {"reason": "idempotency_key_reused"})
     return await _card(ctx, clique_id)
 
 

@@ -165,19 +165,31 @@ async def owned_count(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
 
 async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, is_private: bool,
-    avatar_url: str | None, owner: uuid.UUID,
-) -> uuid.UUID:
-    """A new clique with its owner as the one member."""
-    clique_id: uuid.UUID = await conn.fetchval(
-        """INSERT INTO cliques (name, description, is_private, avatar_url, created_by, member_count)
-           VALUES ($1, $2, $3, $4, $5, 1) RETURNING id""",
-        name, description, is_private, avatar_url, owner,
+    avatar_url: str | None, owner: uuid.UUID, idempotency_key: str | None = None,
+) -> uuid.UUID | None:
+    """A new clique with its owner as the one member; None if the owner's key is taken."""
+    clique_id: uuid.UUID | None = await conn.fetchval(
+        """INSERT INTO cliques (name, description, is_private, avatar_url, created_by, member_count,
+                                idempotency_key)
+           VALUES ($1, $2, $3, $4, $5, 1, $6)
+           ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           RETURNING id""",
+        name, description, is_private, avatar_url, owner, idempotency_key,
     )
+    if clique_id is None:
+        return None
     await conn.execute(
         "INSERT INTO clique_members (clique_id, user_id, role) VALUES ($1, $2, 'owner')",
         clique_id, owner,
     )
     return clique_id
+
+
+async def created_with_key(db: Executor, owner: uuid.UUID, key: str) -> tuple[uuid.UUID, str] | None:
+    """The (id, name) of the clique `owner` created under an idempotency key, deleted or not."""
+    row = await _ex(db).fetchrow(
+        "SELECT id, name FROM cliques WHERE created_by = $1 AND idempotency_key = $2", owner, key)
+    return None if row is None else (row["id"], row["name"])
 
 
 async def view(db: Executor, clique_id: uuid.UUID, viewer: uuid.UUID) -> CliqueView | None:

@@ -423,3 +423,22 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
     assert error["details"]["required_scope"] == "cliques:read"
     resp = await client.get(f"/v1/cliques/{clique['id']}")
     await refused(resp, 401, "unauthorized")
+
+
+async def test_create_is_idempotent_per_key(client: Any) -> None:
+    alice = await signup(client)
+    headers = {**alice.headers, "Idempotency-Key": "make-once"}
+    body = {"name": "Once", "is_private": False}
+    first = await ok(await client.post("/v1/cliques", json=body, headers=headers), 201)
+    again = await ok(await client.post("/v1/cliques", json=body, headers=headers), 201)
+    assert again["id"] == first["id"]
+    mine = await ok(await rest(client, alice, "clique.list_mine", {}))
+    assert [c["id"] for c in mine["cliques"]].count(first["id"]) == 1
+    await refused(await client.post("/v1/cliques", json={**body, "name": "Other"},
+                                    headers=headers), 409, "conflict")
+    # Concurrent creates with one key make one clique.
+    racing = await asyncio.gather(*(
+        rest(client, alice, "clique.create", {**body, "name": "Race", "idempotency_key": "race"})
+        for _ in range(5)))
+    ids = {(await ok(resp, 201))["id"] for resp in racing}
+    assert len(ids) == 1
