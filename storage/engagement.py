@@ -197,15 +197,13 @@ async def share_count(db: Database, item_id: uuid.UUID) -> int:
 
 async def save(db: Database, user_id: uuid.UUID, item_id: uuid.UUID) -> datetime:
     """Bookmark an item (again: no change); when it was saved."""
+    # DO UPDATE (a no-op keeping the first created_at) rather than DO NOTHING plus a read:
+    # it returns the row a concurrent save committed, which a read in the same statement,
+    # on the statement's older snapshot, would miss.
     saved_at = await db.pool.fetchval(
-        """WITH added AS (
-               INSERT INTO item_saves (user_id, item_id) VALUES ($1, $2)
-               ON CONFLICT (user_id, item_id) DO NOTHING RETURNING created_at)
-           SELECT created_at FROM added
-           UNION ALL
-           SELECT created_at FROM item_saves WHERE user_id = $1 AND item_id = $2
-           LIMIT 1""", user_id, item_id)
-    assert saved_at is not None
+        """INSERT INTO item_saves (user_id, item_id) VALUES ($1, $2)
+           ON CONFLICT (user_id, item_id) DO UPDATE SET created_at = item_saves.created_at
+           RETURNING created_at""", user_id, item_id)
     return saved_at  # type: ignore[no-any-return]
 
 
