@@ -191,6 +191,16 @@ async def get_visible(db: Database, slide_id: uuid.UUID, viewer_id: uuid.UUID) -
     return None if row is None else _slide(row)
 
 
+async def original_usable(db: Database, original_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether a stitch's or duet's original is still live and visible to the slide's author."""
+    found = await db.pool.fetchval(
+        """SELECT true FROM items o WHERE o.id = $1 AND o.kind = 'slide'
+               AND o.deleted_at IS NULL AND hs_can_see($2, o)""",
+        original_id, user_id,
+    )
+    return bool(found)
+
+
 async def visible_comment(db: Database, comment_id: uuid.UUID, viewer_id: uuid.UUID) -> bool:
     """Whether a live comment or reply exists that the viewer may see."""
     found = await db.pool.fetchval(

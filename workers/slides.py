@@ -215,6 +215,10 @@ class SlideWorker:
         if credit is None:
             plan = fx.render_plan(new, effects, out, text_png)
         else:
+            # Checked again now: the original may have been deleted, or hidden from the
+            # author by a block or a narrower audience, since the stitch or duet was asked for.
+            if not await store.original_usable(self.db, credit.item_id, slide.author_id):
+                raise Rejected("original_missing", f"original {credit.item_id} is gone or hidden")
             original = await self._clip(credit.video_media_id, work, "original")
             if credit.kind == "stitch":
                 plan = fx.stitch_plan(original, credit.start_ms or 0,

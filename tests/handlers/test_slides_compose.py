@@ -10,11 +10,14 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from config import Settings
+from handlers.slides import render_job
+from server.resources import SERVICES
 from tests.conftest import Account, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.test_slides import (
     block,
     create,
+    db_execute,
     finished,
     follow,
     get,
@@ -23,6 +26,7 @@ from tests.handlers.test_slides import (
     video_media,
 )
 from workers.media_video import run_ffmpeg
+from workers.slides import SlideWorker
 
 Client = TestClient[Any, Any]
 
@@ -182,3 +186,37 @@ async def test_a_credit_is_hidden_from_who_may_not_see_the_original(
     mine = await ok(await get(client, stitcher, done["id"]))
     assert mine["slide"]["stitch_of"]["available"] is False
     assert (await client.get(mine["slide"]["video"]["url"], headers=stitcher.headers)).status == 200
+
+
+async def test_a_render_refuses_an_original_deleted_or_hidden_since_the_request(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    # The original plays its upload (no effects): deleting it leaves that media in place,
+    # so only a check at render time stops the worker copying a slide that is gone.
+    author, stitcher, dancer = [await signup(client) for _ in range(3)]
+    source = await original_slide(client, author, tmp_path)
+    stitch_media = await video_media(client, stitcher, tmp_path, size="120x90", seconds=1)
+    stitch = await made(client, stitcher, "slide.stitch", {
+        "source_slide_id": source, "media_id": stitch_media, "length_ms": 500})
+    dance_media = await video_media(client, dancer, tmp_path, size="120x90", seconds=1)
+    duet = await made(client, dancer, "slide.duet", {"source_slide_id": source,
+                                                     "media_id": dance_media})
+    services = client.app[SERVICES]
+    worker = SlideWorker(settings, services.db, services.blobs, services.realtime, services.queue)
+
+    async def rerender(slide_id: str) -> dict[str, Any]:
+        # As if the job were only now taken from the queue.
+        await db_execute(settings, """UPDATE items SET data = data || '{"status": "processing"}'
+                                      WHERE id = $1""", uuid.UUID(slide_id))
+        await worker.handle(render_job(uuid.UUID(slide_id)))
+        owner = stitcher if slide_id == stitch["id"] else dancer
+        return dict((await ok(await get(client, owner, slide_id)))["slide"])
+
+    # The original's author blocks the dancer before the duet renders.
+    await block(client, author, dancer)
+    hidden = await rerender(duet["id"])
+    assert (hidden["status"], hidden["failure_reason"]) == ("failed", "original_missing")
+    # The original is deleted before the stitch renders.
+    await ok(await rest(client, author, "slide.delete", {"slide_id": source}), 204)
+    gone = await rerender(stitch["id"])
+    assert (gone["status"], gone["failure_reason"]) == ("failed", "original_missing")
