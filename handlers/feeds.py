@@ -19,6 +19,7 @@ from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.item_schemas import ItemPage, hydrate
+from handlers.items import visible_item
 from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
 from storage import engagement as engagement_store
 from storage import feeds as store
@@ -126,11 +127,7 @@ async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
     """The comments of an item you may see, oldest first; deleted ones stay as tombstones."""
     services, me = ctx.services, ctx.user.user_id
     after = decode_cursor(data.cursor, "feed.comments")
-    item = await item_store.get_visible(services.db, me, data.item_id)
-    expired = item is not None and item.expires_at is not None \
-        and item.expires_at <= services.clock() and item.author_id != me
-    if item is None or expired:
-        raise CommandError("not_found", "no such item")
+    await visible_item(ctx, data.item_id)
     rows = await item_store.children_page(services.db, me, data.item_id, after, data.limit + 1)
     page, next_cursor = page_of(rows, data.limit, _position)
     return ItemPage(items=await hydrate(services.db, me, page), next_cursor=next_cursor)

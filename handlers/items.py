@@ -101,9 +101,10 @@ def _live(ctx: Context, item: Item) -> bool:
 
 
 async def visible_item(ctx: Context, item_id: uuid.UUID) -> Item:
-    """The item if the caller may see it (and it has not expired); not_found otherwise."""
-    item = await store.get_visible(ctx.services.db, ctx.user.user_id, item_id)
-    if item is None or not _live(ctx, item):
+    """The item if the caller may see it (and neither it nor its thread's root has expired);
+    not_found otherwise."""
+    item = await store.get_live(ctx.services.db, ctx.user.user_id, item_id, ctx.services.clock())
+    if item is None:
         raise _not_found()
     return item
 

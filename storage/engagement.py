@@ -220,7 +220,8 @@ async def saved_page(db: Database, viewer: uuid.UUID, after: tuple[datetime, uui
 
     `after` is the (saved_at, item id) of the previous page's last row (a handlers.pagination
     Position's at and id); with `now`, stories that expired by then are left out (but the
-    viewer's own). Deleted items stay, as tombstones.
+    viewer's own), and so are the comments and replies of such stories (but the viewer's own,
+    and those under the viewer's own stories). Deleted items stay, as tombstones.
     """
     rows = await db.pool.fetch(
         f"""SELECT s.created_at AS saved_at, {ITEM_COLUMNS}
@@ -229,6 +230,9 @@ async def saved_page(db: Database, viewer: uuid.UUID, after: tuple[datetime, uui
               AND ($2::timestamptz IS NULL OR (s.created_at, s.item_id) < ($2, $3))
               AND ($5::timestamptz IS NULL OR i.expires_at IS NULL OR i.expires_at > $5
                    OR i.author_id = $1)
+              AND ($5::timestamptz IS NULL OR i.root_id IS NULL OR i.author_id = $1
+                   OR NOT EXISTS (SELECT 1 FROM items r WHERE r.id = i.root_id
+                                  AND r.expires_at <= $5 AND r.author_id <> $1))
               AND hs_can_see($1, i)
             ORDER BY s.created_at DESC, s.item_id DESC
             LIMIT $4""",

@@ -43,6 +43,9 @@ END: Mark = (datetime.max.replace(tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1))
 NOT_MUTED = """NOT EXISTS (SELECT 1 FROM user_mutes mu WHERE mu.muter_id = $1
                   AND mu.muted_id = i.author_id AND (mu.until IS NULL OR mu.until > $4))"""
 NOT_EXPIRED = "(i.expires_at IS NULL OR i.expires_at > $4)"
+# A story's comments and replies leave lists with the story.
+ROOT_NOT_EXPIRED = """(i.root_id IS NULL OR NOT EXISTS (
+    SELECT 1 FROM items r WHERE r.id = i.root_id AND r.expires_at <= $4))"""
 
 
 def lazy_sql(candidates: str, visible: str) -> str:
@@ -243,7 +246,8 @@ TAG_SQL = lazy_sql("""
     SELECT t.created_at AS at, t.item_id AS id FROM item_tags t
     WHERE t.tag = $7 AND (t.created_at, t.item_id) < ($2, $3)
     ORDER BY t.created_at DESC, t.item_id DESC LIMIT $5""",
-    f"i.deleted_at IS NULL AND {NOT_EXPIRED} AND {NOT_MUTED} AND hs_can_see($1, i)")
+    f"i.deleted_at IS NULL AND {NOT_EXPIRED} AND {ROOT_NOT_EXPIRED} AND {NOT_MUTED} "
+    "AND hs_can_see($1, i)")
 
 
 async def by_tag(db: Database, viewer: uuid.UUID, tag: str, after: Mark | None, limit: int,

@@ -141,6 +141,24 @@ async def get_visible(db: Database, viewer: uuid.UUID, item_id: uuid.UUID) -> It
     return None if row is None else item_from_row(row)
 
 
+async def get_live(db: Database, viewer: uuid.UUID, item_id: uuid.UUID,
+                   now: datetime) -> Item | None:
+    """The item if `viewer` may see it and it has not expired, nor has its thread's root.
+
+    A story's comments and replies go with the story: once it expires they are gone for
+    everyone but the story's author and each answer's own author.
+    """
+    row = await db.pool.fetchrow(
+        f"""SELECT {ITEM_COLUMNS} FROM items i
+            WHERE i.id = $2 AND hs_can_see($1, i)
+              AND (i.author_id = $1 OR i.expires_at IS NULL OR i.expires_at > $3)
+              AND (i.root_id IS NULL OR i.author_id = $1 OR NOT EXISTS (
+                   SELECT 1 FROM items r WHERE r.id = i.root_id AND r.expires_at <= $3
+                   AND r.author_id <> $1))""",
+        viewer, item_id, now)
+    return None if row is None else item_from_row(row)
+
+
 async def get_locked(conn: asyncpg.Connection, item_id: uuid.UUID) -> Item | None:
     """The item, locked for update until the transaction ends."""
     row = await conn.fetchrow(
