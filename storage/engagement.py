@@ -17,7 +17,6 @@ import asyncpg
 from storage.db import Database
 from storage.items import ITEM_COLUMNS, Item, item_from_row
 
-REACTION_KINDS = ("like", "love", "haha", "wow", "sad", "angry")
 # The live version of a change (item.updated), in the unit handlers/items.py uses too.
 VERSION = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
@@ -186,10 +185,6 @@ async def unshare(db: Database, user_id: uuid.UUID, item_id: uuid.UUID) -> Unsha
         if counted is None:
             return Unshared(share_id, item_id, 0, None)
         return Unshared(share_id, item_id, counted["share_count"], counted["version"])
-
-
-async def share_count(db: Database, item_id: uuid.UUID) -> int:
-    return int(await db.pool.fetchval("SELECT share_count FROM items WHERE id = $1", item_id) or 0)
 
 
 # -- saves -------------------------------------------------------------------------------
