@@ -42,6 +42,8 @@ ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "y
           "-movflags", "+faststart", "-max_muxing_queue_size", "1024", "-f", "mp4"]
 NORMAL_AUDIO = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
 DuetAudio = Literal["original", "new"]
+# A duet's original side is at most this many times as wide as the duet is tall.
+DUET_SIDE_RATIO_MAX = 2
 
 
 class EffectError(ValueError):
@@ -256,9 +258,15 @@ def stitch_plan(original: Clip, start_ms: int, length_ms: int, new: Clip, effect
                      ["-map", "[v]", "-map", "[a]"], duration, out), duration, w, h)
 
 
-def duet_width(original: Clip, height: int) -> int:
-    """The original's width once scaled to the duet's height (even, as scale=-2 makes it)."""
+def _scaled_width(original: Clip, height: int) -> int:
     return max(2, round(original.width * height / original.height / 2) * 2)
+
+
+def duet_width(original: Clip, height: int) -> int:
+    """The original's side width: the original scaled to the duet's height (even), at most
+    DUET_SIDE_RATIO_MAX times that height (renditions bound only the long side, so a thin
+    panorama beside a tall clip would otherwise be hundreds of thousands of pixels wide)."""
+    return min(_scaled_width(original, height), DUET_SIDE_RATIO_MAX * height)
 
 
 def duet_plan(original: Clip, new: Clip, audio: DuetAudio, effects: list[Effect], out: Path,
@@ -272,7 +280,12 @@ def duet_plan(original: Clip, new: Clip, audio: DuetAudio, effects: list[Effect]
     duration = round(new.duration_ms / speed)
     h = new.height
     left = duet_width(original, h)
-    graph = [f"[0:v]scale={left}:{h},setsar=1,fps={FPS},format=yuv420p[av]"]
+    scale = f"scale={left}:{h}"
+    if left < _scaled_width(original, h):
+        # Wider than the side allows: fitted inside it, letterboxed.
+        scale = (f"scale={left}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                 f"pad={left}:{h}:(ow-iw)/2:(oh-ih)/2")
+    graph = [f"[0:v]{scale},setsar=1,fps={FPS},format=yuv420p[av]"]
     graph += _effect_graph(effects, "1:v", "2:v" if text_png else None, "bfx")
     graph.append(f"[bfx]setsar=1,fps={FPS}[bv]")
     graph.append("[av][bv]hstack=inputs=2[v]")

@@ -143,6 +143,21 @@ async def test_duet_stacks_at_the_new_clips_height_for_its_length(tmp_path: Path
     assert fx.duet_width(odd, 90) == 128  # 100 * 90 / 70 = 128.6, kept even
 
 
+async def test_a_duet_with_a_panorama_original_stays_bounded(tmp_path: Path) -> None:
+    # Renditions keep only the long side under 1,280 px: a 1280x2 original next to a
+    # 2x1280 clip would otherwise be scaled to 819,200 x 1,280 pixels.
+    assert fx.duet_width(fx.Clip(tmp_path / "x.mp4", 1280, 2, 1000, False), 1280) == 2560
+    original = clip(tmp_path, "wide", size="400x20", seconds=1, audio=None)
+    new = clip(tmp_path, "tall", size="20x100", seconds=1, audio=None)
+    # Scaled to the new clip's height the original would be 2,000 px wide; its side is
+    # held to twice the height (200) and the original letterboxed inside it.
+    assert fx.duet_width(original, 100) == 200
+    plan = fx.duet_plan(original, new, "original", [], tmp_path / "out.mp4", None)
+    assert (plan.width, plan.height) == (220, 100)
+    probe = await rendered(plan)
+    assert (probe.width, probe.height) == (220, 100)
+
+
 # -- progress -------------------------------------------------------------------------------
 
 
