@@ -192,7 +192,8 @@ async def get(ctx: Context, data: CliqueIdInput) -> CliqueOut:
 async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
     """Change name, description, privacy or avatar (owner and admins).
 
-    Going public makes pending requesters members; going private drops the followers.
+    Going public makes pending requesters members; going private drops the followers and
+    the invites of inviters below moderator.
     """
     fields = data.model_fields_set & {"name", "description", "is_private", "avatar_url"}
     async with _acting(ctx, data.clique_id, "admin") as (conn, clique, _):
@@ -203,6 +204,8 @@ async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
                 await store.accept_all_requests(conn, clique.id)
             elif changes.get("is_private") is True:
                 await store.drop_followers(conn, clique.id)
+                # An invite to a private clique skips approval: only moderators' may stay.
+                await store.drop_invites_below(conn, clique.id, "moderator")
     return await _card(ctx, data.clique_id)
 
 

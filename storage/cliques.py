@@ -246,6 +246,15 @@ async def drop_followers(conn: asyncpg.Connection, clique_id: uuid.UUID) -> None
     await conn.execute("UPDATE cliques SET follower_count = 0 WHERE id = $1", clique_id)
 
 
+async def drop_invites_below(conn: asyncpg.Connection, clique_id: uuid.UUID, role: str) -> None:
+    """Remove the invites whose inviter is not (any more) a member ranked role or above."""
+    await conn.execute(
+        """DELETE FROM clique_invites i WHERE i.clique_id = $1 AND NOT EXISTS (
+               SELECT 1 FROM clique_members m WHERE m.clique_id = $1 AND m.user_id = i.invited_by
+                   AND m.role = ANY($2::text[]))""",
+        clique_id, [r for r, rank in RANKS.items() if rank >= RANKS[role]])
+
+
 async def soft_delete(conn: asyncpg.Connection, clique_id: uuid.UUID) -> None:
     await conn.execute("UPDATE cliques SET deleted_at = now(), updated_at = now() WHERE id = $1",
                        clique_id)

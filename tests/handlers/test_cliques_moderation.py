@@ -44,6 +44,21 @@ async def test_invite_rules_public_and_private(client: Client) -> None:
                 assert error["details"]["reason"] == ("not_moderator" if private else "not_member")
 
 
+
+async def test_going_private_drops_invites_only_moderators_could_make_now(client: Client) -> None:
+    # Any member invites to a public clique; in a private one an invite skips approval,
+    # so a member's invite must not outlive the switch (nor let its holder straight in).
+    staff = await staffed(client, private=False)
+    by_member, by_moderator = await people(client, 2)
+    await ok(await invite(client, staff.member, staff.id, by_member))
+    await ok(await invite(client, staff.moderator, staff.id, by_moderator))
+    await ok(await rest(client, staff.admin, "clique.update",
+                        {"clique_id": staff.id, "is_private": True}))
+    assert (await card(client, by_member, staff.id))["viewer"]["invited"] is False
+    assert await join(client, by_member, staff.id) == "requested"
+    assert (await card(client, by_moderator, staff.id))["viewer"]["invited"] is True
+    assert await join(client, by_moderator, staff.id) == "member"
+
 async def test_invite_refusals(client: Client, connect_socket: SocketFactory) -> None:
     staff = await staffed(client, private=True)
     banned, blocker = await people(client, 2)
