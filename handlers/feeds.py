@@ -25,7 +25,6 @@ from storage import engagement as engagement_store
 from storage import feeds as store
 from storage import items as item_store
 from storage.feeds import FeedPage, Mark
-from storage.items import Item
 
 # A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
 TAG = re.compile(r"\w{1,64}")
@@ -117,10 +116,6 @@ async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
     return await _page(ctx, page)
 
 
-def _position(item: Item) -> Position:
-    return Position(item.created_at, item.id)
-
-
 @command("feed.comments", input=CommentsInput, rest=("GET", "/items/{item_id}/comments"),
          scope="content:read", output=ItemPage)
 async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
@@ -128,9 +123,10 @@ async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
     services, me = ctx.services, ctx.user.user_id
     after = decode_cursor(data.cursor, "feed.comments")
     await visible_item(ctx, data.item_id)
-    rows = await item_store.children_page(services.db, me, data.item_id, after, data.limit + 1)
-    page, next_cursor = page_of(rows, data.limit, _position)
-    return ItemPage(items=await hydrate(services.db, me, page), next_cursor=next_cursor)
+    page, following = await item_store.children_page(services.db, me, data.item_id, after,
+                                                      data.limit)
+    return ItemPage(items=await hydrate(services.db, me, page),
+                    next_cursor=None if following is None else encode_cursor(Position(*following)))
 
 
 @command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope="content:read",

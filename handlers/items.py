@@ -40,7 +40,7 @@ from handlers.item_schemas import (
     RepliesInput,
     hydrate,
 )
-from handlers.pagination import Position, decode_cursor, page_of
+from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
 from storage import items as store
 from storage.items import Edit, Item, NewItem
 from storage.notifications import Kind
@@ -347,21 +347,16 @@ async def get(ctx: Context, data: ItemIdInput) -> ItemOut:
     return await one(ctx, await visible_item(ctx, data.item_id))
 
 
-def _position(item: Item) -> Position:
-    return Position(item.created_at, item.id)
-
-
 @command("item.replies", input=RepliesInput, rest=("GET", "/items/{item_id}/replies"),
          scope="content:read", output=ItemPage)
 async def replies(ctx: Context, data: RepliesInput) -> ItemPage:
     """The direct answers to an item you may see, oldest first; deleted ones stay as tombstones."""
     await visible_item(ctx, data.item_id)
     after = decode_cursor(data.cursor, "item.replies")
-    rows = await store.children_page(ctx.services.db, ctx.user.user_id, data.item_id, after,
-                                     data.limit + 1)
-    page, next_cursor = page_of(rows, data.limit, _position)
+    page, following = await store.children_page(ctx.services.db, ctx.user.user_id, data.item_id,
+                                                after, data.limit)
     return ItemPage(items=await hydrate(ctx.services.db, ctx.user.user_id, page),
-                    next_cursor=next_cursor)
+                    next_cursor=None if following is None else encode_cursor(Position(*following)))
 
 
 # -- edit and delete ---------------------------------------------------------------------

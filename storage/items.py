@@ -178,22 +178,44 @@ async def visible_among(
     return seen, {r["id"] for r in rows if not r["visible"]}
 
 
+# Answers one page request reads at most, hidden ones included: a viewer who blocked a
+# prolific commenter gets a short (even empty) page with a next cursor, not an unbounded scan.
+CHILDREN_SCAN_MAX = 400
+
+
 async def children_page(
     db: Database, viewer: uuid.UUID, parent_id: uuid.UUID, after: Position | None, limit: int
-) -> list[Item]:
-    """Direct children of an item the viewer may see, oldest first, strictly after `after`.
+) -> tuple[list[Item], tuple[datetime, uuid.UUID] | None]:
+    """Direct children of an item the viewer may see, oldest first, strictly after `after`,
+    and the (created_at, id) the next page starts after (None: no more).
 
-    Tombstones stay in place (their replies hang under them); pass limit + 1 to learn
-    whether a next page exists.
+    Tombstones stay in place (their replies hang under them). The walk reads at most
+    CHILDREN_SCAN_MAX answers in order and checks visibility only until the page is full.
     """
     rows = await db.pool.fetch(
-        f"""SELECT {ITEM_COLUMNS} FROM items i
-            WHERE i.parent_id = $2
-              AND ($3::timestamptz IS NULL OR (i.created_at, i.id) > ($3, $4::uuid))
-              AND hs_can_see($1, i)
-            ORDER BY i.created_at, i.id LIMIT $5""",
-        viewer, parent_id, after.at if after else None, after.id if after else None, limit)
-    return [item_from_row(r) for r in rows]
+        f"""SELECT x.* FROM (
+                SELECT {ITEM_COLUMNS}, c.n, hs_can_see($1, i) AS visible
+                FROM (SELECT b.id, row_number() OVER (ORDER BY b.created_at, b.id) AS n
+                      FROM items b
+                      WHERE b.parent_id = $2
+                        AND ($3::timestamptz IS NULL OR (b.created_at, b.id) > ($3, $4::uuid))
+                      ORDER BY b.created_at, b.id LIMIT $5) c
+                JOIN items i ON i.id = c.id
+                ORDER BY i.created_at, i.id
+                OFFSET 0) x
+            WHERE x.visible OR x.n = $5
+            LIMIT $6""",
+        viewer, parent_id, after.at if after else None, after.id if after else None,
+        CHILDREN_SCAN_MAX, limit + 1)
+    visible = [item_from_row(r) for r in rows if r["visible"]]
+    if len(visible) > limit:
+        page = visible[:limit]
+        return page, (page[-1].created_at, page[-1].id)
+    last = next((r for r in rows if r["n"] == CHILDREN_SCAN_MAX), None)
+    if last is not None:
+        # The scan cap was reached with the page not full: go on after what was read.
+        return visible, (last["created_at"], last["id"])
+    return visible, None
 
 
 async def by_idempotency_key(db: Database, author_id: uuid.UUID, key: str) -> Item | None:

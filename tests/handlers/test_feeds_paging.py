@@ -13,6 +13,7 @@ import pytest
 from config import Settings
 from server.resources import build_token_service
 from storage.feeds import BATCH_MAX, BATCH_SLACK, SCAN_ROUNDS
+from storage.items import CHILDREN_SCAN_MAX
 from tests.conftest import Account, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.test_feeds import T0, Client, client, clique, db, ids, join, page, put, relate
@@ -167,3 +168,26 @@ async def test_feeds_need_the_content_read_scope(client: Client, settings: Setti
             assert error["details"]["required_scope"] == "content:read"
         else:  # past the scope check: an answer, or not_found for the made-up ids
             assert resp.status in (200, 404), await resp.text()
+
+
+@pytest.mark.parametrize("name", ["feed.comments", "item.replies"])
+async def test_hidden_answers_cost_a_bounded_read_per_page(client: Client, db: Any,
+                                                           name: str) -> None:
+    """Hundreds of comments by someone the viewer blocked: short pages, a cursor, no long scan."""
+    author, viewer, pest, friend = [await signup(client) for _ in range(4)]
+    post = await put(db, author, 0)
+    hidden_count = CHILDREN_SCAN_MAX + 50
+    await db.executemany(
+        """INSERT INTO items (kind, author_id, parent_id, root_id, body, created_at)
+           VALUES ('comment', $1, $2, $2, 'spam', $3)""",
+        [(uuid.UUID(pest.id), uuid.UUID(post), T0 + timedelta(seconds=1 + i))
+         for i in range(hidden_count)])
+    shown = [await put(db, friend, hidden_count + 10 + i, kind="comment", parent=post, root=post)
+             for i in range(3)]
+    await ok(await rest(client, viewer, "user.block", {"user_id": pest.id}), 204)
+    first = await page(client, viewer, name, item_id=post, limit=20)
+    # The first page read its cap of hidden answers and stopped, saying where to go on.
+    assert first["items"] == [] and first["next_cursor"] is not None
+    assert await ids(client, viewer, name, item_id=post) == shown
+    # Someone who sees them all pages through all of them, 40 at a time.
+    assert len(await ids(client, author, name, item_id=post, limit=40)) == hidden_count + 3
