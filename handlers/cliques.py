@@ -431,8 +431,8 @@ async def members(ctx: Context, data: MembersInput) -> MemberPage:
     _not_banned(found.viewer)
     if found.clique.is_private and found.viewer.role is None:
         raise _forbidden("only members see a private clique's members", "members_only")
-    rows = await lists.members(ctx.services.db, data.clique_id, data.role, data.limit + 1,
-                               _before(data, "clique.members"))
+    rows = await lists.members(ctx.services.db, data.clique_id, ctx.user.user_id, data.role,
+                               data.limit + 1, _before(data, "clique.members"))
     page, next_cursor = page_of(rows, data.limit, lambda m: Position(m.joined_at, m.user.id))
     return MemberPage(members=[member_out(m) for m in page], next_cursor=next_cursor)
 

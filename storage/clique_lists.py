@@ -70,18 +70,20 @@ async def search(
 
 
 async def members(
-    db: Database, clique_id: uuid.UUID, role: str | None, limit: int,
+    db: Database, clique_id: uuid.UUID, viewer: uuid.UUID, role: str | None, limit: int,
     before: Before,
 ) -> list[Member]:
-    """Members (of one role, if given), most recently joined first."""
+    """Members (of one role, if given), most recently joined first; users blocked with the
+    viewer either way left out, as from every user list."""
     at, after_id = after(before)
     rows = await db.pool.fetch(
         f"""SELECT {USER_BRIEF_COLUMNS}, m.role, m.joined_at
             FROM clique_members m JOIN users u ON u.id = m.user_id
             WHERE m.clique_id = $1 AND ($3::text IS NULL OR m.role = $3)
               AND ($4::timestamptz IS NULL OR (m.joined_at, m.user_id) < ($4, $5::uuid))
+              AND (m.user_id = $6 OR NOT hs_blocked($6, m.user_id))
             ORDER BY m.joined_at DESC, m.user_id DESC LIMIT $2""",
-        clique_id, limit, role, at, after_id,
+        clique_id, limit, role, at, after_id, viewer,
     )
     return [Member(user_from_row(r), r["role"], r["joined_at"]) for r in rows]
 

@@ -380,6 +380,20 @@ async def test_members_list(client: Client) -> None:
     assert error["details"]["reason"] == "banned"
 
 
+
+async def test_members_list_leaves_out_users_blocked_either_way(client: Client) -> None:
+    # As the follower and friend lists do (storage/network_lists.graph_page).
+    staff = await staffed(client)
+    await ok(await rest(client, staff.admin, "user.block", {"user_id": staff.outsider.id}), 204)
+    for viewer, hidden in ((staff.outsider, staff.admin), (staff.admin, None)):
+        seen = await ok(await rest(client, viewer, "clique.members", {"clique_id": staff.id}))
+        ids = {m["user"]["id"] for m in seen["members"]}
+        expected = {staff.owner.id, staff.admin.id, staff.moderator.id, staff.member.id}
+        assert ids == expected - ({hidden.id} if hidden else set())
+    await ok(await rest(client, staff.member, "user.block", {"user_id": staff.moderator.id}), 204)
+    seen = await ok(await rest(client, staff.moderator, "clique.members", {"clique_id": staff.id}))
+    assert staff.member.id not in {m["user"]["id"] for m in seen["members"]}
+
 async def test_account_deletion_leaves_every_clique(client: Client) -> None:
     owner, admin, member, fan = await people(client, 4)
     shared = await make_clique(client, owner)
