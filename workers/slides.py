@@ -124,7 +124,8 @@ async def run_with_progress(args: list[str], timeout_s: float, total_ms: int,
 
 
 class _Gone(Exception):
-    """The slide stopped processing (deleted) while it rendered: undo the stored render."""
+    """The slide stopped processing while it rendered: deleted (undo the stored render), or
+    made ready by a duplicate delivery of its job (keep that one's files)."""
 
 
 class SlideWorker:
@@ -270,6 +271,10 @@ class SlideWorker:
                 if ready is None:
                     raise _Gone
         except _Gone:
+            now = await store.get_slide(self.db, slide.id)
+            if now is not None and now.deleted_at is None and now.video_media_id == media_id:
+                # A duplicate delivery rendered it first: these keys are its video's.
+                return now
             for rendition in renditions:
                 await self.blobs.delete(rendition.storage_key)
             return None

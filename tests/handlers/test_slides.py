@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from config import Settings
 from handlers.slides import render_job
 from server.resources import SERVICES
+from storage import slides as slide_store
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
 from tests.handlers.test_media import png, settled, upload
@@ -574,6 +575,27 @@ async def test_a_lost_job_is_queued_again_and_a_redelivery_renders_the_same_medi
     assert again["status"] == "ready" and again["video"]["media_id"] == first["media_id"]
     assert (await probe_url(client, account, again["video"]["url"], tmp_path)).width == 160
 
+
+
+async def test_a_duplicate_render_finishing_second_keeps_the_first_ones_video(
+    client: Client, account: Account, settings: Settings, tmp_path: Path
+) -> None:
+    # Two deliveries of one job can render at once (the sweep queues a job again for a
+    # slide still waiting in a long queue; a redelivery to another worker process). Both
+    # write the same media and keys; the one that finds the slide ready already must not
+    # take the winner's files with it.
+    media_id = await video_media(client, account, tmp_path, seconds=1)
+    slide = await create(client, account, media_id, effects=[{"name": "mirror"}])
+    video = (await finished(client, account, slide["id"]))["slide"]["video"]
+    services = client.app[SERVICES]
+    worker = SlideWorker(settings, services.db, services.blobs, services.realtime, services.queue)
+    as_taken = await slide_store.get_slide(services.db, uuid.UUID(slide["id"]))
+    assert as_taken is not None
+    await worker._render(as_taken)  # the late duplicate: the slide is ready meanwhile
+    again = (await ok(await get(client, account, slide["id"])))["slide"]
+    assert again["status"] == "ready" and again["video"] == video
+    probe = await probe_url(client, account, video["url"], tmp_path)
+    assert probe.width == 160
 
 async def test_the_slide_commands_work_over_a_socket_too(
     client: Client, account: Account, tmp_path: Path, connect_socket: SocketFactory
