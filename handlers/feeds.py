@@ -19,11 +19,10 @@ from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.item_schemas import ItemPage, hydrate
-from handlers.items import visible_item
+from handlers.items import answers_page
 from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
 from storage import engagement as engagement_store
 from storage import feeds as store
-from storage import items as item_store
 from storage.feeds import FeedPage, Mark
 
 # A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
@@ -120,13 +119,7 @@ async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
          scope="content:read", output=ItemPage)
 async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
     """The comments of an item you may see, oldest first; deleted ones stay as tombstones."""
-    services, me = ctx.services, ctx.user.user_id
-    after = decode_cursor(data.cursor, "feed.comments")
-    await visible_item(ctx, data.item_id)
-    page, following = await item_store.children_page(services.db, me, data.item_id, after,
-                                                      data.limit)
-    return ItemPage(items=await hydrate(services.db, me, page),
-                    next_cursor=None if following is None else encode_cursor(Position(*following)))
+    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "feed.comments")
 
 
 @command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope="content:read",

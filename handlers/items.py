@@ -351,11 +351,18 @@ async def get(ctx: Context, data: ItemIdInput) -> ItemOut:
          scope="content:read", output=ItemPage)
 async def replies(ctx: Context, data: RepliesInput) -> ItemPage:
     """The direct answers to an item you may see, oldest first; deleted ones stay as tombstones."""
-    await visible_item(ctx, data.item_id)
-    after = decode_cursor(data.cursor, "item.replies")
-    page, following = await store.children_page(ctx.services.db, ctx.user.user_id, data.item_id,
-                                                after, data.limit)
-    return ItemPage(items=await hydrate(ctx.services.db, ctx.user.user_id, page),
+    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "item.replies")
+
+
+async def answers_page(ctx: Context, item_id: uuid.UUID, cursor: str | None, limit: int,
+                       list_name: str) -> ItemPage:
+    """One page of an item's direct answers (item.replies, feed.comments), oldest first."""
+    after = decode_cursor(cursor, list_name)
+    await visible_item(ctx, item_id)
+    me = ctx.user.user_id
+    page, following = await store.children_page(
+        ctx.services.db, me, item_id, None if after is None else (after.at, after.id), limit)
+    return ItemPage(items=await hydrate(ctx.services.db, me, page),
                     next_cursor=None if following is None else encode_cursor(Position(*following)))
 
 

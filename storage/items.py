@@ -11,15 +11,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from storage.db import Database
 from storage.users import UserBrief
-
-if TYPE_CHECKING:
-    from handlers.pagination import Position
 
 ITEM_COLUMNS = """i.id, i.kind, i.author_id, i.parent_id, i.root_id, i.quoted_id, i.shared_id,
     i.clique_id, i.body, i.visibility, i.quote_policy, i.quote_detached, i.allow_comments,
@@ -184,7 +181,8 @@ CHILDREN_SCAN_MAX = 400
 
 
 async def children_page(
-    db: Database, viewer: uuid.UUID, parent_id: uuid.UUID, after: Position | None, limit: int
+    db: Database, viewer: uuid.UUID, parent_id: uuid.UUID,
+    after: tuple[datetime, uuid.UUID] | None, limit: int,
 ) -> tuple[list[Item], tuple[datetime, uuid.UUID] | None]:
     """Direct children of an item the viewer may see, oldest first, strictly after `after`,
     and the (created_at, id) the next page starts after (None: no more).
@@ -205,7 +203,7 @@ async def children_page(
                 OFFSET 0) x
             WHERE x.visible OR x.n = $5
             LIMIT $6""",
-        viewer, parent_id, after.at if after else None, after.id if after else None,
+        viewer, parent_id, after[0] if after else None, after[1] if after else None,
         CHILDREN_SCAN_MAX, limit + 1)
     visible = [item_from_row(r) for r in rows if r["visible"]]
     if len(visible) > limit:
