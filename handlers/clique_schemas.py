@@ -88,7 +88,7 @@ class MembersInput(CliquePageInput):
     role: Role | None = Field(default=None, description="only members with this role")
 
 
-class ViewerOut(BaseModel):
+class CliqueViewerOut(BaseModel):
     """Where the caller stands with the clique."""
 
     role: Role | None = Field(description="null when not a member")
@@ -109,7 +109,7 @@ class CliqueOut(BaseModel):
     follower_count: int
     created_at: datetime
     updated_at: datetime
-    viewer: ViewerOut
+    viewer: CliqueViewerOut
 
 
 class CliquePage(BaseModel):
@@ -123,26 +123,26 @@ class JoinOut(BaseModel):
         description="member: you are in; requested: a moderator must approve")
 
 
-class UserOut(BaseModel):
+class CliqueUserOut(BaseModel):
     id: uuid.UUID
     username: str
     display_name: str
     avatar_url: str | None
 
 
-class MemberOut(BaseModel):
-    user: UserOut
+class CliqueMemberOut(BaseModel):
+    user: CliqueUserOut
     role: Role
     joined_at: datetime
 
 
 class MemberPage(BaseModel):
-    members: list[MemberOut]
+    members: list[CliqueMemberOut]
     next_cursor: str | None
 
 
 class RequestOut(BaseModel):
-    user: UserOut
+    user: CliqueUserOut
     requested_at: datetime
 
 
@@ -160,7 +160,7 @@ class InviteOut(BaseModel):
 
 class MyInviteOut(BaseModel):
     clique: CliqueOut
-    invited_by: UserOut | None = Field(description="null when that account is gone")
+    invited_by: CliqueUserOut | None = Field(description="null when that account is gone")
     invited_at: datetime
 
 
@@ -170,7 +170,7 @@ class InvitePage(BaseModel):
 
 
 class BanOut(BaseModel):
-    user: UserOut
+    user: CliqueUserOut
     banned_by: uuid.UUID | None
     reason: str | None
     banned_at: datetime
@@ -181,8 +181,8 @@ class BanPage(BaseModel):
     next_cursor: str | None
 
 
-def user_out(user: UserBrief) -> UserOut:
-    return UserOut(id=user.id, username=user.username, display_name=user.display_name,
+def user_out(user: UserBrief) -> CliqueUserOut:
+    return CliqueUserOut(id=user.id, username=user.username, display_name=user.display_name,
                    avatar_url=user.avatar_url)
 
 
@@ -192,14 +192,14 @@ def clique_out(found: CliqueView) -> CliqueOut:
         id=c.id, name=c.name, description=c.description, is_private=c.is_private,
         avatar_url=c.avatar_url, owner_id=c.owner_id, member_count=c.member_count,
         follower_count=c.follower_count, created_at=c.created_at, updated_at=c.updated_at,
-        viewer=ViewerOut.model_validate({"role": v.role, "following": v.following,
+        viewer=CliqueViewerOut.model_validate({"role": v.role, "following": v.following,
                                          "requested": v.requested, "invited": v.invited,
                                          "banned": v.banned}),
     )
 
 
-def member_out(found: Member) -> MemberOut:
-    return MemberOut.model_validate({"user": user_out(found.user), "role": found.role,
+def member_out(found: Member) -> CliqueMemberOut:
+    return CliqueMemberOut.model_validate({"user": user_out(found.user), "role": found.role,
                                      "joined_at": found.joined_at})
 
 

@@ -23,6 +23,7 @@ from handlers.clique_schemas import (
     BanOut,
     BanPage,
     CliqueIdInput,
+    CliqueMemberOut,
     CliqueOut,
     CliquePage,
     CliquePageInput,
@@ -31,7 +32,6 @@ from handlers.clique_schemas import (
     InvitePage,
     ItemInput,
     JoinOut,
-    MemberOut,
     MemberPage,
     MembersInput,
     MyInviteOut,
@@ -296,8 +296,8 @@ async def requests(ctx: Context, data: CliquePageInput) -> RequestPage:
 
 @command("clique.approve", input=UserInput,
          rest=("POST", "/cliques/{clique_id}/requests/{user_id}/approve"), scope="cliques:write",
-         output=MemberOut)
-async def approve(ctx: Context, data: UserInput) -> MemberOut:
+         output=CliqueMemberOut)
+async def approve(ctx: Context, data: UserInput) -> CliqueMemberOut:
     """Accept a join request: the requester becomes a member (moderators and above)."""
     async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
         if not await store.delete_request(conn, clique.id, data.user_id):
@@ -370,8 +370,8 @@ async def decline_invite(ctx: Context, data: CliqueIdInput) -> None:
 
 @command("clique.set_role", input=SetRoleInput,
          rest=("PUT", "/cliques/{clique_id}/members/{user_id}/role"), scope="cliques:write",
-         output=MemberOut)
-async def set_role(ctx: Context, data: SetRoleInput) -> MemberOut:
+         output=CliqueMemberOut)
+async def set_role(ctx: Context, data: SetRoleInput) -> CliqueMemberOut:
     """Set a member's role: the owner sets admin, moderator or member; admins moderator or member."""
     _not_self(ctx, data.user_id, "you cannot change your own role")
     async with _acting(ctx, data.clique_id, "admin") as (conn, clique, mine):

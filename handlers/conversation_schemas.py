@@ -88,7 +88,7 @@ class BlockInput(Input):
     user_id: uuid.UUID
 
 
-class MemberOut(BaseModel):
+class ConversationMemberOut(BaseModel):
     user_id: uuid.UUID
     role: Literal["owner", "admin", "member"]
 
@@ -123,7 +123,8 @@ class ConversationSummary(BaseModel):
 
 
 class ConversationOut(ConversationSummary):
-    members: list[MemberOut] = Field(description="the first 1,000 members, longest-standing first")
+    members: list[ConversationMemberOut] = Field(
+        description="the first 1,000 members, longest-standing first")
 
 
 class ConversationPage(BaseModel):
@@ -137,7 +138,7 @@ class AddMembersOut(BaseModel):
     conversation: ConversationOut
 
 
-class MuteOut(BaseModel):
+class ConversationMuteOut(BaseModel):
     conversation_id: uuid.UUID
     muted: bool
     muted_until: datetime | None

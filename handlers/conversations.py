@@ -32,6 +32,8 @@ from handlers.conversation_schemas import (
     AddMembersInput,
     AddMembersOut,
     ConversationIdInput,
+    ConversationMemberOut,
+    ConversationMuteOut,
     ConversationOut,
     ConversationPage,
     ConversationSummary,
@@ -39,9 +41,7 @@ from handlers.conversation_schemas import (
     LastMessageOut,
     ListInput,
     MemberInput,
-    MemberOut,
     MuteInput,
-    MuteOut,
     OpenDirectInput,
     SetRoleInput,
     UpdateInput,
@@ -93,8 +93,8 @@ async def _view(ctx: Context, conversation_id: uuid.UUID) -> ConversationOut:
         raise _not_found()
     members = await store.members(ctx.services.db, conversation_id, 1000)
     return ConversationOut(**_summary_fields(view, ctx.services.clock()),
-                           members=[MemberOut.model_validate({"user_id": m.user_id, "role": m.role})
-                                    for m in members])
+                           members=[ConversationMemberOut.model_validate(
+                               {"user_id": m.user_id, "role": m.role}) for m in members])
 
 
 async def _locked_group(
@@ -366,7 +366,7 @@ async def set_role(ctx: Context, data: SetRoleInput) -> ConversationOut:
     return await _view(ctx, data.conversation_id)
 
 
-async def _mute(ctx: Context, conversation_id: uuid.UUID, until: datetime | None) -> MuteOut:
+async def _mute(ctx: Context, conversation_id: uuid.UUID, until: datetime | None) -> ConversationMuteOut:
     me = ctx.user.user_id
     await membership(ctx, conversation_id)
     async with ctx.services.db.transaction() as conn:
@@ -375,12 +375,12 @@ async def _mute(ctx: Context, conversation_id: uuid.UUID, until: datetime | None
         await _append(conn, conversation_id, "conversation.updated", {
             "conversation_id": str(conversation_id), "muted": until is not None,
             "muted_until": wire_time(until)}, audience=[me])
-    return MuteOut(conversation_id=conversation_id, muted=until is not None, muted_until=until)
+    return ConversationMuteOut(conversation_id=conversation_id, muted=until is not None, muted_until=until)
 
 
 @command("conversation.mute", input=MuteInput, rest=("PUT", "/conversations/{conversation_id}/mute"),
-         scope="messages:write", output=MuteOut)
-async def mute(ctx: Context, data: MuteInput) -> MuteOut:
+         scope="messages:write", output=ConversationMuteOut)
+async def mute(ctx: Context, data: MuteInput) -> ConversationMuteOut:
     """Mute a conversation until a time, or with no end when until is omitted."""
     if data.until is not None and data.until <= ctx.services.clock():
         raise invalid("until", "must be in the future", "past")
@@ -389,7 +389,7 @@ async def mute(ctx: Context, data: MuteInput) -> MuteOut:
 
 @command("conversation.unmute", input=ConversationIdInput,
          rest=("DELETE", "/conversations/{conversation_id}/mute"), scope="messages:write",
-         output=MuteOut)
-async def unmute(ctx: Context, data: ConversationIdInput) -> MuteOut:
+         output=ConversationMuteOut)
+async def unmute(ctx: Context, data: ConversationIdInput) -> ConversationMuteOut:
     """Unmute a conversation."""
     return await _mute(ctx, data.conversation_id, None)

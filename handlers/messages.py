@@ -293,14 +293,14 @@ async def _react(ctx: Context, data: ReactInput, on: bool) -> dict[str, Any]:
     return {"message_id": str(message.id), "reactions": counts, "changed": True}
 
 
-class ReactionOut(BaseModel):
+class MessageReactionOut(BaseModel):
     message_id: uuid.UUID
     reactions: dict[str, int]
     changed: bool
 
 
 @command("message.react", input=ReactInput, rest=("PUT", "/messages/{message_id}/reactions/{emoji}"),
-         scope="messages:write", output=ReactionOut)
+         scope="messages:write", output=MessageReactionOut)
 async def react(ctx: Context, data: ReactInput) -> dict[str, Any]:
     """Add your reaction (one per emoji per user); answers the counts per emoji."""
     return await _react(ctx, data, True)
@@ -308,7 +308,7 @@ async def react(ctx: Context, data: ReactInput) -> dict[str, Any]:
 
 @command("message.unreact", input=ReactInput,
          rest=("DELETE", "/messages/{message_id}/reactions/{emoji}"), scope="messages:write",
-         output=ReactionOut)
+         output=MessageReactionOut)
 async def unreact(ctx: Context, data: ReactInput) -> dict[str, Any]:
     """Take your reaction back; answers the counts per emoji."""
     return await _react(ctx, data, False)

@@ -85,7 +85,7 @@ class MutePage(BaseModel):
     next_cursor: str | None
 
 
-class MuteOut(BaseModel):
+class UserMuteOut(BaseModel):
     user_id: uuid.UUID
     muted: bool
     until: datetime | None

@@ -15,12 +15,12 @@ from handlers.network_schemas import (
     GraphUserOut,
     MutedUserOut,
     MuteInput,
-    MuteOut,
     MutePage,
     SuggestionList,
     SuggestionOut,
     SuggestionsInput,
     UserListInput,
+    UserMuteOut,
     UserPage,
     UserRef,
 )
@@ -251,8 +251,8 @@ async def friend_requests_sent(ctx: Context, data: PageInput) -> UserPage:
 
 
 @command("user.mute", input=MuteInput, rest=("PUT", "/users/me/mutes/{user_id}"), scope=WRITE,
-         output=MuteOut)
-async def mute(ctx: Context, data: MuteInput) -> MuteOut:
+         output=UserMuteOut)
+async def mute(ctx: Context, data: MuteInput) -> UserMuteOut:
     """Hide a user's items from your feeds, for good or until a time; they are not told."""
     other, now = _other(ctx, data.user_id), ctx.services.clock()
     until = data.until
@@ -262,16 +262,16 @@ async def mute(ctx: Context, data: MuteInput) -> MuteOut:
         until = now + timedelta(seconds=data.duration_s)
     _refuse(await store.mute(ctx.services.db, ctx.user.user_id, other, until, now, MUTES_MAX),
             limit=MUTES_MAX, full_reason="too_many_mutes")
-    return MuteOut(user_id=other, muted=True, until=until)
+    return UserMuteOut(user_id=other, muted=True, until=until)
 
 
 @command("user.unmute", input=UserRef, rest=("DELETE", "/users/me/mutes/{user_id}"), scope=WRITE,
-         output=MuteOut)
-async def unmute(ctx: Context, data: UserRef) -> MuteOut:
+         output=UserMuteOut)
+async def unmute(ctx: Context, data: UserRef) -> UserMuteOut:
     """Show a muted user's items in your feeds again; repeating is fine."""
     other = await _known(ctx, data.user_id)
     await store.unmute(ctx.services.db, ctx.user.user_id, other)
-    return MuteOut(user_id=other, muted=False, until=None)
+    return UserMuteOut(user_id=other, muted=False, until=None)
 
 
 @command("user.mutes", input=PageInput, rest=("GET", "/users/me/mutes"), scope=READ,

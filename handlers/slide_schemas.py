@@ -133,7 +133,7 @@ class SlidePage(BaseModel):
     next_cursor: str | None
 
 
-class ViewOut(BaseModel):
+class SlideViewOut(BaseModel):
     slide_id: uuid.UUID
     counted: bool = Field(description="false for the author's own views and repeats within 24 h")
     view_count: int

@@ -33,8 +33,8 @@ from handlers.slide_schemas import (
     SlideIdInput,
     SlideOut,
     SlidePage,
+    SlideViewOut,
     StitchInput,
-    ViewOut,
     slide_outs,
 )
 from storage import media as media_store
@@ -236,18 +236,18 @@ async def get(ctx: Context, data: SlideIdInput) -> SlideOut:
 
 
 @command("slide.view", input=SlideIdInput, rest=("POST", "/slides/{slide_id}/views"),
-         scope="content:read", output=ViewOut)
-async def view(ctx: Context, data: SlideIdInput) -> ViewOut:
+         scope="content:read", output=SlideViewOut)
+async def view(ctx: Context, data: SlideIdInput) -> SlideViewOut:
     """Record that you watched a slide: counted once per viewer per 24 h, never for its author."""
     services, me = ctx.services, ctx.user.user_id
     slide = await store.get_visible(services.db, data.slide_id, me)
     if slide is None or slide.status != "ready":
         raise _not_found()
     if slide.author_id == me:
-        return ViewOut(slide_id=slide.id, counted=False, view_count=slide.view_count)
+        return SlideViewOut(slide_id=slide.id, counted=False, view_count=slide.view_count)
     counted, count = await store.record_view(services.db, slide.id, me, services.clock(),
                                              VIEW_WINDOW_S)
-    return ViewOut(slide_id=slide.id, counted=counted, view_count=count)
+    return SlideViewOut(slide_id=slide.id, counted=counted, view_count=count)
 
 
 @command("slide.delete", input=SlideIdInput, rest=("DELETE", "/slides/{slide_id}"),

@@ -43,17 +43,17 @@ from handlers.story_schemas import (
     HighlightSummary,
     HighlightUpdateInput,
     ReactInput,
-    ReactionOut,
     ReplyInput,
     StoryIdInput,
     StoryList,
     StoryOut,
     StoryPage,
-    UserOut,
-    ViewerOut,
+    StoryReactionOut,
+    StoryUserOut,
+    StoryViewerOut,
+    StoryViewOut,
     ViewersInput,
     ViewersPage,
-    ViewOut,
     highlight_outs,
     story_outs,
 )
@@ -254,26 +254,26 @@ async def feed(ctx: Context, data: PageInput) -> FeedPage:
 
 
 @command("story.view", input=StoryIdInput, rest=("POST", "/stories/{story_id}/views"),
-         scope="content:write", output=ViewOut)
-async def view(ctx: Context, data: StoryIdInput) -> ViewOut:
+         scope="content:write", output=StoryViewOut)
+async def view(ctx: Context, data: StoryIdInput) -> StoryViewOut:
     """Mark an active story viewed; the author is told live on your first view only."""
     services, me = ctx.services, ctx.user.user_id
     story = await _active(ctx, data.story_id)
     if story.author.id == me:
-        return ViewOut(story_id=story.id, counted=False)
+        return StoryViewOut(story_id=story.id, counted=False)
     count = await store.record_view(services.db, story.id, me, services.clock())
     if count is None:
-        return ViewOut(story_id=story.id, counted=False)
+        return StoryViewOut(story_id=story.id, counted=False)
     viewer = await store.user_brief(services.db, me)
     if viewer is not None:
         try:
             await services.realtime.send_to_user(story.author.id, "story.viewed", {
-                "story_id": str(story.id), "viewer": UserOut.of(viewer).model_dump(mode="json"),
+                "story_id": str(story.id), "viewer": StoryUserOut.of(viewer).model_dump(mode="json"),
                 "view_count": count})
         except Exception:
             # The view is stored; the author sees it in story.viewers all the same.
             log.warning("story.viewed not published", extra={"story_id": str(story.id)})
-    return ViewOut(story_id=story.id, counted=True)
+    return StoryViewOut(story_id=story.id, counted=True)
 
 
 @command("story.viewers", input=ViewersInput, rest=("GET", "/stories/{story_id}/viewers"),
@@ -287,7 +287,7 @@ async def viewers(ctx: Context, data: ViewersInput) -> ViewersPage:
     page, next_cursor = page_of(rows, data.limit, lambda v: Position(v.viewed_at, v.user.id))
     return ViewersPage(
         story_id=story.id, view_count=await store.view_count(ctx.services.db, story.id),
-        viewers=[ViewerOut(user=UserOut.of(v.user), viewed_at=v.viewed_at,
+        viewers=[StoryViewerOut(user=StoryUserOut.of(v.user), viewed_at=v.viewed_at,
                            reaction=v.reaction) for v in page],
         next_cursor=next_cursor)
 
@@ -295,7 +295,7 @@ async def viewers(ctx: Context, data: ViewersInput) -> ViewersPage:
 # -- reactions and replies -------------------------------------------------------------------
 
 
-async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> ReactionOut:
+async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> StoryReactionOut:
     services, me = ctx.services, ctx.user.user_id
     limits = services.settings.limits
     await enforce(services.limiter, f"story_react:{me}", limits.reactions_per_window,
@@ -313,20 +313,20 @@ async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> Reactio
             subject=("item", story.id), group_key=f"reaction:item:{story.id}",
             data={"emoji": EMOJI[kind], "reaction": kind, "item_id": str(story.id),
                   "item_kind": "story", "story_id": str(story.id)})
-    return ReactionOut.model_validate({"story_id": story.id, "my_reaction": kind,
+    return StoryReactionOut.model_validate({"story_id": story.id, "my_reaction": kind,
                                        "changed": changed})
 
 
 @command("story.react", input=ReactInput, rest=("PUT", "/stories/{story_id}/reaction"),
-         scope="content:write", output=ReactionOut)
-async def react(ctx: Context, data: ReactInput) -> ReactionOut:
+         scope="content:write", output=StoryReactionOut)
+async def react(ctx: Context, data: ReactInput) -> StoryReactionOut:
     """React to an active story (one reaction per viewer; a new kind replaces yours)."""
     return await _react(ctx, data.story_id, data.kind)
 
 
 @command("story.unreact", input=StoryIdInput, rest=("DELETE", "/stories/{story_id}/reaction"),
-         scope="content:write", output=ReactionOut)
-async def unreact(ctx: Context, data: StoryIdInput) -> ReactionOut:
+         scope="content:write", output=StoryReactionOut)
+async def unreact(ctx: Context, data: StoryIdInput) -> StoryReactionOut:
     """Take your reaction to an active story back."""
     return await _react(ctx, data.story_id, None)
 

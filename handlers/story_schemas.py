@@ -29,14 +29,14 @@ TITLE_MAX = 50
 IDS_MAX = 100
 
 
-class UserOut(BaseModel):
+class StoryUserOut(BaseModel):
     id: uuid.UUID
     username: str
     display_name: str
     avatar_url: str | None
 
     @classmethod
-    def of(cls, user: UserBrief) -> UserOut:
+    def of(cls, user: UserBrief) -> StoryUserOut:
         return cls(id=user.id, username=user.username, display_name=user.display_name,
                    avatar_url=user.avatar_url)
 
@@ -56,7 +56,7 @@ class StoryMediaOut(BaseModel):
 
 class StoryOut(BaseModel):
     id: uuid.UUID
-    author: UserOut
+    author: StoryUserOut
     caption: str | None
     audience: Audience
     allow_replies: bool
@@ -97,7 +97,7 @@ class StoryPage(BaseModel):
 
 
 class FeedGroup(BaseModel):
-    author: UserOut
+    author: StoryUserOut
     has_unseen: bool
     latest_at: datetime
     stories: list[StoryOut] = Field(description="oldest first")
@@ -108,7 +108,7 @@ class FeedPage(BaseModel):
     next_cursor: str | None
 
 
-class ViewOut(BaseModel):
+class StoryViewOut(BaseModel):
     story_id: uuid.UUID
     counted: bool = Field(description="this call recorded your first view")
 
@@ -117,8 +117,8 @@ class ViewersInput(PageInput):
     story_id: uuid.UUID
 
 
-class ViewerOut(BaseModel):
-    user: UserOut
+class StoryViewerOut(BaseModel):
+    user: StoryUserOut
     viewed_at: datetime
     reaction: ReactionKind | None
 
@@ -126,7 +126,7 @@ class ViewerOut(BaseModel):
 class ViewersPage(BaseModel):
     story_id: uuid.UUID
     view_count: int
-    viewers: list[ViewerOut]
+    viewers: list[StoryViewerOut]
     next_cursor: str | None
 
 
@@ -135,7 +135,7 @@ class ReactInput(Input):
     kind: ReactionKind
 
 
-class ReactionOut(BaseModel):
+class StoryReactionOut(BaseModel):
     story_id: uuid.UUID
     my_reaction: ReactionKind | None
     changed: bool
@@ -228,7 +228,7 @@ async def story_outs(db: Database, stories: list[Story], viewer: uuid.UUID,
             url=content_url(s.media.id),
             variants={r.variant: _variant(s.media.id, r) for r in made.get(s.media.id, [])})
         out.append(StoryOut(
-            id=s.id, author=UserOut.of(s.author), caption=s.caption,
+            id=s.id, author=StoryUserOut.of(s.author), caption=s.caption,
             audience=s.audience,
             allow_replies=s.allow_replies, allow_comments=s.allow_comments, media=media,
             created_at=s.created_at, expires_at=s.expires_at, expired=s.expires_at <= now,
