@@ -53,13 +53,13 @@ from bench.servers import (
 from channels.bus import RedisBus
 from config import Limits, Settings
 from handlers.media import MEDIA_QUEUE, process_job
+from jobs.queue import AmqpQueue
 from storage import media as media_store
 from storage.blobs import LocalBlobStore
 from storage.db import Database
 from storage.migrate import migrate
 from workers.media import start_media_worker
 from workers.media_images import process_image
-from workers.queue import AmqpQueue
 
 DOCS = ROOT / "docs" / "benchmarks-media.md"
 PIXEL_LIMIT = Limits().image_max_pixels

@@ -59,13 +59,13 @@ from channels.bus import InProcessBus
 from channels.presence import RedisPresenceStore
 from channels.realtime import Realtime
 from handlers.context import utc_now
+from jobs.queue import AmqpQueue, new_job
 from storage import conversations as conversation_store
 from storage.db import Database
 from storage.migrate import migrate
 from storage.push_subscriptions import PushSubscription
 from workers.notifications import QUEUE, NotificationWorker, stored_job
 from workers.push import PushMessage, WebPushSender, load_vapid
-from workers.queue import AmqpQueue, new_job
 
 DOCS = ROOT / "docs" / "benchmarks-notifications.md"
 CONCURRENCY = 20

@@ -12,10 +12,10 @@ from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.roles import Role, require_role
+from jobs.queue import QueueUnavailable, new_job
 from storage import campaigns as store
 from storage.campaigns import Campaign
 from workers.campaigns import JOB_TYPE, QUEUE, email_content, progress_event, sms_content
-from workers.queue import QueueUnavailable, new_job
 from workers.templates import (
     campaign_params,
     email_templates,

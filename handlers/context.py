@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from config import Settings
     from handlers.passwords import PasswordHasher
     from handlers.tokens import TokenService
+    from jobs.queue import JobQueue
     from storage.blobs import BlobStore
     from storage.db import Database
-    from workers.queue import JobQueue
 
 
 def utc_now() -> datetime:

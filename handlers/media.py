@@ -25,10 +25,10 @@ from channels.ratelimit import enforce
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from jobs.queue import QueueUnavailable, new_job
 from storage import media as media_store
 from storage.blobs import BlobTooLarge
 from storage.media import Media, Rendition
-from workers.queue import QueueUnavailable, new_job
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from handlers import notifications
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from jobs.queue import QueueUnavailable, new_job
 from storage import conversations as conversation_store
 from storage import events as event_store
 from storage import messages as message_store
@@ -23,7 +24,6 @@ from storage.conversations import Conversation, Membership
 from storage.events import EventDraft
 from storage.messages import Message
 from workers.persistence import QUEUE as PERSISTENCE_QUEUE
-from workers.queue import QueueUnavailable, new_job
 
 
 def _check_emoji(value: str) -> str:

@@ -22,10 +22,10 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from handlers.commands import Empty, Input, command
 from handlers.context import Context, Services
 from handlers.errors import CommandError
+from jobs.queue import QueueUnavailable, new_job
 from storage import notifications as store
 from storage.notifications import Channel, Kind, QuietHours
 from workers.notifications import QUEUE, wire
-from workers.queue import QueueUnavailable, new_job
 
 log = logging.getLogger(__name__)
 SUBJECT_TYPES = frozenset({"message", "conversation", "item", "user"})

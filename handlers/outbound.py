@@ -6,8 +6,8 @@ from typing import Any
 
 from handlers.context import Services
 from handlers.errors import CommandError
+from jobs.queue import QueueUnavailable, new_job
 from workers.outreach import QUEUE
-from workers.queue import QueueUnavailable, new_job
 
 
 async def enqueue_email(

@@ -37,12 +37,12 @@ from handlers.slide_schemas import (
     StitchInput,
     slide_outs,
 )
+from jobs.queue import QueueUnavailable, new_job
 from storage import media as media_store
 from storage import slides as store
 from storage.media import Media
 from storage.slides import Credit, Slide
 from workers.media_effects import Effect, EffectError, parse_effects
-from workers.queue import QueueUnavailable, new_job
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ import sys
 from aiohttp import web
 
 from config import Settings, SettingsError, load_settings
+from jobs.queue import QueueUnavailable
 from server.admin_cli import add_admin_commands, run_admin
 from server.logs import setup_logging
 from server.resources import StartupError
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate
-from workers.queue import QueueUnavailable
 from workers.runner import resolve_worker_names
 
 log = logging.getLogger("hotspot")

@@ -21,6 +21,7 @@ from config import Settings
 from handlers.context import Services
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
+from jobs.queue import AmqpQueue, InProcessQueue, JobQueue
 from server.metrics import Metrics
 from storage import engagement as engagement_storage
 from storage import items as item_storage
@@ -32,7 +33,6 @@ from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate
 from storage.sessions import recently_revoked
 from workers.persistence import reply_topic
-from workers.queue import AmqpQueue, InProcessQueue, JobQueue
 from workers.runner import start_workers
 
 log = logging.getLogger(__name__)

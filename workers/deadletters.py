@@ -19,7 +19,7 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from workers.queue import ATTEMPT_HEADER
+from jobs.queue import ATTEMPT_HEADER
 
 PREVIEW_BYTES = 120
 

@@ -33,13 +33,13 @@ from config import Settings
 from handlers.media import MEDIA_QUEUE as QUEUE
 from handlers.media import PROCESS_JOB as JOB_TYPE
 from handlers.media import MediaOut, process_job
+from jobs.queue import JobQueue, QueueUnavailable
 from storage import media as media_store
 from storage.blobs import BlobNotFound, BlobStore, BlobTooLarge, LocalBlobStore
 from storage.db import Database
 from storage.media import Media, Rendition
 from workers import media_video
 from workers.media_images import ImageResult, Output, Rejected, process_image, video_stills
-from workers.queue import JobQueue, QueueUnavailable
 from workers.sweeps import Periodic, clear_stale_work, requeue
 
 log = logging.getLogger(__name__)

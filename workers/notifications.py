@@ -39,6 +39,7 @@ from channels.presence import PresenceStore
 from channels.realtime import Realtime
 from config import Settings
 from config.settings import SettingsError
+from jobs.queue import JobQueue, new_job
 from storage import messages as message_store
 from storage import notifications as store
 from storage import push_subscriptions as push_store
@@ -54,7 +55,6 @@ from workers.push import (
     load_vapid,
     topic_for,
 )
-from workers.queue import JobQueue, new_job
 from workers.unsubscribe import link as unsubscribe_link
 
 log = logging.getLogger(__name__)

@@ -30,13 +30,13 @@ import asyncpg
 from channels.bus import Bus
 from config import Settings
 from handlers.context import utc_now
+from jobs.queue import JobQueue
 from storage import outreach as ledger
 from storage.db import Database
 from workers.campaign_push import PushSenders, build_push_senders, push_to_user
 from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
 from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, PermanentSendError, SmsProvider, build_email
-from workers.queue import JobQueue
 from workers.sms import TwilioSms
 from workers.templates import render_email, render_sms, with_unsubscribe
 

@@ -34,6 +34,7 @@ from channels.realtime import Realtime
 from config import Settings
 from handlers.slide_schemas import FAILURE_MESSAGES, STITCH_MAX_MS, slide_outs
 from handlers.slides import RENDER_JOB, SLIDES_QUEUE, render_job
+from jobs.queue import JobQueue, QueueUnavailable
 from storage import media as media_store
 from storage import slides as store
 from storage.blobs import BlobNotFound, BlobStore, BlobTooLarge, LocalBlobStore
@@ -44,7 +45,6 @@ from workers import media_effects as fx
 from workers import media_video
 from workers.media import RENDITION_MAX_BYTES, bytes_chunks, file_chunks, variant_key
 from workers.media_images import ImageResult, Rejected, video_stills
-from workers.queue import JobQueue, QueueUnavailable
 from workers.sweeps import Periodic, clear_stale_work, requeue
 
 log = logging.getLogger(__name__)

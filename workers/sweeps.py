@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from workers.queue import JobQueue
+from jobs.queue import JobQueue
 
 
 class Periodic:

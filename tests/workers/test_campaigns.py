@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from channels.bus import InProcessBus
 from config import Settings
+from jobs.queue import AmqpQueue
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, AppFactory, MailSink, mail_text, signup
 from tests.push_standin import BrowserKeys, PushStandIn
@@ -34,7 +35,6 @@ from tests.workers.outreach_helpers import (
 from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
 from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, OutboxSms, SmtpMailer
-from workers.queue import AmqpQueue
 from workers.unsubscribe import sign, verify
 
 CAMPAIGNS = "/v1/outreach/campaigns"

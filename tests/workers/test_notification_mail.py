@@ -20,6 +20,7 @@ import pytest
 
 from config import Settings
 from handlers.context import Services, utc_now
+from jobs.queue import AmqpQueue
 from server.resources import SERVICES
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, MailSink, mail_text, signup
@@ -31,7 +32,6 @@ from workers.notifications import MailLinks, NotificationWorker, outreach_job_id
 from workers.outreach import QUEUE as OUTREACH_QUEUE
 from workers.outreach import OutreachWorker
 from workers.push import OutboxMobilePush
-from workers.queue import AmqpQueue
 from workers.unsubscribe import PATH as UNSUBSCRIBE_PATH
 
 

@@ -24,6 +24,7 @@ from py_vapid import Vapid02
 from config import Settings
 from handlers.context import Services, utc_now
 from handlers.notifications import notify
+from jobs.queue import AmqpQueue, new_job
 from server.resources import SERVICES
 from storage.db import Database
 from storage.notifications import Kind, Notification, purge_read_before, purge_sources_before
@@ -39,7 +40,6 @@ from workers.notifications import (
     stored_job,
 )
 from workers.push import HttpMobilePush, WebPushSender, load_vapid, retry_after_seconds
-from workers.queue import AmqpQueue, new_job
 
 
 @pytest.fixture

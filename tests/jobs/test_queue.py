@@ -10,8 +10,8 @@ from typing import Any
 import aio_pika
 import pytest
 
+from jobs.queue import AmqpQueue, InProcessQueue, QueueUnavailable, RetryPolicy, new_job
 from tests.conftest import AMQP_URL
-from workers.queue import AmqpQueue, InProcessQueue, QueueUnavailable, RetryPolicy, new_job
 
 FAST_RETRY = RetryPolicy(max_attempts=3, first_delay_s=0.05, max_delay_s=0.2)
 
