@@ -52,19 +52,40 @@ CONNECT_REFUSED: dict[str, Any] = {
 }
 
 
+def _add_definitions(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """Move a generated schema's $defs into components/schemas, refusing a name clash.
+
+    A component is named after its class (pydantic names each definition so), and the
+    schemas of many commands share one namespace: two different classes with one name
+    would leave one of them described by the other's schema. Such a clash is an error
+    here, so a document with one is never served; the fix is to rename a class.
+    """
+    for name, definition in schema.pop("$defs", {}).items():
+        _add_component(name, definition, components)
+
+
+def _add_component(name: str, definition: dict[str, Any], components: dict[str, Any]) -> None:
+    known = components.setdefault(name, definition)
+    if known != definition:
+        raise ValueError(f"two different schemas are both named {name!r} in the API documents: "
+                         "rename one of the classes (component names are class names)")
+
+
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF)
-    for name, definition in schema.pop("$defs", {}).items():
-        components[name] = definition
-    components[model.__name__] = schema
+    _add_definitions(schema, components)
+    # A recursive model (an item quoting an item) comes back as a bare $ref to its own
+    # definition, which _add_definitions has already placed; adding the $ref would make
+    # the component point at itself.
+    if schema != {"$ref": REF.format(model=model.__name__)}:
+        _add_component(model.__name__, schema, components)
     return {"$ref": REF.format(model=model.__name__)}
 
 
 def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
     path_params = PATH_PARAM.findall(cmd.path or "")
     input_schema = cmd.input.model_json_schema(ref_template=REF)
-    for name, definition in input_schema.pop("$defs", {}).items():
-        components[name] = definition
+    _add_definitions(input_schema, components)
     properties: dict[str, Any] = input_schema.get("properties", {})
     required = set(input_schema.get("required", []))
     op: dict[str, Any] = {

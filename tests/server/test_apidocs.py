@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from enum import Enum
+from typing import Any, get_args
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from pydantic import BaseModel, TypeAdapter, create_model
 
-from handlers.commands import Command
+from handlers.commands import Command, CommandRegistry
 from handlers.errors import HTTP_STATUS
+from server.apidocs import REF, openapi
 from server.app import command_registry
 from tests.conftest import Account, SocketFactory
 
@@ -161,6 +166,96 @@ async def test_every_reference_resolves(spec: dict[str, Any]) -> None:
     for ref in found:
         target = resolve(spec, ref)
         assert isinstance(target, dict) and target, ref
+
+
+async def test_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    """What client generators read: checked by a real OpenAPI 3.1 validator, $refs included."""
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}"
+              for e in OpenAPIV31SpecValidator(spec).iter_errors()]
+    assert not errors, "\n".join(errors[:20])
+
+
+# -- component names --------------------------------------------------------------------------
+
+
+def component_classes() -> dict[str, set[type]]:
+    """The classes the OpenAPI document names as components, by component (= class) name.
+
+    Outputs and every model or enum they hold, and what inputs hold: an input itself is
+    inlined into its operation, so only its nested types become components.
+    """
+    found: dict[str, set[type]] = defaultdict(set)
+    seen: set[type] = set()
+
+    def visit(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel | Enum):
+            found[annotation.__name__].add(annotation)
+            if annotation in seen:
+                return
+            seen.add(annotation)
+            if issubclass(annotation, BaseModel):
+                for field in annotation.model_fields.values():
+                    visit(field.annotation)
+            return
+        for arg in get_args(annotation):
+            visit(arg)
+
+    for cmd in REST_COMMANDS:
+        for field in cmd.input.model_fields.values():
+            visit(field.annotation)
+        if cmd.output is not None and cmd.status != 204:
+            visit(cmd.output)
+    return found
+
+
+def own_schema(cls: type) -> dict[str, Any]:
+    """The class's schema as a component: its own definition, references to the others."""
+    schema: dict[str, Any] = TypeAdapter(cls).json_schema(ref_template=REF)
+    definitions = schema.pop("$defs", {})
+    # A recursive model comes back as a $ref to its own definition.
+    return definitions[cls.__name__] if "$ref" in schema else schema
+
+
+def test_component_names_belong_to_one_class_each() -> None:
+    """Two wire classes with one name would share one component: a generated client would
+    describe one of them with the other's schema (clique members once had the conversation
+    member schema). Rename one of the classes."""
+    clashes = {name: sorted(f"{c.__module__}.{c.__qualname__}" for c in classes)
+               for name, classes in component_classes().items() if len(classes) > 1}
+    assert not clashes, clashes
+
+
+async def test_each_component_is_the_schema_of_its_class(spec: dict[str, Any]) -> None:
+    components = spec["components"]["schemas"]
+    classes = component_classes()
+    assert set(components) == set(classes) | {"Error"}, "a component without a class, or none"
+    for name, (cls, *_) in classes.items():
+        assert components[name] == own_schema(cls), name
+    clique = components["CliqueOut"]["properties"]
+    assert clique["viewer"]["$ref"] == REF.format(model="CliqueViewerOut")
+
+
+def clashing_registry(nested: bool) -> CommandRegistry:
+    """Two commands whose outputs hold, or are, two different classes named Thing."""
+    first = create_model("Thing", size=int)
+    second = create_model("Thing", label=str)
+    outputs = [create_model("FirstOut", thing=first), create_model("SecondOut", thing=second)]
+    if not nested:
+        outputs[1] = second
+
+    async def handler(ctx: Any, data: Any) -> None:
+        raise AssertionError("never called")
+
+    return CommandRegistry(
+        Command(name=f"thing.{n}", input=create_model(f"In{n}"), handler=handler, summary="x",
+                auth="none", method="GET", path=f"/things/{n}", output=out)
+        for n, out in enumerate(outputs))
+
+
+@pytest.mark.parametrize("nested", [True, False], ids=["both nested", "one an output"])
+def test_two_classes_with_one_name_are_refused(nested: bool) -> None:
+    with pytest.raises(ValueError, match="'Thing'"):
+        openapi(clashing_registry(nested), "http://127.0.0.1")
 
 
 async def test_statuses_the_api_answers_are_documented(
