@@ -11,46 +11,29 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.push_services import DEFAULT_PUSH_SERVICE_HOSTS, host_patterns
+from config.rates import Rates
+
 
 class SettingsError(Exception):
     """A setting has a bad value; the message names the variable."""
 
 
 class Limits(BaseSettings):
-    """Explicit limits on sizes and rates; every one is documented in docs/limits.md."""
+    """Explicit limits on sizes and counts; every one is documented in docs/limits.md.
+
+    Rate limits are in config.rates (HOTSPOT_RATE_*), named by the commands they count.
+    """
 
     model_config = SettingsConfigDict(env_prefix="HOTSPOT_LIMIT_", extra="ignore")
 
     rest_body_bytes: int = Field(default=256 * 1024, ge=1024)
     socket_payload_bytes: int = Field(default=64 * 1024, ge=1024)
-    login_failures_per_account: int = Field(default=10, ge=1)
-    login_failures_per_ip: int = Field(default=50, ge=1)
-    login_failure_window_s: int = Field(default=900, ge=1)
-    signups_per_ip: int = Field(default=20, ge=1)
-    signup_window_s: int = Field(default=3600, ge=1)
-    password_resets_per_ip: int = Field(default=10, ge=1)
-    password_reset_window_s: int = Field(default=3600, ge=1)
-    password_resets_per_account: int = Field(default=5, ge=1)
-    verification_mails_per_user: int = Field(default=5, ge=1)
-    verification_mail_window_s: int = Field(default=3600, ge=1)
-    # Wrong passwords on account deletion / password change, per user and window.
-    password_checks_per_user: int = Field(default=10, ge=1)
-    password_check_window_s: int = Field(default=900, ge=1)
-    phone_codes_per_user: int = Field(default=5, ge=1)
-    phone_code_window_s: int = Field(default=3600, ge=1)
     phone_code_attempts: int = Field(default=5, ge=1)
-    messages_per_window: int = Field(default=20, ge=1)
-    message_window_s: int = Field(default=10, ge=1)
-    reactions_per_window: int = Field(default=30, ge=1)
-    reaction_window_s: int = Field(default=10, ge=1)
-    typing_per_window: int = Field(default=10, ge=1)
-    typing_window_s: int = Field(default=10, ge=1)
     message_body_chars: int = Field(default=4000, ge=1)
     message_media_max: int = Field(default=10, ge=0)
     message_edit_window_s: int = Field(default=24 * 3600, ge=0)
     group_members_max: int = Field(default=1000, ge=2)
-    conversation_creates_per_window: int = Field(default=30, ge=1)
-    conversation_create_window_s: int = Field(default=3600, ge=1)
     # Larger groups get receipts only on the reader's own devices, and no typing relay.
     receipts_broadcast_max_members: int = Field(default=100, ge=2)
     typing_relay_max_members: int = Field(default=100, ge=2)
@@ -61,34 +44,20 @@ class Limits(BaseSettings):
     # Uploads: the type is sniffed first, then the size limit of that kind applies.
     image_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     video_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
-    media_uploads_per_window: int = Field(default=30, ge=1)
-    media_upload_window_s: int = Field(default=60, ge=1)
     # Campaigns go out in batches of this many recipients, at most this many batches a second.
     campaign_batch_size: int = Field(default=100, ge=1, le=10_000)
     campaign_batches_per_s: float = Field(default=2.0, gt=0)
-    # Test email/SMS: per user for outreach.test.send_me, per admin for outreach.test.send.
-    test_sends_per_user: int = Field(default=5, ge=1)
-    test_sends_per_admin: int = Field(default=60, ge=1)
-    test_send_window_s: int = Field(default=3600, ge=1)
     # Decoded size the media worker accepts (also Pillow's bomb guard); larger is failed.
     image_max_pixels: int = Field(default=64_000_000, ge=1024)
     video_max_duration_s: int = Field(default=900, ge=1)
-    # item.create (posts, notices, comments, replies) per user and window.
-    item_creates_per_window: int = Field(default=30, ge=1)
-    item_create_window_s: int = Field(default=60, ge=1)
-    # Stories (docs/stories.md): active (unexpired) stories per user, creates per window,
-    # caption length, highlights per user and stories per highlight.
+    # Stories (docs/stories.md): active (unexpired) stories per user, caption length,
+    # highlights per user and stories per highlight.
     stories_active_max: int = Field(default=50, ge=1)
-    story_creates_per_window: int = Field(default=100, ge=1)
-    story_create_window_s: int = Field(default=3600, ge=1)
     story_caption_chars: int = Field(default=500, ge=1)
     highlights_max: int = Field(default=100, ge=1)
     highlight_stories_max: int = Field(default=100, ge=1)
-    # Slides (docs/slides.md): the longest video a slide takes, and slide creates (stitches
-    # and duets included) per user and window.
+    # Slides (docs/slides.md): the longest video a slide takes.
     slide_video_max_s: int = Field(default=180, ge=1)
-    slide_creates_per_window: int = Field(default=30, ge=1)
-    slide_create_window_s: int = Field(default=3600, ge=1)
 
 
 class Settings(BaseSettings):
@@ -165,6 +134,13 @@ class Settings(BaseSettings):
     mobile_push_api_key: str | None = None
     # A push not sent within this long after its notification is dropped, not sent late.
     push_ttl_s: int = Field(default=3600, ge=1)
+    # Web Push endpoints must be https on one of these hosts ("*.example.com": any host under
+    # example.com); comma-separated or a JSON array. See config/push_services.py.
+    push_service_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PUSH_SERVICE_HOSTS))
+    # Tests only (refused in production): lets Web Push reach a local stand-in over http on
+    # a loopback or private address. The dev default is false, like production.
+    push_allow_private_targets: bool = False
 
     # A comma-separated list (or a JSON array); "*" allows any origin.
     # How many reverse proxies in front of us append to X-Forwarded-For (0: use the peer).
@@ -174,6 +150,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
 
     limits: Limits = Field(default_factory=Limits)
+    rates: Rates = Field(default_factory=Rates)
 
     @field_validator("database_url", "redis_url", "amqp_url", "smtp_url", "jwt_secret",
                      "jwt_private_key_file", "jwt_public_key_file", "vapid_private_key",
@@ -245,6 +222,18 @@ class Settings(BaseSettings):
                 "HOTSPOT_JWT_PRIVATE_KEY_FILE and HOTSPOT_JWT_PUBLIC_KEY_FILE are required "
                 f"for {self.jwt_algorithm}"
             )
+        return self
+
+    @field_validator("push_service_hosts", mode="before")
+    @classmethod
+    def _split_push_hosts(cls, value: object) -> object:
+        return host_patterns(value)
+
+    @model_validator(mode="after")
+    def _check_push_targets(self) -> Settings:
+        if self.push_allow_private_targets and self.env == "production":
+            raise ValueError("HOTSPOT_PUSH_ALLOW_PRIVATE_TARGETS is for tests only and is "
+                             "refused when HOTSPOT_ENV=production")
         return self
 
     @model_validator(mode="after")
@@ -334,7 +323,13 @@ def load_settings() -> Settings:
             "invalid configuration:\n  " + "\n  ".join(_describe(exc, "HOTSPOT_LIMIT_"))
         ) from None
     try:
-        return Settings(limits=limits)
+        rates = Rates()
+    except ValidationError as exc:
+        raise SettingsError(
+            "invalid configuration:\n  " + "\n  ".join(_describe(exc, "HOTSPOT_RATE_"))
+        ) from None
+    try:
+        return Settings(limits=limits, rates=rates)
     except ValidationError as exc:
         raise SettingsError(
             "invalid configuration:\n  " + "\n  ".join(_describe(exc, "HOTSPOT_"))

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from channels.ratelimit import enforce, refuse_if_over
 from handlers.account_schemas import (
     AuthResult,
     DisplayName,
@@ -24,6 +23,8 @@ from handlers.commands import Empty, Input, command
 from handlers.context import Context, Services
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email
+from handlers.rates import Rate, clear, count_failure, refuse_if_failed, within
+from handlers.scopes import Scope
 from handlers.tokens import hash_token, new_opaque_token
 from storage import sessions as session_store
 from storage import users as user_store
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 
 # First-party logins may do everything the user can; third-party tokens get fewer.
 FIRST_PARTY_SCOPES = ["*"]
+# Failure counters of auth.login: per IP, and per account whichever of its names is typed.
+LOGIN_FAILURES_IP = Rate("login_failures_ip", per="ip")
+LOGIN_FAILURES_ACCOUNT = Rate("login_failures_account", per="subject")
+# Reset mails per account, refused silently so the answer never tells an account exists.
+RESET_MAILS = Rate("password_reset_mail", per="subject")
 
 
 class SignupInput(Input):
@@ -117,12 +123,10 @@ async def send_verification_email(services: Services, user: User) -> None:
 
 
 @command("auth.signup", input=SignupInput, rest=("POST", "/auth/signup"), auth="none",
-         status=201, output=AuthResult, binds_session=True)
+         status=201, output=AuthResult, binds_session=True,
+         rate=Rate("signup", per="ip"))
 async def signup(ctx: Context, data: SignupInput) -> AuthResult:
     """Create an account and log it in; a verification email is sent."""
-    limits = ctx.services.settings.limits
-    await enforce(ctx.services.limiter, f"signup:ip:{ctx.ip}", limits.signups_per_ip,
-                  limits.signup_window_s)
     password_hash = await ctx.services.passwords.hash(data.password)
     try:
         user = await user_store.create_user(
@@ -144,27 +148,28 @@ async def signup(ctx: Context, data: SignupInput) -> AuthResult:
 
 
 @command("auth.login", input=LoginCredentials, rest=("POST", "/auth/login"), auth="none",
-         output=AuthResult, binds_session=True)
+         output=AuthResult, binds_session=True,
+         rate=Rate("login", per="ip"))
 async def login(ctx: Context, data: LoginCredentials) -> AuthResult:
     """Log in with a username or email and a password."""
-    services, limits = ctx.services, ctx.services.settings.limits
-    ip_key = f"login:ip:{ctx.ip}"
-    await refuse_if_over(services.limiter, ip_key, limits.login_failures_per_ip)
+    services = ctx.services
+    await refuse_if_failed(ctx, LOGIN_FAILURES_IP)
     user = await user_store.get_user_by_login(services.db, data.login.strip())
     # Failures count per account whichever of its names is typed (username or email).
-    account_key = f"login:acct:{user.id if user else data.login.strip().lower()}"
-    await refuse_if_over(services.limiter, account_key, limits.login_failures_per_account)
+    account = str(user.id) if user else data.login.strip().lower()
+    await refuse_if_failed(ctx, LOGIN_FAILURES_ACCOUNT, account)
     ok = await services.passwords.verify(user.password_hash if user else None, data.password)
     if user is None or not ok:
-        await services.limiter.incr(ip_key, limits.login_failure_window_s)
-        await services.limiter.incr(account_key, limits.login_failure_window_s)
+        await count_failure(ctx, LOGIN_FAILURES_IP)
+        await count_failure(ctx, LOGIN_FAILURES_ACCOUNT, account)
         raise CommandError("unauthorized", "invalid login or password")
-    await services.limiter.reset(account_key)
+    await clear(ctx, LOGIN_FAILURES_ACCOUNT, account)
     return await open_session(ctx, user)
 
 
 @command("auth.refresh", input=RefreshInput, rest=("POST", "/auth/refresh"), auth="none",
-         output=TokenPair, binds_session=True)
+         output=TokenPair, binds_session=True,
+         rate=Rate("token_refresh", per="ip"))
 async def refresh(ctx: Context, data: RefreshInput) -> TokenPair:
     """Trade a refresh token for a new pair; the old one is spent."""
     services = ctx.services
@@ -186,7 +191,8 @@ async def refresh(ctx: Context, data: RefreshInput) -> TokenPair:
 
 
 @command("auth.logout", input=RefreshInput, rest=("POST", "/auth/logout"), auth="none",
-         status=204)
+         status=204,
+         rate=Rate("token_refresh", per="ip"))
 async def logout(ctx: Context, data: RefreshInput) -> None:
     """End the session a refresh token belongs to."""
     services = ctx.services
@@ -201,7 +207,8 @@ async def logout(ctx: Context, data: RefreshInput) -> None:
     await end_sessions(services, session.user_id, [session.id], "logout")
 
 
-@command("auth.logout_all", rest=("POST", "/auth/logout-all"), scope="account", status=204)
+@command("auth.logout_all", rest=("POST", "/auth/logout-all"), scope=Scope.ACCOUNT, status=204,
+         rate=Rate("account_change"))
 async def logout_all(ctx: Context, data: Empty) -> None:
     """End every session of the caller's account, on every device."""
     await revoke_everything(ctx.services, ctx.user.user_id, "logout_all")
@@ -215,7 +222,8 @@ async def revoke_everything(services: Services, user_id: uuid.UUID, reason: str)
 
 
 @command("auth.email.verify", input=TokenInput, rest=("POST", "/auth/email/verify"),
-         auth="none", output=Accepted)
+         auth="none", output=Accepted,
+         rate=Rate("email_verify", per="ip"))
 async def verify_email(ctx: Context, data: TokenInput) -> Accepted:
     """Confirm an email address with the token from the verification mail."""
     async with ctx.services.db.transaction() as conn:
@@ -230,13 +238,11 @@ async def verify_email(ctx: Context, data: TokenInput) -> Accepted:
     return Accepted()
 
 
-@command("auth.email.resend", rest=("POST", "/auth/email/resend"), scope="account",
-         status=202, output=Accepted)
+@command("auth.email.resend", rest=("POST", "/auth/email/resend"), scope=Scope.ACCOUNT,
+         status=202, output=Accepted,
+         rate=Rate("verification_mail"))
 async def resend_verification(ctx: Context, data: Empty) -> Accepted:
     """Send the verification email again."""
-    limits = ctx.services.settings.limits
-    await enforce(ctx.services.limiter, f"verify_mail:{ctx.user.user_id}",
-                  limits.verification_mails_per_user, limits.verification_mail_window_s)
     user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
     if user is None:
         raise CommandError("not_found", "account not found")
@@ -247,12 +253,11 @@ async def resend_verification(ctx: Context, data: Empty) -> Accepted:
 
 
 @command("auth.password_reset", input=PasswordResetInput, rest=("POST", "/auth/password-reset"),
-         auth="none", status=202, output=Accepted)
+         auth="none", status=202, output=Accepted,
+         rate=Rate("password_reset", per="ip"))
 async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
     """Mail a one-hour reset link; the answer is the same whether the account exists or not."""
-    services, limits = ctx.services, ctx.services.settings.limits
-    await enforce(services.limiter, f"reset:ip:{ctx.ip}", limits.password_resets_per_ip,
-                  limits.password_reset_window_s)
+    services = ctx.services
     # Refuse everyone alike when mail cannot be queued: failing only for real accounts
     # would tell a caller which addresses have one.
     if not await services.queue.ping():
@@ -261,8 +266,7 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
     if user is None or user.email is None:
         return Accepted()
     # Per address too, silently, so nobody can flood one inbox from many addresses.
-    count, _ = await services.limiter.incr(f"reset:acct:{user.id}", limits.password_reset_window_s)
-    if count > limits.password_resets_per_account:
+    if not await within(ctx, RESET_MAILS, str(user.id)):
         return Accepted()
     token, token_hash = new_opaque_token()
     await verifications.create_user_token(
@@ -278,12 +282,11 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
 
 
 @command("auth.password_reset.confirm", input=PasswordResetConfirmInput,
-         rest=("POST", "/auth/password-reset/confirm"), auth="none", status=204)
+         rest=("POST", "/auth/password-reset/confirm"), auth="none", status=204,
+         rate=Rate("password_reset_confirm", per="ip"))
 async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) -> None:
     """Set a new password with a reset token; every session of the account ends."""
-    services, limits = ctx.services, ctx.services.settings.limits
-    await enforce(services.limiter, f"reset_confirm:ip:{ctx.ip}", limits.password_resets_per_ip,
-                  limits.password_reset_window_s)
+    services = ctx.services
     # Hashing is deliberately expensive: do it only for a token that can succeed.
     if not await verifications.user_token_usable(services.db, hash_token(data.token),
                                                  "password_reset"):

@@ -6,6 +6,8 @@ from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.conversation_schemas import BlockedOut, BlockInput, BlockList
 from handlers.errors import CommandError, invalid
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import conversations as store
 from storage import networks as network_store
 from storage import users as user_store
@@ -22,7 +24,8 @@ async def _other_user(ctx: Context, data: BlockInput) -> None:
 
 
 @command("user.block", input=BlockInput, rest=("PUT", "/users/me/blocks/{user_id}"),
-         scope="account", status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("block"))
 async def block(ctx: Context, data: BlockInput) -> None:
     """Block a user: no DMs or group adds, and every follow, friendship and request ends both ways."""
     await _other_user(ctx, data)
@@ -32,14 +35,16 @@ async def block(ctx: Context, data: BlockInput) -> None:
 
 
 @command("user.unblock", input=BlockInput, rest=("DELETE", "/users/me/blocks/{user_id}"),
-         scope="account", status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("block"))
 async def unblock(ctx: Context, data: BlockInput) -> None:
     """Unblock a user; unblocking someone not blocked is fine."""
     await _other_user(ctx, data)
     await store.unblock(ctx.services.db, ctx.user.user_id, data.user_id)
 
 
-@command("user.blocks", rest=("GET", "/users/me/blocks"), scope="account", output=BlockList)
+@command("user.blocks", rest=("GET", "/users/me/blocks"), scope=Scope.READ_NETWORK, output=BlockList,
+         rate=Rate("reads"))
 async def blocks(ctx: Context, data: Empty) -> BlockList:
     """The users you have blocked, most recent first (at most 1,000)."""
     rows = await store.blocked_by(ctx.services.db, ctx.user.user_id, BLOCK_LIST_MAX)

@@ -11,18 +11,21 @@ from pydantic import BaseModel, Field, model_validator
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
-from handlers.roles import Role, require_role
-from jobs.queue import QueueUnavailable, new_job
-from storage import campaigns as store
-from storage.campaigns import Campaign
-from workers.campaigns import JOB_TYPE, QUEUE, email_content, progress_event, sms_content
-from workers.templates import (
+from handlers.rates import Rate
+from handlers.roles import Role
+from handlers.scopes import Scope
+from jobs.campaigns import QUEUE, batch_job, email_content, sms_content
+from jobs.queue import QueueUnavailable
+from jobs.templates import (
     campaign_params,
     email_templates,
     render_email_template,
     render_sms_text,
     sms_templates,
 )
+from storage import campaigns as store
+from storage.campaigns import Campaign
+from storage.views.campaigns import progress_event
 
 
 class Audience(Input):
@@ -148,15 +151,15 @@ def _check_content(data: CampaignCreateInput, app_link: str) -> None:
 
 
 @command("outreach.campaign.create", input=CampaignCreateInput,
-         rest=("POST", "/outreach/campaigns"), scope="admin", status=201, output=CampaignInfo)
+         rest=("POST", "/outreach/campaigns"), scope=Scope.ADMIN, status=201, output=CampaignInfo,
+         role="admin", rate=Rate("campaign_manage"))
 async def create_campaign(ctx: Context, data: CampaignCreateInput) -> CampaignInfo:
     """Create a draft campaign (admin): channel, content and audience; start sends it."""
-    admin = await require_role(ctx, "admin")
     _check_content(data, ctx.services.settings.public_base_url)
     campaign = await store.create_campaign(
         ctx.services.db, name=data.name, channel=data.channel, template=data.template,
         subject=data.subject, body_text=data.text, body_html=data.html,
-        audience=data.audience.model_dump(exclude_defaults=True), created_by=admin.id,
+        audience=data.audience.model_dump(exclude_defaults=True), created_by=ctx.user.user_id,
     )
     return _info(campaign, store.Progress())
 
@@ -166,7 +169,7 @@ async def _queue_batches(ctx: Context, campaign_id: uuid.UUID, batches: list[int
     try:
         for batch in batches:
             await ctx.services.queue.publish(
-                QUEUE, new_job(JOB_TYPE, campaign_id=str(campaign_id), batch=batch))
+                QUEUE, batch_job(campaign_id, batch))
     except QueueUnavailable:
         await store.set_status(ctx.services.db, campaign_id, "paused", only_from="running")
         raise CommandError("unavailable", "the queue is unavailable; the campaign is paused, "
@@ -182,10 +185,10 @@ async def _announce(ctx: Context, info: CampaignInfo) -> None:
 
 
 @command("outreach.campaign.start", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/start"), scope="admin", output=CampaignInfo)
+         rest=("POST", "/outreach/campaigns/{id}/start"), scope=Scope.ADMIN, output=CampaignInfo,
+         role="admin", rate=Rate("campaign_manage"))
 async def start_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Freeze the audience and start sending in throttled batches (admin)."""
-    admin = await require_role(ctx, "admin")
     services = ctx.services
     campaign, _ = await _load(ctx, data.id)
     if campaign.status != "draft":
@@ -193,7 +196,7 @@ async def start_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     if not await services.queue.ping():
         raise CommandError("unavailable", "the queue is unavailable; try again")
     async with services.db.transaction() as conn:
-        batches = await store.start_campaign(conn, campaign, admin.id,
+        batches = await store.start_campaign(conn, campaign, ctx.user.user_id,
                                              services.settings.limits.campaign_batch_size)
     if batches is None:
         raise CommandError("conflict", "the campaign was started meanwhile")
@@ -205,18 +208,18 @@ async def start_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
 
 
 @command("outreach.campaign.get", input=CampaignIdInput, rest=("GET", "/outreach/campaigns/{id}"),
-         scope="admin", output=CampaignInfo)
+         scope=Scope.ADMIN, output=CampaignInfo,
+         role="admin", rate=Rate("reads"))
 async def get_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """A campaign with its progress: total, pending, sent, failed, skipped (admin)."""
-    await require_role(ctx, "admin")
     return (await _load(ctx, data.id))[1]
 
 
 @command("outreach.campaign.pause", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/pause"), scope="admin", output=CampaignInfo)
+         rest=("POST", "/outreach/campaigns/{id}/pause"), scope=Scope.ADMIN, output=CampaignInfo,
+         role="admin", rate=Rate("campaign_manage"))
 async def pause_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Stop sending after the batches in hand; resume continues where it stopped (admin)."""
-    await require_role(ctx, "admin")
     campaign, _ = await _load(ctx, data.id)
     if not await store.set_status(ctx.services.db, campaign.id, "paused", only_from="running"):
         raise CommandError("conflict", f"only a running campaign can be paused, not "
@@ -227,10 +230,10 @@ async def pause_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
 
 
 @command("outreach.campaign.resume", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/resume"), scope="admin", output=CampaignInfo)
+         rest=("POST", "/outreach/campaigns/{id}/resume"), scope=Scope.ADMIN, output=CampaignInfo,
+         role="admin", rate=Rate("campaign_manage"))
 async def resume_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Continue a paused campaign: the batches with recipients left are queued again (admin)."""
-    await require_role(ctx, "admin")
     services = ctx.services
     campaign, _ = await _load(ctx, data.id)
     if not await services.queue.ping():
@@ -247,10 +250,10 @@ async def resume_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
 
 
 @command("outreach.campaign.list", input=CampaignListInput, rest=("GET", "/outreach/campaigns"),
-         scope="admin", output=CampaignList)
+         scope=Scope.ADMIN, output=CampaignList,
+         role="admin", rate=Rate("reads"))
 async def list_campaigns(ctx: Context, data: CampaignListInput) -> CampaignList:
     """Campaigns, newest first, with their progress (admin)."""
-    await require_role(ctx, "admin")
     db = ctx.services.db
     found = await store.list_campaigns(db, data.limit, data.before)
     counts = await store.progress(db, [c.id for c in found])

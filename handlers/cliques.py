@@ -17,7 +17,6 @@ from datetime import datetime
 
 import asyncpg
 
-from channels.ratelimit import enforce
 from handlers.clique_schemas import (
     BanInput,
     BanOut,
@@ -51,6 +50,8 @@ from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.notifications import notify
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import clique_lists as lists
 from storage import cliques as store
 from storage.cliques import RANKS, Clique, CliqueView, Relation
@@ -59,9 +60,6 @@ from storage.notifications import Kind
 
 # Limits (docs/cliques.md, docs/limits.md).
 OWNED_MAX = 100
-CREATES_PER_HOUR = 10
-INVITES_PER_HOUR = 50
-HOUR_S = 3600
 
 
 def _not_found(what: str = "clique") -> CommandError:
@@ -144,14 +142,14 @@ async def _check_quota(conn: asyncpg.Connection, user_id: uuid.UUID, who: str) -
                            f"{OWNED_MAX} cliques", {"reason": "too_many_owned", "limit": OWNED_MAX})
 
 
-@command("clique.create", input=CreateInput, rest=("POST", "/cliques"), scope="cliques:write",
-         status=201, output=CliqueOut)
+@command("clique.create", input=CreateInput, rest=("POST", "/cliques"), scope=Scope.WRITE_CLIQUES,
+         status=201, output=CliqueOut,
+         rate=Rate("clique_create"))
 async def create(ctx: Context, data: CreateInput) -> CliqueOut:
     """Create a clique with you as its owner (at most 100 owned, 10 created an hour)."""
     services, me = ctx.services, ctx.user.user_id
     if (replayed := await _replay(ctx, data)) is not None:
         return replayed
-    await enforce(services.limiter, f"clique_create:{me}", CREATES_PER_HOUR, HOUR_S)
     async with services.db.transaction() as conn:
         await _check_quota(conn, me, "you")
         clique_id = await store.create(conn, name=data.name, description=data.description,
@@ -181,14 +179,16 @@ async def _replay(ctx: Context, data: CreateInput) -> CliqueOut | None:
 
 
 @command("clique.get", input=CliqueIdInput, rest=("GET", "/cliques/{clique_id}"),
-         scope="cliques:read", output=CliqueOut)
+         scope=Scope.READ_CLIQUES, output=CliqueOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: CliqueIdInput) -> CliqueOut:
     """A clique's card and where you stand with it (visible to everyone, private or not)."""
     return await _card(ctx, data.clique_id)
 
 
 @command("clique.update", input=UpdateInput, rest=("PATCH", "/cliques/{clique_id}"),
-         scope="cliques:write", output=CliqueOut)
+         scope=Scope.WRITE_CLIQUES, output=CliqueOut,
+         rate=Rate("clique_moderate"))
 async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
     """Change name, description, privacy or avatar (owner and admins).
 
@@ -210,7 +210,8 @@ async def update(ctx: Context, data: UpdateInput) -> CliqueOut:
 
 
 @command("clique.delete", input=CliqueIdInput, rest=("DELETE", "/cliques/{clique_id}"),
-         scope="cliques:write", status=204)
+         scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_moderate"))
 async def delete(ctx: Context, data: CliqueIdInput) -> None:
     """Delete a clique (owner only): it and its posts answer not_found from then on."""
     async with _acting(ctx, data.clique_id, "owner") as (conn, clique, _):
@@ -222,7 +223,8 @@ def _page_position(found: CliqueView) -> Position:
 
 
 @command("clique.list_mine", input=PageInput, rest=("GET", "/users/me/cliques"),
-         scope="cliques:read", output=CliquePage)
+         scope=Scope.READ_CLIQUES, output=CliquePage,
+         rate=Rate("reads"))
 async def list_mine(ctx: Context, data: PageInput) -> CliquePage:
     """The cliques you are a member of, most recently joined first."""
     rows = await lists.list_for_member(ctx.services.db, ctx.user.user_id, data.limit + 1,
@@ -231,8 +233,9 @@ async def list_mine(ctx: Context, data: PageInput) -> CliquePage:
     return CliquePage(cliques=[clique_out(v) for v in page], next_cursor=next_cursor)
 
 
-@command("clique.search", input=SearchInput, rest=("GET", "/cliques"), scope="cliques:read",
-         output=CliquePage)
+@command("clique.search", input=SearchInput, rest=("GET", "/cliques"), scope=Scope.READ_CLIQUES,
+         output=CliquePage,
+         rate=Rate("reads"))
 async def search(ctx: Context, data: SearchInput) -> CliquePage:
     """Cliques, public and private, whose name contains q (any case), newest first."""
     rows = await lists.search(ctx.services.db, ctx.user.user_id, data.q, data.limit + 1,
@@ -242,7 +245,8 @@ async def search(ctx: Context, data: SearchInput) -> CliquePage:
 
 
 @command("clique.join", input=CliqueIdInput, rest=("POST", "/cliques/{clique_id}/join"),
-         scope="cliques:write", output=JoinOut)
+         scope=Scope.WRITE_CLIQUES, output=JoinOut,
+         rate=Rate("clique_join"))
 async def join(ctx: Context, data: CliqueIdInput) -> JoinOut:
     """Join a public clique, or one you are invited to; else ask to join a private one."""
     me = ctx.user.user_id
@@ -259,7 +263,8 @@ async def join(ctx: Context, data: CliqueIdInput) -> JoinOut:
 
 
 @command("clique.leave", input=CliqueIdInput, rest=("POST", "/cliques/{clique_id}/leave"),
-         scope="cliques:write", status=204)
+         scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_join"))
 async def leave(ctx: Context, data: CliqueIdInput) -> None:
     """Leave a clique (or withdraw your join request); an owner's clique passes to an heir.
 
@@ -284,7 +289,8 @@ async def leave(ctx: Context, data: CliqueIdInput) -> None:
 
 
 @command("clique.requests", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/requests"),
-         scope="cliques:read", output=RequestPage)
+         scope=Scope.READ_CLIQUES, output=RequestPage,
+         rate=Rate("reads"))
 async def requests(ctx: Context, data: CliquePageInput) -> RequestPage:
     """Pending join requests, newest first (moderators and above)."""
     _require((await _view(ctx, data.clique_id)).viewer, "moderator")
@@ -295,8 +301,9 @@ async def requests(ctx: Context, data: CliquePageInput) -> RequestPage:
 
 
 @command("clique.approve", input=UserInput,
-         rest=("POST", "/cliques/{clique_id}/requests/{user_id}/approve"), scope="cliques:write",
-         output=CliqueMemberOut)
+         rest=("POST", "/cliques/{clique_id}/requests/{user_id}/approve"), scope=Scope.WRITE_CLIQUES,
+         output=CliqueMemberOut,
+         rate=Rate("clique_moderate"))
 async def approve(ctx: Context, data: UserInput) -> CliqueMemberOut:
     """Accept a join request: the requester becomes a member (moderators and above)."""
     async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
@@ -309,7 +316,8 @@ async def approve(ctx: Context, data: UserInput) -> CliqueMemberOut:
 
 
 @command("clique.reject", input=UserInput, rest=("DELETE", "/cliques/{clique_id}/requests/{user_id}"),
-         scope="cliques:write", status=204)
+         scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_moderate"))
 async def reject(ctx: Context, data: UserInput) -> None:
     """Turn a join request down (moderators and above); the user may ask again."""
     async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
@@ -318,12 +326,12 @@ async def reject(ctx: Context, data: UserInput) -> None:
 
 
 @command("clique.invite", input=UserInput, rest=("PUT", "/cliques/{clique_id}/invites/{user_id}"),
-         scope="cliques:write", output=InviteOut)
+         scope=Scope.WRITE_CLIQUES, output=InviteOut,
+         rate=Rate("clique_invite"))
 async def invite(ctx: Context, data: UserInput) -> InviteOut:
     """Invite a user (any member of a public clique; moderators and above of a private one)."""
     services, me = ctx.services, ctx.user.user_id
     _not_self(ctx, data.user_id, "you cannot invite yourself")
-    await enforce(services.limiter, f"clique_invite:{me}", INVITES_PER_HOUR, HOUR_S)
     async with services.db.transaction() as conn:
         clique, mine = await _locked(conn, ctx, data.clique_id)
         _require(mine, "moderator" if clique.is_private else "member")
@@ -347,7 +355,8 @@ async def invite(ctx: Context, data: UserInput) -> InviteOut:
 
 
 @command("clique.invites", input=PageInput, rest=("GET", "/users/me/clique-invites"),
-         scope="cliques:read", output=InvitePage)
+         scope=Scope.READ_CLIQUES, output=InvitePage,
+         rate=Rate("reads"))
 async def invites(ctx: Context, data: PageInput) -> InvitePage:
     """Your pending invites to cliques, newest first."""
     rows = await lists.invites_for(ctx.services.db, ctx.user.user_id, data.limit + 1,
@@ -360,7 +369,8 @@ async def invites(ctx: Context, data: PageInput) -> InvitePage:
 
 
 @command("clique.decline_invite", input=CliqueIdInput,
-         rest=("DELETE", "/users/me/clique-invites/{clique_id}"), scope="cliques:write", status=204)
+         rest=("DELETE", "/users/me/clique-invites/{clique_id}"), scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_join"))
 async def decline_invite(ctx: Context, data: CliqueIdInput) -> None:
     """Decline an invite to a clique."""
     await _view(ctx, data.clique_id)
@@ -369,8 +379,9 @@ async def decline_invite(ctx: Context, data: CliqueIdInput) -> None:
 
 
 @command("clique.set_role", input=SetRoleInput,
-         rest=("PUT", "/cliques/{clique_id}/members/{user_id}/role"), scope="cliques:write",
-         output=CliqueMemberOut)
+         rest=("PUT", "/cliques/{clique_id}/members/{user_id}/role"), scope=Scope.WRITE_CLIQUES,
+         output=CliqueMemberOut,
+         rate=Rate("clique_moderate"))
 async def set_role(ctx: Context, data: SetRoleInput) -> CliqueMemberOut:
     """Set a member's role: the owner sets admin, moderator or member; admins moderator or member."""
     _not_self(ctx, data.user_id, "you cannot change your own role")
@@ -385,8 +396,9 @@ async def set_role(ctx: Context, data: SetRoleInput) -> CliqueMemberOut:
 
 
 @command("clique.transfer_ownership", input=UserInput,
-         rest=("POST", "/cliques/{clique_id}/owner/{user_id}"), scope="cliques:write",
-         output=CliqueOut)
+         rest=("POST", "/cliques/{clique_id}/owner/{user_id}"), scope=Scope.WRITE_CLIQUES,
+         output=CliqueOut,
+         rate=Rate("clique_moderate"))
 async def transfer_ownership(ctx: Context, data: UserInput) -> CliqueOut:
     """Hand the clique to another member (owner only); you become an admin."""
     _not_self(ctx, data.user_id, "you cannot hand the clique to yourself")
@@ -401,7 +413,8 @@ async def transfer_ownership(ctx: Context, data: UserInput) -> CliqueOut:
 
 
 @command("clique.follow", input=CliqueIdInput, rest=("PUT", "/cliques/{clique_id}/follow"),
-         scope="cliques:write", output=CliqueOut)
+         scope=Scope.WRITE_CLIQUES, output=CliqueOut,
+         rate=Rate("clique_join"))
 async def follow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
     """Follow a public clique: its posts reach your home feed; you cannot post without joining."""
     async with ctx.services.db.transaction() as conn:
@@ -414,7 +427,8 @@ async def follow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
 
 
 @command("clique.unfollow", input=CliqueIdInput, rest=("DELETE", "/cliques/{clique_id}/follow"),
-         scope="cliques:write", output=CliqueOut)
+         scope=Scope.WRITE_CLIQUES, output=CliqueOut,
+         rate=Rate("clique_join"))
 async def unfollow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
     """Stop following a clique; unfollowing one you do not follow is fine."""
     async with ctx.services.db.transaction() as conn:
@@ -424,7 +438,8 @@ async def unfollow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
 
 
 @command("clique.members", input=MembersInput, rest=("GET", "/cliques/{clique_id}/members"),
-         scope="cliques:read", output=MemberPage)
+         scope=Scope.READ_CLIQUES, output=MemberPage,
+         rate=Rate("reads"))
 async def members(ctx: Context, data: MembersInput) -> MemberPage:
     """A clique's members, most recently joined first (a private clique's: members only)."""
     found = await _view(ctx, data.clique_id)
@@ -438,7 +453,8 @@ async def members(ctx: Context, data: MembersInput) -> MemberPage:
 
 
 @command("clique.remove_member", input=UserInput,
-         rest=("DELETE", "/cliques/{clique_id}/members/{user_id}"), scope="cliques:write", status=204)
+         rest=("DELETE", "/cliques/{clique_id}/members/{user_id}"), scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_moderate"))
 async def remove_member(ctx: Context, data: UserInput) -> None:
     """Remove a member ranked below you (moderators and above); they may join again."""
     _not_self(ctx, data.user_id, "to leave a clique, use clique.leave")
@@ -448,7 +464,8 @@ async def remove_member(ctx: Context, data: UserInput) -> None:
 
 
 @command("clique.ban", input=BanInput, rest=("PUT", "/cliques/{clique_id}/bans/{user_id}"),
-         scope="cliques:write", output=BanOut)
+         scope=Scope.WRITE_CLIQUES, output=BanOut,
+         rate=Rate("clique_moderate"))
 async def ban(ctx: Context, data: BanInput) -> BanOut:
     """Ban a user ranked below you (moderators and above): ends their membership,
     following, request and invite; banning again keeps the first ban."""
@@ -464,7 +481,8 @@ async def ban(ctx: Context, data: BanInput) -> BanOut:
 
 
 @command("clique.unban", input=UserInput, rest=("DELETE", "/cliques/{clique_id}/bans/{user_id}"),
-         scope="cliques:write", status=204)
+         scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_moderate"))
 async def unban(ctx: Context, data: UserInput) -> None:
     """Lift a ban (moderators and above); the user may then join or ask again."""
     async with _acting(ctx, data.clique_id, "moderator") as (conn, clique, _):
@@ -473,7 +491,8 @@ async def unban(ctx: Context, data: UserInput) -> None:
 
 
 @command("clique.bans", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/bans"),
-         scope="cliques:read", output=BanPage)
+         scope=Scope.READ_CLIQUES, output=BanPage,
+         rate=Rate("reads"))
 async def bans(ctx: Context, data: CliquePageInput) -> BanPage:
     """The clique's bans, newest first (moderators and above)."""
     _require((await _view(ctx, data.clique_id)).viewer, "moderator")
@@ -484,7 +503,8 @@ async def bans(ctx: Context, data: CliquePageInput) -> BanPage:
 
 
 @command("clique.remove_item", input=ItemInput,
-         rest=("DELETE", "/cliques/{clique_id}/items/{item_id}"), scope="cliques:write", status=204)
+         rest=("DELETE", "/cliques/{clique_id}/items/{item_id}"), scope=Scope.WRITE_CLIQUES, status=204,
+         rate=Rate("clique_moderate"))
 async def remove_item(ctx: Context, data: ItemInput) -> None:
     """Tombstone a post, comment or reply in the clique (moderators and above; not the
     items of someone of equal or higher role, but your own)."""

@@ -1,4 +1,9 @@
-"""Command declarations: a use case's name, input schema, scope and REST route, in one place."""
+"""Command declarations: a use case's name, input, policy and REST route, in one place.
+
+Policy is declared, never written in a handler body: the scope (handlers.scopes), the role,
+the rate limits (handlers.rates) and the transports. server/dispatch.py enforces all four
+for both doors, and the API documents show them.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from handlers.context import Context
+from handlers.rates import Rate
+from handlers.roles import Role
+from handlers.scopes import Scope
 
 AuthMode = Literal["required", "none"]
+Transport = Literal["socket", "rest"]
 HandlerFn = Callable[[Context, Any], Awaitable[Any]]
 F = TypeVar("F", bound=HandlerFn)
 
@@ -57,7 +66,11 @@ class Command:
     handler: HandlerFn
     summary: str
     auth: AuthMode = "required"
-    scope: str | None = None
+    scope: Scope | None = None
+    # The role the caller must hold (checked against the database on each call).
+    role: Role | None = None
+    rates: tuple[Rate, ...] = ()
+    transports: tuple[Transport, ...] = ("socket", "rest")
     method: str | None = None
     path: str | None = None
     status: int = 200
@@ -70,6 +83,21 @@ class Command:
     def rest_path(self) -> str | None:
         return None if self.path is None else "/v1" + self.path
 
+    @property
+    def writes(self) -> bool:
+        """Whether the command changes state: anything but a REST GET (socket-only included)."""
+        return self.method != "GET"
+
+    def policy(self) -> dict[str, Any]:
+        """The declared policy, as the API documents show it (rates without their numbers)."""
+        return {
+            "auth": self.auth,
+            "scope": None if self.scope is None else self.scope.value,
+            "role": self.role,
+            "rates": [{"name": rate.name, "per": rate.per} for rate in self.rates],
+            "transports": list(self.transports),
+        }
+
 
 def command(
     name: str,
@@ -77,14 +105,32 @@ def command(
     input: type[BaseModel] = Empty,
     rest: tuple[str, str] | None = None,
     auth: AuthMode = "required",
-    scope: str | None = None,
+    scope: Scope | None = None,
+    role: Role | None = None,
+    rate: Rate | tuple[Rate, ...],
+    socket_only: bool = False,
     status: int = 200,
     output: type[BaseModel] | None = None,
     binds_session: bool = False,
 ) -> Callable[[F], F]:
-    """Declare the decorated coroutine as a command; collect_commands() finds it."""
+    """Declare the decorated coroutine as a command; collect_commands() finds it.
+
+    `rate` is required: every command is counted against at least one named rate.
+    `socket_only` commands act on the calling connection (subscriptions) and have no route.
+    """
     if not NAME_PATTERN.match(name):
         raise ValueError(f"bad command name {name!r}")
+    if auth == "required" and scope is None:
+        raise ValueError(f"{name}: a command that needs a token must declare its scope")
+    if auth == "none" and (scope is not None or role is not None):
+        raise ValueError(f"{name}: a command open to anyone cannot require a scope or role")
+    if socket_only == (rest is not None):
+        raise ValueError(f"{name}: declare either a REST route or socket_only=True")
+    rates = rate if isinstance(rate, tuple) else (rate,)
+    if not rates:
+        raise ValueError(f"{name}: declare at least one rate")
+    if auth == "none" and any(r.per in ("user", "subject") for r in rates):
+        raise ValueError(f"{name}: a command open to anyone is counted per ip or connection")
 
     def decorate(fn: F) -> F:
         doc = (fn.__doc__ or name).strip().splitlines()[0]
@@ -96,6 +142,9 @@ def command(
             summary=doc,
             auth=auth,
             scope=scope,
+            role=role,
+            rates=rates,
+            transports=("socket",) if socket_only else ("socket", "rest"),
             method=method,
             path=path,
             status=status,

@@ -61,9 +61,6 @@ class Principal:
     token_id: str
     expires_at: int
 
-    def has_scope(self, scope: str) -> bool:
-        return "*" in self.scopes or scope in self.scopes
-
     def expired(self) -> bool:
         return time.time() >= self.expires_at
 

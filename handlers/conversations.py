@@ -25,7 +25,6 @@ from typing import Any
 
 import asyncpg
 
-from channels.ratelimit import enforce
 from handlers.commands import command
 from handlers.context import Context
 from handlers.conversation_schemas import (
@@ -51,6 +50,8 @@ from handlers.conversation_schemas import (
 from handlers.errors import CommandError, invalid
 from handlers.messages import membership
 from handlers.pagination import Position, decode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import conversations as store
 from storage import events as event_store
 from storage import users as user_store
@@ -139,20 +140,13 @@ def _too_many(field: str, limit: int) -> CommandError:
         "limit": limit})
 
 
-async def _count_creation(ctx: Context) -> None:
-    """Opening DMs and creating groups share one per-user limit (spam starts there)."""
-    limits = ctx.services.settings.limits
-    await enforce(ctx.services.limiter, f"conversation_create:{ctx.user.user_id}",
-                  limits.conversation_creates_per_window, limits.conversation_create_window_s)
-
-
 @command("conversation.create_group", input=CreateGroupInput, rest=("POST", "/conversations/groups"),
-         scope="messages:write", status=201, output=ConversationOut)
+         scope=Scope.WRITE_MESSAGES, status=201, output=ConversationOut,
+         rate=Rate("conversation_create"))
 async def create_group(ctx: Context, data: CreateGroupInput) -> ConversationOut:
     """Create a group with you as its owner; users who blocked you cannot be added (forbidden)."""
     services, me = ctx.services, ctx.user.user_id
     limit = services.settings.limits.group_members_max
-    await _count_creation(ctx)
     if me in data.member_ids:
         raise invalid("member_ids", "do not list yourself: you are the owner", "self")
     if len(data.member_ids) + 1 > limit:
@@ -173,13 +167,13 @@ async def create_group(ctx: Context, data: CreateGroupInput) -> ConversationOut:
 
 
 @command("conversation.open_direct", input=OpenDirectInput, rest=("POST", "/conversations/direct"),
-         scope="messages:write", output=ConversationOut)
+         scope=Scope.WRITE_MESSAGES, output=ConversationOut,
+         rate=Rate("conversation_create"))
 async def open_direct(ctx: Context, data: OpenDirectInput) -> ConversationOut:
     """Your one DM with a user: the existing one, or a new one; refused if either blocked the other."""
     db, me, peer = ctx.services.db, ctx.user.user_id, data.user_id
     if peer == me:
         raise invalid("user_id", "you cannot open a conversation with yourself", "self")
-    await _count_creation(ctx)
     if await user_store.get_user(db, peer) is None:
         raise CommandError("not_found", "no such user")
     if await store.is_blocked_either_way(db, me, peer):
@@ -206,8 +200,9 @@ async def open_direct(ctx: Context, data: OpenDirectInput) -> ConversationOut:
 
 
 @command("conversation.get", input=ConversationIdInput,
-         rest=("GET", "/conversations/{conversation_id}"), scope="messages:read",
-         output=ConversationOut)
+         rest=("GET", "/conversations/{conversation_id}"), scope=Scope.READ_MESSAGES,
+         output=ConversationOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: ConversationIdInput) -> ConversationOut:
     """A conversation you are a member of, with your unread count, mute and its members."""
     return await _view(ctx, data.conversation_id)
@@ -219,7 +214,8 @@ def _position(view: ConversationView) -> Position:
 
 
 @command("conversation.list", input=ListInput, rest=("GET", "/conversations"),
-         scope="messages:read", output=ConversationPage)
+         scope=Scope.READ_MESSAGES, output=ConversationPage,
+         rate=Rate("reads"))
 async def list_conversations(ctx: Context, data: ListInput) -> ConversationPage:
     """Your conversations, most recent activity first, with unread counts and last messages."""
     services, me = ctx.services, ctx.user.user_id
@@ -236,8 +232,9 @@ async def list_conversations(ctx: Context, data: ListInput) -> ConversationPage:
 
 
 @command("conversation.update", input=UpdateInput,
-         rest=("PATCH", "/conversations/{conversation_id}"), scope="messages:write",
-         output=ConversationOut)
+         rest=("PATCH", "/conversations/{conversation_id}"), scope=Scope.WRITE_MESSAGES,
+         output=ConversationOut,
+         rate=Rate("conversation_manage"))
 async def update(ctx: Context, data: UpdateInput) -> ConversationOut:
     """Change a group's title or avatar (owner and admins)."""
     await membership(ctx, data.conversation_id)
@@ -253,8 +250,9 @@ async def update(ctx: Context, data: UpdateInput) -> ConversationOut:
 
 
 @command("conversation.add_members", input=AddMembersInput,
-         rest=("POST", "/conversations/{conversation_id}/members"), scope="messages:write",
-         output=AddMembersOut)
+         rest=("POST", "/conversations/{conversation_id}/members"), scope=Scope.WRITE_MESSAGES,
+         output=AddMembersOut,
+         rate=Rate("conversation_manage"))
 async def add_members(ctx: Context, data: AddMembersInput) -> AddMembersOut:
     """Add users to a group (owner and admins); those already in it are left as they are."""
     me = ctx.user.user_id
@@ -284,7 +282,8 @@ async def add_members(ctx: Context, data: AddMembersInput) -> AddMembersOut:
 
 @command("conversation.remove_member", input=MemberInput,
          rest=("DELETE", "/conversations/{conversation_id}/members/{user_id}"),
-         scope="messages:write", status=204)
+         scope=Scope.WRITE_MESSAGES, status=204,
+         rate=Rate("conversation_manage"))
 async def remove_member(ctx: Context, data: MemberInput) -> None:
     """Remove a member from a group (owner and admins; only the owner removes an admin)."""
     me = ctx.user.user_id
@@ -309,8 +308,9 @@ async def remove_member(ctx: Context, data: MemberInput) -> None:
 
 
 @command("conversation.leave", input=ConversationIdInput,
-         rest=("POST", "/conversations/{conversation_id}/leave"), scope="messages:write",
-         status=204)
+         rest=("POST", "/conversations/{conversation_id}/leave"), scope=Scope.WRITE_MESSAGES,
+         status=204,
+         rate=Rate("conversation_manage"))
 async def leave(ctx: Context, data: ConversationIdInput) -> None:
     """Leave a group; an owner's group passes to the longest-standing admin, else member.
 
@@ -338,7 +338,8 @@ async def leave(ctx: Context, data: ConversationIdInput) -> None:
 
 @command("conversation.set_role", input=SetRoleInput,
          rest=("PUT", "/conversations/{conversation_id}/members/{user_id}/role"),
-         scope="messages:write", output=ConversationOut)
+         scope=Scope.WRITE_MESSAGES, output=ConversationOut,
+         rate=Rate("conversation_manage"))
 async def set_role(ctx: Context, data: SetRoleInput) -> ConversationOut:
     """Make a member an admin or a member again (owner only); role owner hands the group over."""
     me = ctx.user.user_id
@@ -379,7 +380,8 @@ async def _mute(ctx: Context, conversation_id: uuid.UUID, until: datetime | None
 
 
 @command("conversation.mute", input=MuteInput, rest=("PUT", "/conversations/{conversation_id}/mute"),
-         scope="messages:write", output=ConversationMuteOut)
+         scope=Scope.WRITE_MESSAGES, output=ConversationMuteOut,
+         rate=Rate("conversation_manage"))
 async def mute(ctx: Context, data: MuteInput) -> ConversationMuteOut:
     """Mute a conversation until a time, or with no end when until is omitted."""
     if data.until is not None and data.until <= ctx.services.clock():
@@ -388,8 +390,9 @@ async def mute(ctx: Context, data: MuteInput) -> ConversationMuteOut:
 
 
 @command("conversation.unmute", input=ConversationIdInput,
-         rest=("DELETE", "/conversations/{conversation_id}/mute"), scope="messages:write",
-         output=ConversationMuteOut)
+         rest=("DELETE", "/conversations/{conversation_id}/mute"), scope=Scope.WRITE_MESSAGES,
+         output=ConversationMuteOut,
+         rate=Rate("conversation_manage"))
 async def unmute(ctx: Context, data: ConversationIdInput) -> ConversationMuteOut:
     """Unmute a conversation."""
     return await _mute(ctx, data.conversation_id, None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import uuid
 
 from channels.item_live import UPDATED, SubscriptionLimitExceeded
-from channels.ratelimit import enforce
 from handlers import notifications
 from handlers.commands import command
 from handlers.context import Context
@@ -39,19 +38,18 @@ from handlers.errors import CommandError, invalid
 from handlers.item_schemas import AuthorOut, ItemOut, hydrate
 from handlers.items import one, visible_item
 from handlers.pagination import Position, decode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
+from jobs.notifications import preview
 from storage import engagement as store
 from storage import items as items_store
 from storage.engagement import Reactions, Reactor
 from storage.items import Item
 from storage.notifications import Kind
-from workers.notifications import preview
 
 # Per connection (docs/limits.md).
 SUBSCRIPTIONS_PER_SOCKET = 50
 # Per user: reactions, shares, saves and quote detaches together; and item subscribes.
-ACTIONS_PER_WINDOW = 120
-SUBSCRIBES_PER_WINDOW = 300
-WINDOW_S = 60
 SHAREABLE = ("post", "notice", "slide")
 # The notifications worker renders "<who> reacted <emoji> to ..." from data.emoji.
 EMOJI = {"like": "👍", "love": "❤️", "haha": "😂", "wow": "😮", "sad": "😢", "angry": "😠"}
@@ -69,14 +67,9 @@ def _not_found() -> CommandError:
     return CommandError("not_found", "no such item")
 
 
-async def _count_action(ctx: Context) -> None:
-    limiter = ctx.services.limiter
-    await enforce(limiter, f"engagement:{ctx.user.user_id}", ACTIONS_PER_WINDOW, WINDOW_S)
-
-
 def _socket(ctx: Context, name: str) -> str:
-    """The connection a subscription belongs to; item subscriptions exist only on sockets."""
-    if ctx.transport != "socket" or ctx.sid is None:
+    """The connection a subscription belongs to (the commands are declared socket-only)."""
+    if ctx.sid is None:
         raise CommandError("invalid_input", f"{name} needs a Socket.IO connection")
     return ctx.sid
 
@@ -84,14 +77,14 @@ def _socket(ctx: Context, name: str) -> str:
 # -- live subscriptions ------------------------------------------------------------------
 
 
-@command("item.subscribe", input=ItemIdInput, scope="content:read", output=SubscribedOut)
+@command("item.subscribe", input=ItemIdInput, scope=Scope.READ_CONTENT, output=SubscribedOut,
+         rate=Rate("item_subscribe"), socket_only=True)
 async def subscribe(ctx: Context, data: ItemIdInput) -> SubscribedOut:
     """Receive an item's live events on this connection: item.updated, comment.new."""
     # Socket-only (no REST route): the subscription lives on the connection until it
     # closes or calls item.unsubscribe; at most SUBSCRIPTIONS_PER_SOCKET items each.
     sid = _socket(ctx, "item.subscribe")
     me = ctx.user.user_id
-    await enforce(ctx.services.limiter, f"item_subscribe:{me}", SUBSCRIBES_PER_WINDOW, WINDOW_S)
     item = await visible_item(ctx, data.item_id)
     try:
         count = await ctx.services.item_live.subscribe(sid, me, item.id, item.author_id,
@@ -108,7 +101,8 @@ async def subscribe(ctx: Context, data: ItemIdInput) -> SubscribedOut:
                          reply_count=now.reply_count, quote_count=now.quote_count)
 
 
-@command("item.unsubscribe", input=ItemIdInput, scope="content:read", output=UnsubscribedOut)
+@command("item.unsubscribe", input=ItemIdInput, scope=Scope.READ_CONTENT, output=UnsubscribedOut,
+         rate=Rate("item_subscribe"), socket_only=True)
 async def unsubscribe(ctx: Context, data: ItemIdInput) -> UnsubscribedOut:
     """Stop receiving an item's live events on this connection (not subscribed: no change)."""
     sid = _socket(ctx, "item.unsubscribe")
@@ -134,10 +128,10 @@ async def _publish_reactions(ctx: Context, result: Reactions) -> None:
 
 
 @command("item.react", input=ReactInput, rest=("PUT", "/items/{item_id}/reaction"),
-         scope="content:write", output=ReactionsOut)
+         scope=Scope.WRITE_CONTENT, output=ReactionsOut,
+         rate=Rate("engagement"))
 async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
     """React to an item you can see (like, love, haha, wow, sad, angry); replaces your reaction."""
-    await _count_action(ctx)
     me = ctx.user.user_id
     item = await visible_item(ctx, data.item_id)
     if item.deleted:
@@ -158,10 +152,10 @@ async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
 
 
 @command("item.unreact", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/reaction"),
-         scope="content:write", output=ReactionsOut)
+         scope=Scope.WRITE_CONTENT, output=ReactionsOut,
+         rate=Rate("engagement"))
 async def unreact(ctx: Context, data: ItemIdInput) -> ReactionsOut:
     """Remove your reaction (none: no change)."""
-    await _count_action(ctx)
     result = await store.set_reaction(ctx.services.db, data.item_id, ctx.user.user_id, None)
     if result is None or not result.changed:
         # Nothing of the caller's was removed: answer only about an item they may see.
@@ -177,7 +171,8 @@ def _reactor_position(reactor: Reactor) -> Position:
 
 
 @command("item.reactions", input=ReactionsInput, rest=("GET", "/items/{item_id}/reactions"),
-         scope="content:read", output=ReactorPage)
+         scope=Scope.READ_CONTENT, output=ReactorPage,
+         rate=Rate("reads"))
 async def reactions(ctx: Context, data: ReactionsInput) -> ReactorPage:
     """Who reacted to an item, newest first (optionally one kind); blocked users are left out."""
     after = decode_cursor(data.cursor, "item.reactions")
@@ -213,10 +208,10 @@ async def _shareable(ctx: Context, item_id: uuid.UUID) -> Item:
 
 
 @command("item.share", input=ShareInput, rest=("PUT", "/items/{item_id}/share"),
-         scope="content:write", output=ShareOut)
+         scope=Scope.WRITE_CONTENT, output=ShareOut,
+         rate=Rate("engagement"))
 async def share(ctx: Context, data: ShareInput) -> ShareOut:
     """Share (repost) an item you can see; sharing it again answers your existing share."""
-    await _count_action(ctx)
     me = ctx.user.user_id
     item = await _shareable(ctx, data.item_id)
     result = await store.share(ctx.services.db, me, item.id, data.visibility)
@@ -238,10 +233,10 @@ async def share(ctx: Context, data: ShareInput) -> ShareOut:
 
 
 @command("item.unshare", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/share"),
-         scope="content:write", output=UnsharedOut)
+         scope=Scope.WRITE_CONTENT, output=UnsharedOut,
+         rate=Rate("engagement"))
 async def unshare(ctx: Context, data: ItemIdInput) -> UnsharedOut:
     """Undo your share of an item (item_id: the original, or your share itself); deletes it."""
-    await _count_action(ctx)
     me, db = ctx.user.user_id, ctx.services.db
     result = await store.unshare(db, me, data.item_id)
     if result is None:
@@ -262,10 +257,10 @@ async def unshare(ctx: Context, data: ItemIdInput) -> UnsharedOut:
 
 
 @command("item.save", input=ItemIdInput, rest=("PUT", "/items/{item_id}/save"),
-         scope="content:write", output=SaveOut)
+         scope=Scope.WRITE_CONTENT, output=SaveOut,
+         rate=Rate("engagement"))
 async def save(ctx: Context, data: ItemIdInput) -> SaveOut:
     """Bookmark an item you can see (private; saving again changes nothing)."""
-    await _count_action(ctx)
     item = await visible_item(ctx, data.item_id)
     if item.deleted:
         raise _deleted()
@@ -274,10 +269,10 @@ async def save(ctx: Context, data: ItemIdInput) -> SaveOut:
 
 
 @command("item.unsave", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/save"),
-         scope="content:write", output=SaveOut)
+         scope=Scope.WRITE_CONTENT, output=SaveOut,
+         rate=Rate("engagement"))
 async def unsave(ctx: Context, data: ItemIdInput) -> SaveOut:
     """Remove a bookmark (not saved: no change)."""
-    await _count_action(ctx)
     if not await store.unsave(ctx.services.db, ctx.user.user_id, data.item_id):
         await visible_item(ctx, data.item_id)
     return SaveOut(item_id=data.item_id, saved=False, saved_at=None)
@@ -287,10 +282,10 @@ async def unsave(ctx: Context, data: ItemIdInput) -> SaveOut:
 
 
 @command("item.detach_quote", input=ItemIdInput, rest=("POST", "/items/{item_id}/detach_quote"),
-         scope="content:write", output=ItemOut)
+         scope=Scope.WRITE_CONTENT, output=ItemOut,
+         rate=Rate("engagement"))
 async def detach_quote(ctx: Context, data: ItemIdInput) -> ItemOut:
     """Detach your item from a quote of it (item_id: the quoting item); it embeds it no more."""
-    await _count_action(ctx)
     quoting = await visible_item(ctx, data.item_id)
     if quoting.quoted_id is None:
         raise invalid("item_id", "this item quotes nothing", "not_a_quote")

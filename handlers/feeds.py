@@ -21,6 +21,8 @@ from handlers.errors import CommandError
 from handlers.item_schemas import ItemPage, hydrate
 from handlers.items import answers_page
 from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import engagement as engagement_store
 from storage import feeds as store
 from storage.feeds import FeedPage, Mark
@@ -75,8 +77,9 @@ async def _page(ctx: Context, page: FeedPage) -> ItemPage:
                     next_cursor=cursor)
 
 
-@command("feed.home", input=HomeInput, rest=("GET", "/feeds/home"), scope="content:read",
-         output=ItemPage)
+@command("feed.home", input=HomeInput, rest=("GET", "/feeds/home"), scope=Scope.READ_CONTENT,
+         output=ItemPage,
+         rate=Rate("reads"))
 async def home(ctx: Context, data: HomeInput) -> ItemPage:
     """Your home feed, newest first: people you follow, friends, you, and your cliques."""
     services = ctx.services
@@ -86,7 +89,8 @@ async def home(ctx: Context, data: HomeInput) -> ItemPage:
 
 
 @command("feed.user", input=UserItemsInput, rest=("GET", "/users/{user_id}/items"),
-         scope="content:read", output=ItemPage)
+         scope=Scope.READ_CONTENT, output=ItemPage,
+         rate=Rate("reads"))
 async def user_items(ctx: Context, data: UserItemsInput) -> ItemPage:
     """A user's posts, notices, shares and slides that you may see, newest first."""
     services, me = ctx.services, ctx.user.user_id
@@ -103,7 +107,8 @@ async def user_items(ctx: Context, data: UserItemsInput) -> ItemPage:
 
 
 @command("feed.clique", input=CliqueItemsInput, rest=("GET", "/cliques/{clique_id}/items"),
-         scope="content:read", output=ItemPage)
+         scope=Scope.READ_CONTENT, output=ItemPage,
+         rate=Rate("reads"))
 async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
     """A clique's posts, newest first: a public clique's for anyone, a private one's for members."""
     services, me = ctx.services, ctx.user.user_id
@@ -116,14 +121,16 @@ async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
 
 
 @command("feed.comments", input=CommentsInput, rest=("GET", "/items/{item_id}/comments"),
-         scope="content:read", output=ItemPage)
+         scope=Scope.READ_CONTENT, output=ItemPage,
+         rate=Rate("reads"))
 async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
     """The comments of an item you may see, oldest first; deleted ones stay as tombstones."""
     return await answers_page(ctx, data.item_id, data.cursor, data.limit, "feed.comments")
 
 
-@command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope="content:read",
-         output=ItemPage)
+@command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope=Scope.READ_CONTENT,
+         output=ItemPage,
+         rate=Rate("reads"))
 async def tag(ctx: Context, data: TagInput) -> ItemPage:
     """Items carrying a #tag that you may see, newest first."""
     services = ctx.services
@@ -132,8 +139,9 @@ async def tag(ctx: Context, data: TagInput) -> ItemPage:
     return await _page(ctx, page)
 
 
-@command("feed.saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope="content:read",
-         output=ItemPage)
+@command("feed.saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope=Scope.READ_CONTENT,
+         output=ItemPage,
+         rate=Rate("reads"))
 async def saved(ctx: Context, data: SavedInput) -> ItemPage:
     """Items you saved that you may still see, most recently saved first (deleted ones as tombstones)."""
     services, me = ctx.services, ctx.user.user_id

@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 
 from channels.item_live import COMMENT_NEW, UPDATED
-from channels.ratelimit import enforce
 from handlers import media as media_handlers
 from handlers import notifications
 from handlers.commands import command
@@ -41,10 +40,13 @@ from handlers.item_schemas import (
     hydrate,
 )
 from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
+from jobs.notifications import preview
 from storage import items as store
 from storage.items import Edit, Item, NewItem
+from storage.mentions import mentioned_usernames
 from storage.notifications import Kind
-from workers.notifications import MENTION, preview
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def _refuse(message: str, reason: str) -> CommandError:
 
 def mentioned_names(body: str | None) -> list[str]:
     """Distinct @usernames in a body, lower-cased, in order; invalid_input past the cap."""
-    names = list(dict.fromkeys(m.lower() for m in MENTION.findall(body or "")))
+    names = mentioned_usernames(body)
     if len(names) > MENTIONS_MAX:
         raise invalid("body", f"at most {MENTIONS_MAX} distinct @mentions", "too_many_mentions")
     return names
@@ -207,8 +209,9 @@ async def _replay(ctx: Context, data: CreateInput) -> ItemOut | None:
     return await one(ctx, item)
 
 
-@command("item.create", input=CreateInput, rest=("POST", "/items"), scope="content:write",
-         status=201, output=ItemOut)
+@command("item.create", input=CreateInput, rest=("POST", "/items"), scope=Scope.WRITE_CONTENT,
+         status=201, output=ItemOut,
+         rate=Rate("item_create"))
 async def create(ctx: Context, data: CreateInput) -> ItemOut:
     """Post, comment, reply or write a notice; a retry with the same idempotency_key is safe."""
     services, me = ctx.services, ctx.user.user_id
@@ -217,9 +220,6 @@ async def create(ctx: Context, data: CreateInput) -> ItemOut:
     replayed = await _replay(ctx, data)
     if replayed is not None:
         return replayed
-    limits = services.settings.limits
-    await enforce(services.limiter, f"item_create:{me}", limits.item_creates_per_window,
-                  limits.item_create_window_s)
     parent, root = await _thread_of(ctx, data)
     quoted = await _check_quote(ctx, data)
     await _check_clique(ctx, data)
@@ -340,15 +340,17 @@ async def _publish_updated(ctx: Context, out: ItemOut) -> None:
 # -- read --------------------------------------------------------------------------------
 
 
-@command("item.get", input=ItemIdInput, rest=("GET", "/items/{item_id}"), scope="content:read",
-         output=ItemOut)
+@command("item.get", input=ItemIdInput, rest=("GET", "/items/{item_id}"), scope=Scope.READ_CONTENT,
+         output=ItemOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: ItemIdInput) -> ItemOut:
     """An item you may see; a deleted one comes back with deleted=true and no body or media."""
     return await one(ctx, await visible_item(ctx, data.item_id))
 
 
 @command("item.replies", input=RepliesInput, rest=("GET", "/items/{item_id}/replies"),
-         scope="content:read", output=ItemPage)
+         scope=Scope.READ_CONTENT, output=ItemPage,
+         rate=Rate("reads"))
 async def replies(ctx: Context, data: RepliesInput) -> ItemPage:
     """The direct answers to an item you may see, oldest first; deleted ones stay as tombstones."""
     return await answers_page(ctx, data.item_id, data.cursor, data.limit, "item.replies")
@@ -369,8 +371,9 @@ async def answers_page(ctx: Context, item_id: uuid.UUID, cursor: str | None, lim
 # -- edit and delete ---------------------------------------------------------------------
 
 
-@command("item.edit", input=EditInput, rest=("PATCH", "/items/{item_id}"), scope="content:write",
-         output=ItemOut)
+@command("item.edit", input=EditInput, rest=("PATCH", "/items/{item_id}"), scope=Scope.WRITE_CONTENT,
+         output=ItemOut,
+         rate=Rate("item_edit"))
 async def edit(ctx: Context, data: EditInput) -> ItemOut:
     """Change your item's body (kept in its history), audience, comment or quote settings."""
     item = await _own_item(ctx, data.item_id)
@@ -415,7 +418,8 @@ def _edit_position(edit: Edit) -> Position:
 
 
 @command("item.edits", input=EditsInput, rest=("GET", "/items/{item_id}/edits"),
-         scope="content:read", output=EditPage)
+         scope=Scope.READ_CONTENT, output=EditPage,
+         rate=Rate("reads"))
 async def edits(ctx: Context, data: EditsInput) -> EditPage:
     """Earlier versions of an item you may see, newest first."""
     await visible_item(ctx, data.item_id)
@@ -430,7 +434,8 @@ async def edits(ctx: Context, data: EditsInput) -> EditPage:
 
 
 @command("item.delete", input=ItemIdInput, rest=("DELETE", "/items/{item_id}"),
-         scope="content:write", status=204)
+         scope=Scope.WRITE_CONTENT, status=204,
+         rate=Rate("item_delete"))
 async def delete(ctx: Context, data: ItemIdInput) -> None:
     """Delete your item, leaving a tombstone so its answers stay reachable; twice is fine."""
     item = await _own_item(ctx, data.item_id)

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.events import MediaInfo, MediaVariant
-from channels.ratelimit import enforce
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
-from jobs.queue import QueueUnavailable, new_job
+from handlers.rates import Rate, charge
+from handlers.scopes import Scope
+from jobs.media import QUEUE as MEDIA_QUEUE
+from jobs.media import process_job
+from jobs.queue import QueueUnavailable
 from storage import media as media_store
 from storage.blobs import BlobTooLarge
 from storage.media import Media, Rendition
@@ -43,9 +46,6 @@ MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"
 QUICKTIME_BRANDS = frozenset({b"qt  "})
 ISO_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
                               b"hevx", b"mif1", b"msf1", b"M4A ", b"M4B ", b"M4P "})
-# The work queue the media worker consumes, and its one job type.
-MEDIA_QUEUE = "media"
-PROCESS_JOB = "media.process"
 VARIANTS = ("original", "full", "thumb_1280", "thumb_320", "poster", "mp4")
 FAILURE_MESSAGES = {
     "corrupt": "the file is damaged or is not the image or video it claims to be",
@@ -57,6 +57,10 @@ FAILURE_MESSAGES = {
     "timeout": "processing took too long",
     "original_missing": "the uploaded file is missing",
 }
+
+
+# Uploads per user (docs/limits.md); charged by upload(), which is not a command.
+MEDIA_UPLOAD = Rate("media_upload")
 
 
 @dataclass(frozen=True)
@@ -145,11 +149,6 @@ def attachment(media: Media) -> dict[str, Any]:
             "url": content_url(media.id)}
 
 
-def process_job(media_id: uuid.UUID) -> dict[str, Any]:
-    """The job that has the media worker process an upload."""
-    return new_job(PROCESS_JOB, media_id=str(media_id))
-
-
 def failure_message(reason: str | None) -> str | None:
     if reason is None:
         return None
@@ -188,8 +187,9 @@ async def upload(ctx: Context, stream: AsyncIterator[bytes]) -> MediaOut:
     """Keep an uploaded file whose type is sniffed from its first bytes; answers its metadata."""
     services, limits = ctx.services, ctx.services.settings.limits
     owner_id = ctx.user.user_id
-    await enforce(services.limiter, f"upload:{owner_id}", limits.media_uploads_per_window,
-                  limits.media_upload_window_s)
+    # The upload route is not a command (it streams a multipart body), so it charges the
+    # declared rate itself.
+    await charge(ctx, MEDIA_UPLOAD)
     head = b""
     async for chunk in stream:
         head += chunk
@@ -257,8 +257,9 @@ async def visible(ctx: Context, media_id: uuid.UUID) -> Media:
     return media
 
 
-@command("media.get", input=MediaIdInput, rest=("GET", "/media/{id}"), scope="media:read",
-         output=MediaOut)
+@command("media.get", input=MediaIdInput, rest=("GET", "/media/{id}"), scope=Scope.READ_MEDIA,
+         output=MediaOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: MediaIdInput) -> MediaOut:
     """A media's status, metadata and variant URLs, for its owner and members where a message
     carries it."""

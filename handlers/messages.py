@@ -16,14 +16,17 @@ from handlers import notifications
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
-from jobs.queue import QueueUnavailable, new_job
+from handlers.rates import Rate
+from handlers.scopes import Scope
+from jobs.persistence import QUEUE as PERSISTENCE_QUEUE
+from jobs.persistence import send_job
+from jobs.queue import QueueUnavailable
 from storage import conversations as conversation_store
 from storage import events as event_store
 from storage import messages as message_store
 from storage.conversations import Conversation, Membership
 from storage.events import EventDraft
-from storage.messages import Message
-from workers.persistence import QUEUE as PERSISTENCE_QUEUE
+from storage.messages import Message, MessageDraft
 
 
 def _check_emoji(value: str) -> str:
@@ -154,7 +157,8 @@ async def _message_for_member(ctx: Context, message_id: uuid.UUID) -> tuple[Mess
 
 
 @command("message.send", input=SendInput, rest=("POST", "/conversations/{conversation_id}/messages"),
-         scope="messages:write", status=201, output=MessageOut)
+         scope=Scope.WRITE_MESSAGES, status=201, output=MessageOut,
+         rate=Rate("message_send"))
 async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
     """Send a message; the ack carries it once it is stored. Retries by client_id are safe."""
     return await send_message(ctx, data)
@@ -170,8 +174,6 @@ async def send_message(ctx: Context, data: SendInput, *,
     if len(data.media_ids) > limits.message_media_max:
         raise invalid("media_ids", f"at most {limits.message_media_max} media per message",
                       "too_long")
-    await enforce(services.limiter, f"send:{user_id}", limits.messages_per_window,
-                  limits.message_window_s)
     # The worker decides membership and blocks in the storing transaction. This node only
     # refuses early: with no query when it holds the sender's socket and tracks them as a
     # member (kept current by the join and leave events it receives), else in one query.
@@ -188,12 +190,9 @@ async def send_message(ctx: Context, data: SendInput, *,
             raise invalid("reply_to", "no such message in this conversation", "reply_not_found")
     media = await media_handlers.attachments(ctx, data.media_ids) if data.media_ids else []
     request_id, reply = services.replies.expect()
-    job = new_job("message.send", request_id=request_id, reply_node=services.settings.node_id,
-                  message={"id": str(uuid.uuid4()), "conversation_id": str(data.conversation_id),
-                           "sender_id": str(user_id), "client_id": data.client_id,
-                           "body": data.body, "media": media,
-                           "reply_to": None if data.reply_to is None else str(data.reply_to),
-                           "story_id": None if story_id is None else str(story_id)})
+    job = send_job(MessageDraft(uuid.uuid4(), data.conversation_id, user_id, data.client_id,
+                                data.body, media, data.reply_to, story_id),
+                   request_id=request_id, reply_node=services.settings.node_id)
     try:
         # Sends of the same loop turn share one confirmed RabbitMQ message.
         await services.queue.publish(PERSISTENCE_QUEUE, job, batch=True)
@@ -215,7 +214,8 @@ async def send_message(ctx: Context, data: SendInput, *,
 
 
 @command("message.history", input=HistoryInput, rest=("GET", "/conversations/{conversation_id}/messages"),
-         scope="messages:read", output=HistoryPage)
+         scope=Scope.READ_MESSAGES, output=HistoryPage,
+         rate=Rate("reads"))
 async def history(ctx: Context, data: HistoryInput) -> HistoryPage:
     """A page of messages in seq order: the newest before before_seq, or the oldest after after_seq."""
     await membership(ctx, data.conversation_id)
@@ -229,7 +229,8 @@ async def history(ctx: Context, data: HistoryInput) -> HistoryPage:
 
 
 @command("message.edit", input=EditInput, rest=("PATCH", "/messages/{message_id}"),
-         scope="messages:write", output=MessageOut)
+         scope=Scope.WRITE_MESSAGES, output=MessageOut,
+         rate=Rate("message_edit"))
 async def edit(ctx: Context, data: EditInput) -> MessageOut:
     """Change your message's body, within the edit window (24 h by default)."""
     services = ctx.services
@@ -256,7 +257,8 @@ async def edit(ctx: Context, data: EditInput) -> MessageOut:
 
 
 @command("message.delete", input=MessageIdInput, rest=("DELETE", "/messages/{message_id}"),
-         scope="messages:write", status=204)
+         scope=Scope.WRITE_MESSAGES, status=204,
+         rate=Rate("message_delete"))
 async def delete(ctx: Context, data: MessageIdInput) -> None:
     """Delete a message (the sender, or a group admin); a tombstone keeps its seq."""
     message, member = await _message_for_member(ctx, data.message_id)
@@ -272,9 +274,6 @@ async def delete(ctx: Context, data: MessageIdInput) -> None:
 
 
 async def _react(ctx: Context, data: ReactInput, on: bool) -> dict[str, Any]:
-    limits = ctx.services.settings.limits
-    await enforce(ctx.services.limiter, f"react:{ctx.user.user_id}", limits.reactions_per_window,
-                  limits.reaction_window_s)
     message, _ = await _message_for_member(ctx, data.message_id)
     if message.deleted_at is not None:
         raise CommandError("conflict", "the message was deleted")
@@ -300,15 +299,17 @@ class MessageReactionOut(BaseModel):
 
 
 @command("message.react", input=ReactInput, rest=("PUT", "/messages/{message_id}/reactions/{emoji}"),
-         scope="messages:write", output=MessageReactionOut)
+         scope=Scope.WRITE_MESSAGES, output=MessageReactionOut,
+         rate=Rate("reaction"))
 async def react(ctx: Context, data: ReactInput) -> dict[str, Any]:
     """Add your reaction (one per emoji per user); answers the counts per emoji."""
     return await _react(ctx, data, True)
 
 
 @command("message.unreact", input=ReactInput,
-         rest=("DELETE", "/messages/{message_id}/reactions/{emoji}"), scope="messages:write",
-         output=MessageReactionOut)
+         rest=("DELETE", "/messages/{message_id}/reactions/{emoji}"), scope=Scope.WRITE_MESSAGES,
+         output=MessageReactionOut,
+         rate=Rate("reaction"))
 async def unreact(ctx: Context, data: ReactInput) -> dict[str, Any]:
     """Take your reaction back; answers the counts per emoji."""
     return await _react(ctx, data, False)
@@ -338,21 +339,24 @@ async def _receipt(ctx: Context, data: ReceiptInput, kind: Literal["read", "deli
 
 
 @command("receipt.read", input=ReceiptInput, rest=("POST", "/conversations/{conversation_id}/read"),
-         scope="messages:write", output=ReceiptOut)
+         scope=Scope.WRITE_MESSAGES, output=ReceiptOut,
+         rate=Rate("receipt"))
 async def mark_read(ctx: Context, data: ReceiptInput) -> ReceiptOut:
     """Mark the conversation read up to seq (never moves back); implies delivered."""
     return await _receipt(ctx, data, "read")
 
 
 @command("receipt.delivered", input=ReceiptInput,
-         rest=("POST", "/conversations/{conversation_id}/delivered"), scope="messages:write",
-         output=ReceiptOut)
+         rest=("POST", "/conversations/{conversation_id}/delivered"), scope=Scope.WRITE_MESSAGES,
+         output=ReceiptOut,
+         rate=Rate("receipt"))
 async def mark_delivered(ctx: Context, data: ReceiptInput) -> ReceiptOut:
     """Mark the conversation delivered to you up to seq (never moves back)."""
     return await _receipt(ctx, data, "delivered")
 
 
-@command("sync", input=SyncInput, rest=("GET", "/sync"), scope="messages:read", output=SyncPageOut)
+@command("sync", input=SyncInput, rest=("GET", "/sync"), scope=Scope.READ_MESSAGES, output=SyncPageOut,
+         rate=Rate("reads"))
 async def sync(ctx: Context, data: SyncInput) -> SyncPageOut:
     """Every event for you since the cursor, in order; {gap: true} when the cursor is too old."""
     services = ctx.services

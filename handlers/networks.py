@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from channels.ratelimit import enforce
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -26,6 +25,8 @@ from handlers.network_schemas import (
 )
 from handlers.notifications import notify
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import network_lists as lists
 from storage import networks as store
 from storage import users as user_store
@@ -35,9 +36,6 @@ from storage.notifications import Kind
 READ, WRITE = "social:read", "social:write"
 
 # Limits (docs/networks.md, docs/limits.md). Rates count every call, repeats included.
-FOLLOWS_PER_WINDOW = 60
-FRIEND_REQUESTS_PER_WINDOW = 60
-RATE_WINDOW_S = 60
 FRIEND_REQUESTS_PENDING_MAX = 500
 CLOSE_FRIENDS_MAX = 500
 MUTES_MAX = 1000
@@ -98,12 +96,12 @@ async def _visible_list(ctx: Context, data: UserListInput, relation: Relation, n
 # --- follow ----------------------------------------------------------------------------------
 
 
-@command("user.follow", input=UserRef, rest=("PUT", "/users/me/following/{user_id}"), scope=WRITE,
-         output=FollowOut)
+@command("user.follow", input=UserRef, rest=("PUT", "/users/me/following/{user_id}"), scope=Scope.WRITE_NETWORK,
+         output=FollowOut,
+         rate=Rate("follow"))
 async def follow(ctx: Context, data: UserRef) -> FollowOut:
     """Follow a user; a private account gets a follow request to approve instead."""
     me, target = ctx.user.user_id, _other(ctx, data.user_id)
-    await enforce(ctx.services.limiter, f"follow:{me}", FOLLOWS_PER_WINDOW, RATE_WINDOW_S)
     change = _refuse(await store.follow(ctx.services.db, me, target))
     if change.changed and change.outcome == "following":
         await notify(ctx.services, Kind.FOLLOW, [target], source_key=f"follow:{me}:{target}",
@@ -116,35 +114,40 @@ async def follow(ctx: Context, data: UserRef) -> FollowOut:
 
 
 @command("user.unfollow", input=UserRef, rest=("DELETE", "/users/me/following/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("follow"))
 async def unfollow(ctx: Context, data: UserRef) -> None:
     """Stop following a user, or withdraw your pending follow request; repeating is fine."""
     _refuse(await store.unfollow(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
 
 
 @command("follower.remove", input=UserRef, rest=("DELETE", "/users/me/followers/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def remove_follower(ctx: Context, data: UserRef) -> None:
     """Make a user stop following you (they are not told); repeating is fine."""
     _refuse(await store.remove_follower(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
 
 
 @command("follow_request.list", input=PageInput, rest=("GET", "/users/me/follow-requests"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def follow_requests(ctx: Context, data: PageInput) -> UserPage:
     """Who asks to follow you, newest first."""
     return await _page(ctx, "follow_requests", ctx.user.user_id, data, "follow_request.list")
 
 
 @command("follow_request.sent", input=PageInput, rest=("GET", "/users/me/follow-requests/sent"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def follow_requests_sent(ctx: Context, data: PageInput) -> UserPage:
     """Your pending follow requests to private accounts, newest first."""
     return await _page(ctx, "follow_requests_sent", ctx.user.user_id, data, "follow_request.sent")
 
 
 @command("follow_request.approve", input=UserRef,
-         rest=("POST", "/users/me/follow-requests/{user_id}/approve"), scope=WRITE, status=204)
+         rest=("POST", "/users/me/follow-requests/{user_id}/approve"), scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def approve_follow_request(ctx: Context, data: UserRef) -> None:
     """Let a user who asked follow you; approving someone who already follows you is fine."""
     me, requester = ctx.user.user_id, _other(ctx, data.user_id)
@@ -156,7 +159,8 @@ async def approve_follow_request(ctx: Context, data: UserRef) -> None:
 
 
 @command("follow_request.reject", input=UserRef, rest=("DELETE", "/users/me/follow-requests/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def reject_follow_request(ctx: Context, data: UserRef) -> None:
     """Turn down a follow request (the requester is not told); repeating is fine."""
     await store.reject_request(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
@@ -183,12 +187,11 @@ async def _friends_now(ctx: Context, other: uuid.UUID) -> None:
 
 
 @command("friend.request", input=UserRef, rest=("PUT", "/users/me/friend-requests/sent/{user_id}"),
-         scope=WRITE, output=FriendOut)
+         scope=Scope.WRITE_NETWORK, output=FriendOut,
+         rate=Rate("friend_request"))
 async def friend_request(ctx: Context, data: UserRef) -> FriendOut:
     """Ask a user to be friends; if they already asked you, you become friends at once."""
     me, other = ctx.user.user_id, _other(ctx, data.user_id)
-    await enforce(ctx.services.limiter, f"friend_request:{me}", FRIEND_REQUESTS_PER_WINDOW,
-                  RATE_WINDOW_S)
     change = _refuse(await store.friend_request(ctx.services.db, me, other,
                                                 FRIEND_REQUESTS_PENDING_MAX),
                      limit=FRIEND_REQUESTS_PENDING_MAX, full_reason="too_many_pending")
@@ -202,7 +205,8 @@ async def friend_request(ctx: Context, data: UserRef) -> FriendOut:
 
 
 @command("friend.accept", input=UserRef, rest=("POST", "/users/me/friend-requests/{user_id}/accept"),
-         scope=WRITE, output=FriendOut)
+         scope=Scope.WRITE_NETWORK, output=FriendOut,
+         rate=Rate("network_manage"))
 async def accept_friend(ctx: Context, data: UserRef) -> FriendOut:
     """Accept a user's friend request; accepting someone already your friend is fine."""
     other = _other(ctx, data.user_id)
@@ -213,35 +217,40 @@ async def accept_friend(ctx: Context, data: UserRef) -> FriendOut:
 
 
 @command("friend.decline", input=UserRef, rest=("DELETE", "/users/me/friend-requests/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def decline_friend(ctx: Context, data: UserRef) -> None:
     """Turn down a friend request (the sender is not told); repeating is fine."""
     await store.drop_friend_request(ctx.services.db, await _known(ctx, data.user_id), ctx.user.user_id)
 
 
 @command("friend.cancel", input=UserRef, rest=("DELETE", "/users/me/friend-requests/sent/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def cancel_friend_request(ctx: Context, data: UserRef) -> None:
     """Withdraw your friend request; repeating is fine."""
     await store.drop_friend_request(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
 @command("friend.remove", input=UserRef, rest=("DELETE", "/users/me/friends/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def remove_friend(ctx: Context, data: UserRef) -> None:
     """End a friendship, for both of you; repeating is fine."""
     _refuse(await store.unfriend(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
 
 
 @command("friend.requests", input=PageInput, rest=("GET", "/users/me/friend-requests"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def friend_requests(ctx: Context, data: PageInput) -> UserPage:
     """Who asks to be your friend, newest first."""
     return await _page(ctx, "friend_requests", ctx.user.user_id, data, "friend.requests")
 
 
 @command("friend.requests_sent", input=PageInput, rest=("GET", "/users/me/friend-requests/sent"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def friend_requests_sent(ctx: Context, data: PageInput) -> UserPage:
     """Your pending friend requests, newest first."""
     return await _page(ctx, "friend_requests_sent", ctx.user.user_id, data, "friend.requests_sent")
@@ -250,8 +259,9 @@ async def friend_requests_sent(ctx: Context, data: PageInput) -> UserPage:
 # --- mutes and close friends -----------------------------------------------------------------
 
 
-@command("user.mute", input=MuteInput, rest=("PUT", "/users/me/mutes/{user_id}"), scope=WRITE,
-         output=UserMuteOut)
+@command("user.mute", input=MuteInput, rest=("PUT", "/users/me/mutes/{user_id}"), scope=Scope.WRITE_NETWORK,
+         output=UserMuteOut,
+         rate=Rate("network_manage"))
 async def mute(ctx: Context, data: MuteInput) -> UserMuteOut:
     """Hide a user's items from your feeds, for good or until a time; they are not told."""
     other, now = _other(ctx, data.user_id), ctx.services.clock()
@@ -265,8 +275,9 @@ async def mute(ctx: Context, data: MuteInput) -> UserMuteOut:
     return UserMuteOut(user_id=other, muted=True, until=until)
 
 
-@command("user.unmute", input=UserRef, rest=("DELETE", "/users/me/mutes/{user_id}"), scope=WRITE,
-         output=UserMuteOut)
+@command("user.unmute", input=UserRef, rest=("DELETE", "/users/me/mutes/{user_id}"), scope=Scope.WRITE_NETWORK,
+         output=UserMuteOut,
+         rate=Rate("network_manage"))
 async def unmute(ctx: Context, data: UserRef) -> UserMuteOut:
     """Show a muted user's items in your feeds again; repeating is fine."""
     other = await _known(ctx, data.user_id)
@@ -274,8 +285,9 @@ async def unmute(ctx: Context, data: UserRef) -> UserMuteOut:
     return UserMuteOut(user_id=other, muted=False, until=None)
 
 
-@command("user.mutes", input=PageInput, rest=("GET", "/users/me/mutes"), scope=READ,
-         output=MutePage)
+@command("user.mutes", input=PageInput, rest=("GET", "/users/me/mutes"), scope=Scope.READ_NETWORK,
+         output=MutePage,
+         rate=Rate("reads"))
 async def mutes(ctx: Context, data: PageInput) -> MutePage:
     """The users you mute (mutes still in force), newest first."""
     after = decode_cursor(data.cursor, "user.mutes")
@@ -286,7 +298,8 @@ async def mutes(ctx: Context, data: PageInput) -> MutePage:
 
 
 @command("close_friend.add", input=UserRef, rest=("PUT", "/users/me/close-friends/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def add_close_friend(ctx: Context, data: UserRef) -> None:
     """Put a user on your close-friends list (stories for close friends); repeating is fine."""
     _refuse(await store.add_close_friend(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id),
@@ -295,14 +308,16 @@ async def add_close_friend(ctx: Context, data: UserRef) -> None:
 
 
 @command("close_friend.remove", input=UserRef, rest=("DELETE", "/users/me/close-friends/{user_id}"),
-         scope=WRITE, status=204)
+         scope=Scope.WRITE_NETWORK, status=204,
+         rate=Rate("network_manage"))
 async def remove_close_friend(ctx: Context, data: UserRef) -> None:
     """Take a user off your close-friends list; repeating is fine."""
     await store.remove_close_friend(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
-@command("close_friend.list", input=PageInput, rest=("GET", "/users/me/close-friends"), scope=READ,
-         output=UserPage)
+@command("close_friend.list", input=PageInput, rest=("GET", "/users/me/close-friends"), scope=Scope.READ_NETWORK,
+         output=UserPage,
+         rate=Rate("reads"))
 async def close_friends(ctx: Context, data: PageInput) -> UserPage:
     """Your close-friends list, most recently added first (only you see it)."""
     return await _page(ctx, "close_friends", ctx.user.user_id, data, "close_friend.list")
@@ -312,28 +327,32 @@ async def close_friends(ctx: Context, data: PageInput) -> UserPage:
 
 
 @command("user.followers", input=UserListInput, rest=("GET", "/users/{user_id}/followers"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def followers(ctx: Context, data: UserListInput) -> UserPage:
     """A user's followers, newest first; a private account's only for itself, followers and friends."""
     return await _visible_list(ctx, data, "followers", "user.followers")
 
 
 @command("user.following", input=UserListInput, rest=("GET", "/users/{user_id}/following"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def following(ctx: Context, data: UserListInput) -> UserPage:
     """Whom a user follows, newest first; private accounts as for user.followers."""
     return await _visible_list(ctx, data, "following", "user.following")
 
 
 @command("user.friends", input=UserListInput, rest=("GET", "/users/{user_id}/friends"),
-         scope=READ, output=UserPage)
+         scope=Scope.READ_NETWORK, output=UserPage,
+         rate=Rate("reads"))
 async def friends(ctx: Context, data: UserListInput) -> UserPage:
     """A user's friends, newest friendships first; private accounts as for user.followers."""
     return await _visible_list(ctx, data, "friends", "user.friends")
 
 
 @command("user.suggestions", input=SuggestionsInput, rest=("GET", "/users/me/suggestions"),
-         scope=READ, output=SuggestionList)
+         scope=Scope.READ_NETWORK, output=SuggestionList,
+         rate=Rate("reads"))
 async def suggestions(ctx: Context, data: SuggestionsInput) -> SuggestionList:
     """People you may know: friends of friends and whom your follows follow, most mutual first."""
     rows = await lists.suggestions(ctx.services.db, ctx.user.user_id, data.limit,

@@ -22,13 +22,15 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from handlers.commands import Empty, Input, command
 from handlers.context import Context, Services
 from handlers.errors import CommandError
-from jobs.queue import QueueUnavailable, new_job
+from handlers.rates import Rate
+from handlers.scopes import Scope
+from jobs.notifications import QUEUE, notify_job, reaction_job
+from jobs.queue import QueueUnavailable
 from storage import notifications as store
 from storage.notifications import Channel, Kind, QuietHours
-from workers.notifications import QUEUE, wire
+from storage.views.notifications import wire
 
 log = logging.getLogger(__name__)
-SUBJECT_TYPES = frozenset({"message", "conversation", "item", "user"})
 
 
 def _check_timezone(value: str) -> str:
@@ -153,7 +155,8 @@ async def _unread(ctx: Context) -> int:
 
 
 @command("notification.list", input=ListInput, rest=("GET", "/notifications"),
-         scope="notifications:read", output=NotificationPage)
+         scope=Scope.READ_NOTIFICATIONS, output=NotificationPage,
+         rate=Rate("reads"))
 async def list_notifications(ctx: Context, data: ListInput) -> NotificationPage:
     """Your notifications, most recent activity first; a grouped one moves up when it grows."""
     before = None if data.cursor is None else int(data.cursor)
@@ -166,7 +169,8 @@ async def list_notifications(ctx: Context, data: ListInput) -> NotificationPage:
 
 
 @command("notification.mark_read", input=MarkReadInput, rest=("POST", "/notifications/read"),
-         scope="notifications:write", output=MarkReadOut)
+         scope=Scope.WRITE_NOTIFICATIONS, output=MarkReadOut,
+         rate=Rate("notification_write"))
 async def mark_read(ctx: Context, data: MarkReadInput) -> MarkReadOut:
     """Mark notifications read: these ids, or up_to one and every one listed after it."""
     services, me = ctx.services, ctx.user.user_id
@@ -187,7 +191,8 @@ async def mark_read(ctx: Context, data: MarkReadInput) -> MarkReadOut:
 
 
 @command("notification.unread_count", rest=("GET", "/notifications/unread_count"),
-         scope="notifications:read", output=UnreadOut)
+         scope=Scope.READ_NOTIFICATIONS, output=UnreadOut,
+         rate=Rate("reads"))
 async def unread_count(ctx: Context, data: Empty) -> UnreadOut:
     """How many of your notifications are unread (a grouped one counts once)."""
     return UnreadOut(unread_count=await _unread(ctx))
@@ -208,15 +213,17 @@ async def _preferences(ctx: Context) -> PreferencesOut:
 
 
 @command("notification.preferences.get", rest=("GET", "/notifications/preferences"),
-         scope="notifications:read", output=PreferencesOut)
+         scope=Scope.READ_NOTIFICATIONS, output=PreferencesOut,
+         rate=Rate("reads"))
 async def get_preferences(ctx: Context, data: Empty) -> PreferencesOut:
     """Which kinds reach you on which channel (in_app, push, email, sms), and your quiet hours."""
     return await _preferences(ctx)
 
 
 @command("notification.preferences.set", input=PreferencesInput,
-         rest=("PATCH", "/notifications/preferences"), scope="notifications:write",
-         output=PreferencesOut)
+         rest=("PATCH", "/notifications/preferences"), scope=Scope.WRITE_NOTIFICATIONS,
+         output=PreferencesOut,
+         rate=Rate("notification_write"))
 async def set_preferences(ctx: Context, data: PreferencesInput) -> PreferencesOut:
     """Turn kinds on or off per channel; kinds and channels you leave out stay as they are."""
     await store.set_preferences(ctx.services.db, ctx.user.user_id,
@@ -225,8 +232,9 @@ async def set_preferences(ctx: Context, data: PreferencesInput) -> PreferencesOu
 
 
 @command("notification.quiet_hours.set", input=QuietHoursInput,
-         rest=("PUT", "/notifications/quiet_hours"), scope="notifications:write",
-         output=PreferencesOut)
+         rest=("PUT", "/notifications/quiet_hours"), scope=Scope.WRITE_NOTIFICATIONS,
+         output=PreferencesOut,
+         rate=Rate("notification_write"))
 async def set_quiet_hours(ctx: Context, data: QuietHoursInput) -> PreferencesOut:
     """Hold pushes, email and SMS daily from start to end, local time (start > end spans midnight)."""
     await store.set_quiet_hours(ctx.services.db, ctx.user.user_id,
@@ -235,7 +243,8 @@ async def set_quiet_hours(ctx: Context, data: QuietHoursInput) -> PreferencesOut
 
 
 @command("notification.quiet_hours.clear", rest=("DELETE", "/notifications/quiet_hours"),
-         scope="notifications:write", output=PreferencesOut)
+         scope=Scope.WRITE_NOTIFICATIONS, output=PreferencesOut,
+         rate=Rate("notification_write"))
 async def clear_quiet_hours(ctx: Context, data: Empty) -> PreferencesOut:
     """Remove your quiet hours."""
     await store.set_quiet_hours(ctx.services.db, ctx.user.user_id, None)
@@ -256,23 +265,16 @@ async def notify(
     you": "follow:<followed>"); by default each event stands alone. subject is
     (message|conversation|item|user, id).
     """
-    if subject is not None and subject[0] not in SUBJECT_TYPES:
-        raise ValueError(f"subject type must be one of {sorted(SUBJECT_TYPES)}")
-    job = new_job("notify", user_ids=[str(u) for u in user_ids],
-                  source_key=source_key, group_key=group_key or source_key,
-                  actor_id=None if actor_id is None else str(actor_id),
-                  subject_type=None if subject is None else subject[0],
-                  subject_id=None if subject is None else str(subject[1]), data=data or {})
-    job["kind"] = kind.value  # new_job's own first parameter is named kind
-    return await _publish(services, job)
+    return await _publish(services, notify_job(
+        kind.value, user_ids, source_key=source_key, actor_id=actor_id, subject=subject,
+        data=data, group_key=group_key))
 
 
 async def reaction_added(
     services: Services, message_id: uuid.UUID, actor_id: uuid.UUID, emoji: str
 ) -> bool:
     """Queue the reaction notification for the message's sender (the reaction is already stored)."""
-    return await _publish(services, new_job("reaction.added", message_id=str(message_id),
-                                            actor_id=str(actor_id), emoji=emoji))
+    return await _publish(services, reaction_job(message_id, actor_id, emoji))
 
 
 async def _publish(services: Services, job: dict[str, Any]) -> bool:

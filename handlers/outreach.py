@@ -8,18 +8,18 @@ from typing import Literal
 import phonenumbers
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from channels.ratelimit import enforce
 from handlers.account_schemas import Email
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email, enqueue_push, enqueue_sms
-from handlers.roles import require_role
+from handlers.rates import Rate
+from handlers.scopes import Scope
+from jobs.templates import email_templates, sample_params, sms_templates
+from jobs.unsubscribe import CHANNELS, verify
 from storage import outreach as store
 from storage import push_subscriptions as push_store
 from storage import users as user_store
-from workers.templates import email_templates, sample_params, sms_templates
-from workers.unsubscribe import CHANNELS, verify
 
 Channel = Literal["email", "sms", "push"]
 
@@ -81,11 +81,11 @@ def _email(raw: str) -> str:
 
 
 @command("outreach.test.send", input=TestSendInput, rest=("POST", "/outreach/test-send"),
-         scope="admin", status=202, output=Queued)
+         scope=Scope.ADMIN, status=202, output=Queued,
+         role="admin", rate=Rate("test_send_admin"))
 async def test_send(ctx: Context, data: TestSendInput) -> Queued:
     """Send any template, filled with sample values, to any address (admin, rate limited)."""
-    admin = await require_role(ctx, "admin")
-    services, limits = ctx.services, ctx.services.settings.limits
+    services = ctx.services
     known = email_templates() if data.channel == "email" else sms_templates()
     if data.template not in known:
         raise invalid("template", f"no {data.channel} template {data.template!r}; known: "
@@ -96,8 +96,6 @@ async def test_send(ctx: Context, data: TestSendInput) -> Queued:
         to, enqueue = _phone(data.to), enqueue_sms
     else:
         to, enqueue = str(await _push_target(ctx, data.to)), enqueue_push
-    await enforce(services.limiter, f"test_send:admin:{admin.id}", limits.test_sends_per_admin,
-                  limits.test_send_window_s)
     params = sample_params(services.settings.public_base_url)
     return Queued(job_id=await enqueue(services, to, data.template, params, test=True))
 
@@ -117,10 +115,11 @@ async def _require_devices(ctx: Context, user_id: uuid.UUID) -> None:
 
 
 @command("outreach.test.send_me", input=TestSendMeInput, rest=("POST", "/outreach/test-send/me"),
-         scope="account", status=202, output=Queued)
+         scope=Scope.ACCOUNT, status=202, output=Queued,
+         rate=Rate("test_send"))
 async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
     """Send yourself a test email or SMS at your verified address (rate limited)."""
-    services, limits = ctx.services, ctx.services.settings.limits
+    services = ctx.services
     user = await user_store.get_user(services.db, ctx.user.user_id)
     if user is None:
         raise CommandError("not_found", "account not found")
@@ -130,8 +129,6 @@ async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
         raise CommandError("conflict", "verify a phone number first", {"reason": "unverified"})
     if data.channel == "push":
         await _require_devices(ctx, user.id)
-    await enforce(services.limiter, f"test_send:user:{user.id}", limits.test_sends_per_user,
-                  limits.test_send_window_s)
     params = {"display_name": user.display_name}
     if data.channel == "email":
         assert user.email is not None
@@ -153,14 +150,16 @@ async def unsubscribe_with_token(ctx: Context, token: str) -> Unsubscribed:
     return Unsubscribed(channel=opt_out.channel)
 
 
-@command("outreach.unsubscribe", input=UnsubscribeInput, auth="none", output=Unsubscribed)
+@command("outreach.unsubscribe", input=UnsubscribeInput, auth="none", output=Unsubscribed,
+         rest=("POST", "/outreach/unsubscribe"), rate=Rate("unsubscribe", per="ip"))
 async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> Unsubscribed:
     """Opt out of campaigns on one channel with the token from a message; no login needed."""
     return await unsubscribe_with_token(ctx, data.token)
 
 
 @command("outreach.subscriptions.get", rest=("GET", "/outreach/subscriptions"),
-         scope="profile:read", output=Subscriptions)
+         scope=Scope.READ_PROFILE, output=Subscriptions,
+         rate=Rate("reads"))
 async def get_subscriptions(ctx: Context, data: Empty) -> Subscriptions:
     """Which channels you get campaigns on."""
     out = await store.opted_out_channels(ctx.services.db, ctx.user.user_id)
@@ -168,7 +167,8 @@ async def get_subscriptions(ctx: Context, data: Empty) -> Subscriptions:
 
 
 @command("outreach.subscriptions.set", input=SubscriptionInput,
-         rest=("PATCH", "/outreach/subscriptions"), scope="profile:write", output=Subscriptions)
+         rest=("PATCH", "/outreach/subscriptions"), scope=Scope.WRITE_PROFILE, output=Subscriptions,
+         rate=Rate("outreach_subscriptions"))
 async def set_subscription(ctx: Context, data: SubscriptionInput) -> Subscriptions:
     """Subscribe to or opt out of campaigns on one channel."""
     db, user_id = ctx.services.db, ctx.user.user_id

@@ -14,6 +14,8 @@ from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.messages import membership
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage.conversations import blocked_among
 
 # Per call; the total a socket may watch is limits.presence_subscribe_max.
@@ -68,14 +70,13 @@ class Watching(BaseModel):
 
 
 @command("typing.start", input=ConversationInput,
-         rest=("POST", "/conversations/{conversation_id}/typing"), scope="messages:write",
-         output=TypingOut)
+         rest=("POST", "/conversations/{conversation_id}/typing"), scope=Scope.WRITE_MESSAGES,
+         output=TypingOut,
+         rate=Rate("typing"))
 async def typing_start(ctx: Context, data: ConversationInput) -> TypingOut:
     """Show the members you are typing; repeat within the expiry (8 s) to keep showing it."""
     services, limits = ctx.services, ctx.services.settings.limits
     user = ctx.user
-    await enforce(services.limiter, f"typing:{user.user_id}", limits.typing_per_window,
-                  limits.typing_window_s)
     conversation, _ = await membership(ctx, data.conversation_id)
     # In big groups typing is noise that costs a fan-out per keystroke burst: not relayed.
     relayed = conversation.member_count <= limits.typing_relay_max_members
@@ -86,12 +87,12 @@ async def typing_start(ctx: Context, data: ConversationInput) -> TypingOut:
 
 
 @command("typing.stop", input=ConversationInput,
-         rest=("DELETE", "/conversations/{conversation_id}/typing"), scope="messages:write",
-         output=TypingOut)
+         rest=("DELETE", "/conversations/{conversation_id}/typing"), scope=Scope.WRITE_MESSAGES,
+         output=TypingOut,
+         rate=Rate("typing_stop"))
 async def typing_stop(ctx: Context, data: ConversationInput) -> TypingOut:
     """Stop showing that you are typing (sending a message does not stop it by itself)."""
     conversation, _ = await membership(ctx, data.conversation_id)
-    # Not rate limited: a stop relays only when a start is showing, so it cannot amplify.
     relayed = await ctx.services.typing.stop(conversation.id, ctx.user.user_id)
     return TypingOut(conversation_id=conversation.id, active=False, relayed=relayed,
                      expires_in_s=None)
@@ -109,15 +110,14 @@ async def _statuses(ctx: Context, user_ids: list[uuid.UUID]) -> list[PresenceCha
             PresenceChanged(user_id=str(u), status="offline", last_seen=None) for u in user_ids]
 
 
-@command("presence.subscribe", input=UserIdsInput, scope="profile:read", output=PresenceWatch)
+@command("presence.subscribe", input=UserIdsInput, scope=Scope.READ_PROFILE, output=PresenceWatch,
+         rate=Rate("presence_subscribe"), socket_only=True)
 async def subscribe(ctx: Context, data: UserIdsInput) -> PresenceWatch:
     """Watch users' presence: the ack has their status now, then `presence` events follow."""
     # Socket-only (no REST route): the subscription lives on the caller's connection until
     # it closes or calls presence.unsubscribe. Beyond limits.presence_subscribe_max watched
     # users in total the call is refused with invalid_input and changes nothing.
     limit = ctx.services.settings.limits.presence_subscribe_max
-    if ctx.transport != "socket":
-        raise CommandError("invalid_input", "presence.subscribe needs a Socket.IO connection")
     try:
         # Users who blocked the caller are not watched; their status reads as offline.
         hidden = await blocked_among(ctx.services.db, ctx.user.user_id, data.user_ids)
@@ -136,16 +136,16 @@ def _sids(ctx: Context) -> list[str]:
     return [ctx.sid] if ctx.sid is not None else []
 
 
-@command("presence.unsubscribe", input=UserIdsInput, scope="profile:read", output=Watching)
+@command("presence.unsubscribe", input=UserIdsInput, scope=Scope.READ_PROFILE, output=Watching,
+         rate=Rate("presence_subscribe"), socket_only=True)
 async def unsubscribe(ctx: Context, data: UserIdsInput) -> Watching:
     """Stop watching these users' presence (ids not watched are ignored)."""
-    if ctx.transport != "socket":
-        raise CommandError("invalid_input", "presence.unsubscribe needs a Socket.IO connection")
     return Watching(watching=await ctx.services.presence.unwatch(_sids(ctx), data.user_ids))
 
 
-@command("presence.query", input=UserIdsInput, rest=("GET", "/presence"), scope="profile:read",
-         output=PresenceList)
+@command("presence.query", input=UserIdsInput, rest=("GET", "/presence"), scope=Scope.READ_PROFILE,
+         output=PresenceList,
+         rate=Rate("presence_query"))
 async def query(ctx: Context, data: UserIdsInput) -> PresenceList:
     """Users' presence now (online, or offline with last_seen), without watching them."""
     return PresenceList(presence=await _statuses(ctx, data.user_ids))

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from config import Settings
+from config.push_services import EndpointRefused, PushTargets
 from config.settings import SettingsError
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import invalid
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from storage import push_subscriptions as store
 from storage.push_subscriptions import PushSubscription
 from workers.push import load_vapid, vapid_public_key
@@ -98,7 +99,9 @@ class SubscriptionOut(BaseModel):
     token_tail: str | None = Field(description="the last characters of a device token")
     created_at: datetime
     last_success_at: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(description=(
+        "why the last push failed, in the server's own words (an HTTP status or a fixed "
+        "phrase); never what the push service answered"))
 
 
 class SubscriptionList(BaseModel):
@@ -127,25 +130,15 @@ def public_vapid_key(settings: Settings) -> str | None:
 
 
 def _check_endpoint(settings: Settings, endpoint: str) -> None:
-    """Outside dev mode, only https push services on public hosts: the server will POST there."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    if not host:
-        raise invalid("endpoint", "must be an absolute URL", "url")
-    if settings.env == "dev":
-        return
-    if parts.scheme != "https":
-        raise invalid("endpoint", "must be an https URL", "url_scheme")
+    """Only https endpoints on a listed push service, in every mode: the server will POST there."""
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if host == "localhost" or host.endswith(".localhost") or (
-            address is not None and not address.is_global):
-        raise invalid("endpoint", "must be a public push service", "url_host")
+        PushTargets.from_settings(settings).check_endpoint(endpoint)
+    except EndpointRefused as exc:
+        raise invalid("endpoint", exc.message, exc.reason) from None
 
 
-@command("push.config", rest=("GET", "/push/config"), auth="none", output=PushConfigOut)
+@command("push.config", rest=("GET", "/push/config"), auth="none", output=PushConfigOut,
+         rate=Rate("public_reads", per="ip"))
 async def config(ctx: Context, data: Empty) -> PushConfigOut:
     """What a client needs to subscribe to push: the VAPID public key for Web Push."""
     settings = ctx.services.settings
@@ -154,7 +147,8 @@ async def config(ctx: Context, data: Empty) -> PushConfigOut:
 
 
 @command("push.subscribe", input=SubscribeInput, rest=("POST", "/push/subscriptions"),
-         scope="notifications:write", status=201, output=SubscriptionOut)
+         scope=Scope.WRITE_NOTIFICATIONS, status=201, output=SubscriptionOut,
+         rate=Rate("push_subscription"))
 async def subscribe(ctx: Context, data: SubscribeInput) -> SubscriptionOut:
     """Register this device for pushes; subscribing the same endpoint or token again refreshes it."""
     settings = ctx.services.settings
@@ -173,15 +167,17 @@ async def subscribe(ctx: Context, data: SubscribeInput) -> SubscriptionOut:
 
 
 @command("push.unsubscribe", input=UnsubscribeInput, rest=("POST", "/push/unsubscribe"),
-         scope="notifications:write", status=204)
+         scope=Scope.WRITE_NOTIFICATIONS, status=204,
+         rate=Rate("push_subscription"))
 async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> None:
     """Stop pushes to a device, by its endpoint or token; unsubscribing twice is fine."""
     await store.unsubscribe(ctx.services.db, ctx.user.user_id, endpoint=data.endpoint,
                             token=data.token)
 
 
-@command("push.subscriptions", rest=("GET", "/push/subscriptions"), scope="notifications:read",
-         output=SubscriptionList)
+@command("push.subscriptions", rest=("GET", "/push/subscriptions"), scope=Scope.READ_NOTIFICATIONS,
+         output=SubscriptionList,
+         rate=Rate("reads"))
 async def subscriptions(ctx: Context, data: Empty) -> SubscriptionList:
     """Your devices subscribed to push, newest first, with their last delivery error if any."""
     subs = await store.for_user(ctx.services.db, ctx.user.user_id)

@@ -26,8 +26,9 @@ def role_rank(role: str) -> int:
 async def require_role(ctx: Context, role: Role) -> User:
     """The caller, if their role is `role` or higher; forbidden otherwise.
 
-    Read from the database on each call: admin commands are rare, and a role claim in an
-    access token would outlive a demotion by the token's lifetime.
+    The dispatcher calls this for every command that declares a role. Read from the database
+    on each call: admin commands are rare, and a role claim in an access token would outlive
+    a demotion by the token's lifetime.
     """
     user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
     if user is None or role_rank(user.role) < role_rank(role):

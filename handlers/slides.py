@@ -19,11 +19,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from channels.ratelimit import enforce
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.pagination import Position, decode_cursor, page_of
+from handlers.rates import Rate
+from handlers.scopes import Scope
 from handlers.slide_schemas import (
     CreateInput,
     DuetInput,
@@ -37,28 +38,22 @@ from handlers.slide_schemas import (
     StitchInput,
     slide_outs,
 )
-from jobs.queue import QueueUnavailable, new_job
+from jobs.queue import QueueUnavailable
+from jobs.slide_effects import Effect, EffectError, parse_effects
+from jobs.slides import QUEUE as SLIDES_QUEUE
+from jobs.slides import render_job
 from storage import media as media_store
 from storage import slides as store
 from storage.media import Media
 from storage.slides import Credit, Slide
-from workers.media_effects import Effect, EffectError, parse_effects
 
 log = logging.getLogger(__name__)
 
-# The work queue the slides worker consumes, and its one job type.
-SLIDES_QUEUE = "slides"
-RENDER_JOB = "slide.render"
 # A viewer's views of one slide count once per this window (docs/slides.md).
 VIEW_WINDOW_S = 24 * 3600
 # Trending: engagement within this window counts, among slides at most this old.
 TRENDING_WINDOW_S = 48 * 3600
 TRENDING_CANDIDATE_AGE_S = 7 * 24 * 3600
-
-
-def render_job(slide_id: uuid.UUID) -> dict[str, Any]:
-    """The job that has the slides worker render a slide."""
-    return new_job(RENDER_JOB, slide_id=str(slide_id))
 
 
 def _not_found() -> CommandError:
@@ -147,12 +142,10 @@ async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None
     services, me = ctx.services, ctx.user.user_id
     limits = services.settings.limits
     effects = _effects(data)
-    # A retry answers what the first call made, without counting against the rate.
+    # A retry answers what the first call made.
     replayed = await _replay(ctx, data, credit)
     if replayed is not None:
         return replayed
-    await enforce(services.limiter, f"slide_create:{me}", limits.slide_creates_per_window,
-                  limits.slide_create_window_s)
     media, width, height = await _video(ctx, data.media_id)
     render = bool(effects) or credit is not None
     state = _state(data, effects, media, (width, height), render)
@@ -194,8 +187,9 @@ async def _out(ctx: Context, slide_id: uuid.UUID) -> SlideOut:
     return out
 
 
-@command("slide.create", input=CreateInput, rest=("POST", "/slides"), scope="content:write",
-         status=201, output=SlideOut)
+@command("slide.create", input=CreateInput, rest=("POST", "/slides"), scope=Scope.WRITE_CONTENT,
+         status=201, output=SlideOut,
+         rate=Rate("slide_create"))
 async def create(ctx: Context, data: CreateInput) -> SlideOut:
     """Post a slide from your video upload, with effects, optionally as a video reply to a comment."""
     if data.reply_to_comment_id is not None and not await store.visible_comment(
@@ -205,7 +199,8 @@ async def create(ctx: Context, data: CreateInput) -> SlideOut:
 
 
 @command("slide.stitch", input=StitchInput, rest=("POST", "/slides/{source_slide_id}/stitches"),
-         scope="content:write", status=201, output=SlideOut)
+         scope=Scope.WRITE_CONTENT, status=201, output=SlideOut,
+         rate=Rate("slide_create"))
 async def stitch(ctx: Context, data: StitchInput) -> SlideOut:
     """A new slide: up to 5 s of another slide, then your video; credits the original."""
     original = await _original(ctx, data.source_slide_id, "stitch")
@@ -218,7 +213,8 @@ async def stitch(ctx: Context, data: StitchInput) -> SlideOut:
 
 
 @command("slide.duet", input=DuetInput, rest=("POST", "/slides/{source_slide_id}/duets"),
-         scope="content:write", status=201, output=SlideOut)
+         scope=Scope.WRITE_CONTENT, status=201, output=SlideOut,
+         rate=Rate("slide_create"))
 async def duet(ctx: Context, data: DuetInput) -> SlideOut:
     """A new slide: another slide and your video side by side; credits the original."""
     original = await _original(ctx, data.source_slide_id, "duet")
@@ -228,15 +224,17 @@ async def duet(ctx: Context, data: DuetInput) -> SlideOut:
         video_media_id=original.video_media_id, audio=data.audio))
 
 
-@command("slide.get", input=SlideIdInput, rest=("GET", "/slides/{slide_id}"), scope="content:read",
-         output=SlideOut)
+@command("slide.get", input=SlideIdInput, rest=("GET", "/slides/{slide_id}"), scope=Scope.READ_CONTENT,
+         output=SlideOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: SlideIdInput) -> SlideOut:
     """A slide you may see (your own at any status, others' once ready)."""
     return await _out(ctx, data.slide_id)
 
 
 @command("slide.view", input=SlideIdInput, rest=("POST", "/slides/{slide_id}/views"),
-         scope="content:read", output=SlideViewOut)
+         scope=Scope.READ_CONTENT, output=SlideViewOut,
+         rate=Rate("slide_view"))
 async def view(ctx: Context, data: SlideIdInput) -> SlideViewOut:
     """Record that you watched a slide: counted once per viewer per 24 h, never for its author."""
     services, me = ctx.services, ctx.user.user_id
@@ -251,7 +249,8 @@ async def view(ctx: Context, data: SlideIdInput) -> SlideViewOut:
 
 
 @command("slide.delete", input=SlideIdInput, rest=("DELETE", "/slides/{slide_id}"),
-         scope="content:write", status=204)
+         scope=Scope.WRITE_CONTENT, status=204,
+         rate=Rate("item_delete"))
 async def delete(ctx: Context, data: SlideIdInput) -> None:
     """Delete your slide: a tombstone stays for its comments; its rendered video is removed."""
     services, me = ctx.services, ctx.user.user_id
@@ -294,8 +293,9 @@ def _position(slide: Slide) -> Position:
     return Position(slide.created_at, slide.id)
 
 
-@command("slide.feed", input=FeedInput, rest=("GET", "/slides"), scope="content:read",
-         output=SlidePage)
+@command("slide.feed", input=FeedInput, rest=("GET", "/slides"), scope=Scope.READ_CONTENT,
+         output=SlidePage,
+         rate=Rate("reads"))
 async def feed(ctx: Context, data: FeedInput) -> SlidePage:
     """Slides from people you follow (newest first), or trending ones (by recent engagement)."""
     services, me = ctx.services, ctx.user.user_id
@@ -321,7 +321,8 @@ async def feed(ctx: Context, data: FeedInput) -> SlidePage:
 
 
 @command("slide.replies_to", input=RepliesToInput, rest=("GET", "/slides/replies/{comment_id}"),
-         scope="content:read", output=SlidePage)
+         scope=Scope.READ_CONTENT, output=SlidePage,
+         rate=Rate("reads"))
 async def replies_to(ctx: Context, data: RepliesToInput) -> SlidePage:
     """The video replies to a comment you may see, newest first."""
     services, me = ctx.services, ctx.user.user_id

@@ -23,7 +23,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from channels.ratelimit import enforce
 from handlers import conversations, messages, notifications
 from handlers.commands import Empty, command
 from handlers.context import Context
@@ -31,6 +30,8 @@ from handlers.conversation_schemas import OpenDirectInput
 from handlers.errors import CommandError, invalid
 from handlers.messages import MessageOut, SendInput
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
+from handlers.rates import Rate, charge
+from handlers.scopes import Scope
 from handlers.story_schemas import (
     CreateInput,
     FeedGroup,
@@ -135,8 +136,9 @@ async def _by_key(ctx: Context, key: str) -> StoryOut | None:
     return await _out(ctx, await _readable(ctx, found[0]))
 
 
-@command("story.create", input=CreateInput, rest=("POST", "/stories"), scope="content:write",
-         status=201, output=StoryOut)
+@command("story.create", input=CreateInput, rest=("POST", "/stories"), scope=Scope.WRITE_CONTENT,
+         status=201, output=StoryOut,
+         rate=Rate("story_create"))
 async def create(ctx: Context, data: CreateInput) -> StoryOut:
     """Post a story (one of your uploads) for 24 hours; at most 50 active at once."""
     services, me = ctx.services, ctx.user.user_id
@@ -147,8 +149,6 @@ async def create(ctx: Context, data: CreateInput) -> StoryOut:
     if caption is not None and len(caption) > limits.story_caption_chars:
         raise invalid("caption", f"at most {limits.story_caption_chars} characters",
                       "string_too_long")
-    await enforce(services.limiter, f"story_create:{me}", limits.story_creates_per_window,
-                  limits.story_create_window_s)
     await _story_media(ctx, data.media_id)
     now = services.clock()
     key = data.idempotency_key
@@ -176,13 +176,15 @@ async def create(ctx: Context, data: CreateInput) -> StoryOut:
 
 
 @command("story.get", input=StoryIdInput, rest=("GET", "/stories/{story_id}"),
-         scope="content:read", output=StoryOut)
+         scope=Scope.READ_CONTENT, output=StoryOut,
+         rate=Rate("reads"))
 async def get(ctx: Context, data: StoryIdInput) -> StoryOut:
     """A story you may see: active and in its audience, in a highlight, or your own."""
     return await _out(ctx, await _readable(ctx, data.story_id))
 
 
-@command("story.mine", rest=("GET", "/stories/mine"), scope="content:read", output=StoryList)
+@command("story.mine", rest=("GET", "/stories/mine"), scope=Scope.READ_CONTENT, output=StoryList,
+         rate=Rate("reads"))
 async def mine(ctx: Context, data: Empty) -> StoryList:
     """Your active stories, oldest first (at most 50, the active limit), with view counts."""
     me, now = ctx.user.user_id, ctx.services.clock()
@@ -191,7 +193,8 @@ async def mine(ctx: Context, data: Empty) -> StoryList:
 
 
 @command("story.archive", input=PageInput, rest=("GET", "/stories/archive"),
-         scope="content:read", output=StoryPage)
+         scope=Scope.READ_CONTENT, output=StoryPage,
+         rate=Rate("reads"))
 async def archive(ctx: Context, data: PageInput) -> StoryPage:
     """Your expired stories, most recently expired first; only you see your archive."""
     me, now = ctx.user.user_id, ctx.services.clock()
@@ -204,7 +207,8 @@ async def archive(ctx: Context, data: PageInput) -> StoryPage:
 
 
 @command("story.delete", input=StoryIdInput, rest=("DELETE", "/stories/{story_id}"),
-         scope="content:write", status=204)
+         scope=Scope.WRITE_CONTENT, status=204,
+         rate=Rate("item_delete"))
 async def delete(ctx: Context, data: StoryIdInput) -> None:
     """Delete your story (active or archived): gone for everyone, out of your highlights."""
     story = await _own(ctx, data.story_id)
@@ -228,8 +232,9 @@ def _feed_after(position: Position | None,
     return unseen, position.at - UNSEEN_SHIFT if unseen else position.at, position.id
 
 
-@command("story.feed", input=PageInput, rest=("GET", "/stories/feed"), scope="content:read",
-         output=FeedPage)
+@command("story.feed", input=PageInput, rest=("GET", "/stories/feed"), scope=Scope.READ_CONTENT,
+         output=FeedPage,
+         rate=Rate("reads"))
 async def feed(ctx: Context, data: PageInput) -> FeedPage:
     """Active stories of the people you follow and your friends, grouped by author.
 
@@ -254,7 +259,8 @@ async def feed(ctx: Context, data: PageInput) -> FeedPage:
 
 
 @command("story.view", input=StoryIdInput, rest=("POST", "/stories/{story_id}/views"),
-         scope="content:write", output=StoryViewOut)
+         scope=Scope.WRITE_CONTENT, output=StoryViewOut,
+         rate=Rate("story_view"))
 async def view(ctx: Context, data: StoryIdInput) -> StoryViewOut:
     """Mark an active story viewed; the author is told live on your first view only."""
     services, me = ctx.services, ctx.user.user_id
@@ -277,7 +283,8 @@ async def view(ctx: Context, data: StoryIdInput) -> StoryViewOut:
 
 
 @command("story.viewers", input=ViewersInput, rest=("GET", "/stories/{story_id}/viewers"),
-         scope="content:read", output=ViewersPage)
+         scope=Scope.READ_CONTENT, output=ViewersPage,
+         rate=Rate("reads"))
 async def viewers(ctx: Context, data: ViewersInput) -> ViewersPage:
     """Who viewed your story (active or archived), newest first, with their reactions."""
     story = await _own(ctx, data.story_id)
@@ -297,9 +304,6 @@ async def viewers(ctx: Context, data: ViewersInput) -> ViewersPage:
 
 async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> StoryReactionOut:
     services, me = ctx.services, ctx.user.user_id
-    limits = services.settings.limits
-    await enforce(services.limiter, f"story_react:{me}", limits.reactions_per_window,
-                  limits.reaction_window_s)
     story = await _active(ctx, story_id)
     _not_self(ctx, story, "react to")
     async with services.db.transaction() as conn:
@@ -318,21 +322,24 @@ async def _react(ctx: Context, story_id: uuid.UUID, kind: str | None) -> StoryRe
 
 
 @command("story.react", input=ReactInput, rest=("PUT", "/stories/{story_id}/reaction"),
-         scope="content:write", output=StoryReactionOut)
+         scope=Scope.WRITE_CONTENT, output=StoryReactionOut,
+         rate=Rate("story_react"))
 async def react(ctx: Context, data: ReactInput) -> StoryReactionOut:
     """React to an active story (one reaction per viewer; a new kind replaces yours)."""
     return await _react(ctx, data.story_id, data.kind)
 
 
 @command("story.unreact", input=StoryIdInput, rest=("DELETE", "/stories/{story_id}/reaction"),
-         scope="content:write", output=StoryReactionOut)
+         scope=Scope.WRITE_CONTENT, output=StoryReactionOut,
+         rate=Rate("story_react"))
 async def unreact(ctx: Context, data: StoryIdInput) -> StoryReactionOut:
     """Take your reaction to an active story back."""
     return await _react(ctx, data.story_id, None)
 
 
 @command("story.reply", input=ReplyInput, rest=("POST", "/stories/{story_id}/replies"),
-         scope="messages:write", status=201, output=MessageOut)
+         scope=Scope.WRITE_MESSAGES, status=201, output=MessageOut,
+         rate=Rate("message_send"))
 async def reply(ctx: Context, data: ReplyInput) -> dict[str, Any]:
     """Answer an active story with a DM to its author; the message carries the story_id."""
     services, me = ctx.services, ctx.user.user_id
@@ -342,6 +349,9 @@ async def reply(ctx: Context, data: ReplyInput) -> dict[str, Any]:
         raise CommandError("forbidden", "the author turned replies off for this story",
                            {"reason": "replies_off"})
     direct = await conversation_store.find_direct(services.db, me, story.author.id)
+    if direct is None:
+        # Opening the DM is a conversation opened, counted as conversation.open_direct is.
+        await charge(ctx, Rate("conversation_create"))
     conversation_id = direct.id if direct is not None else (
         await conversations.open_direct(ctx, OpenDirectInput(user_id=story.author.id))).id
     message = await messages.send_message(ctx, SendInput(
@@ -396,7 +406,8 @@ async def _highlight_out(ctx: Context, highlight_id: uuid.UUID) -> HighlightOut:
 
 
 @command("highlight.create", input=HighlightCreateInput, rest=("POST", "/highlights"),
-         scope="content:write", status=201, output=HighlightOut)
+         scope=Scope.WRITE_CONTENT, status=201, output=HighlightOut,
+         rate=Rate("highlight"))
 async def highlight_create(ctx: Context, data: HighlightCreateInput) -> HighlightOut:
     """Keep some of your stories (active or expired) on your profile under a title."""
     services, me = ctx.services, ctx.user.user_id
@@ -429,8 +440,9 @@ async def _own_highlight(ctx: Context, conn: Any, highlight_id: uuid.UUID) -> hi
 
 
 @command("highlight.update", input=HighlightUpdateInput,
-         rest=("PATCH", "/highlights/{highlight_id}"), scope="content:write",
-         output=HighlightOut)
+         rest=("PATCH", "/highlights/{highlight_id}"), scope=Scope.WRITE_CONTENT,
+         output=HighlightOut,
+         rate=Rate("highlight"))
 async def highlight_update(ctx: Context, data: HighlightUpdateInput) -> HighlightOut:
     """Rename a highlight, change its stories (whole list, or add/remove) or its cover."""
     services = ctx.services
@@ -463,7 +475,8 @@ async def highlight_update(ctx: Context, data: HighlightUpdateInput) -> Highligh
 
 
 @command("highlight.delete", input=HighlightIdInput,
-         rest=("DELETE", "/highlights/{highlight_id}"), scope="content:write", status=204)
+         rest=("DELETE", "/highlights/{highlight_id}"), scope=Scope.WRITE_CONTENT, status=204,
+         rate=Rate("highlight"))
 async def highlight_delete(ctx: Context, data: HighlightIdInput) -> None:
     """Delete one of your highlights; its stories stay (in your archive)."""
     async with ctx.services.db.transaction() as conn:
@@ -472,14 +485,16 @@ async def highlight_delete(ctx: Context, data: HighlightIdInput) -> None:
 
 
 @command("highlight.get", input=HighlightIdInput, rest=("GET", "/highlights/{highlight_id}"),
-         scope="content:read", output=HighlightOut)
+         scope=Scope.READ_CONTENT, output=HighlightOut,
+         rate=Rate("reads"))
 async def highlight_get(ctx: Context, data: HighlightIdInput) -> HighlightOut:
     """A highlight with the stories you may see in it, in the owner's order."""
     return await _highlight_out(ctx, data.highlight_id)
 
 
 @command("highlight.list", input=HighlightListInput, rest=("GET", "/users/{user_id}/highlights"),
-         scope="content:read", output=HighlightPage)
+         scope=Scope.READ_CONTENT, output=HighlightPage,
+         rate=Rate("reads"))
 async def highlight_list(ctx: Context, data: HighlightListInput) -> HighlightPage:
     """A user's highlights, newest first, each with its cover and how many stories you may see."""
     db, me = ctx.services.db, ctx.user.user_id

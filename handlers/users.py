@@ -13,7 +13,6 @@ from typing import Any
 import phonenumbers
 from pydantic import Field, model_validator
 
-from channels.ratelimit import enforce, refuse_if_over
 from handlers.account_schemas import (
     AvatarUrl,
     Bio,
@@ -33,6 +32,8 @@ from handlers.errors import CommandError, invalid
 from handlers.network_schemas import RelationshipOut
 from handlers.networks import approve_all_follow_requests
 from handlers.outbound import enqueue_sms
+from handlers.rates import Rate, count_failure, refuse_if_failed
+from handlers.scopes import Scope
 from storage import cliques as clique_store
 from storage import networks as network_store
 from storage import sessions as session_store
@@ -90,14 +91,16 @@ class PhoneCodeInput(Input):
     code: str = Field(pattern=r"^[0-9]{6}$")
 
 
+# Wrong passwords given to confirm an action, per account: a failure counter.
+PASSWORD_FAILURES = Rate("password_failures", per="subject")
+
+
 async def check_password(ctx: Context, user: User, password: str) -> bool:
     """Verify the account password, refusing once too many wrong ones were tried."""
-    services, limits = ctx.services, ctx.services.settings.limits
-    key = f"password_check:{user.id}"
-    await refuse_if_over(services.limiter, key, limits.password_checks_per_user)
-    if await services.passwords.verify(user.password_hash, password):
+    await refuse_if_failed(ctx, PASSWORD_FAILURES, str(user.id))
+    if await ctx.services.passwords.verify(user.password_hash, password):
         return True
-    await services.limiter.incr(key, limits.password_check_window_s)
+    await count_failure(ctx, PASSWORD_FAILURES, str(user.id))
     return False
 
 
@@ -108,14 +111,16 @@ async def _me(ctx: Context) -> User:
     return user
 
 
-@command("users.me.get", rest=("GET", "/users/me"), scope="profile:read", output=OwnProfile)
+@command("users.me.get", rest=("GET", "/users/me"), scope=Scope.READ_PROFILE, output=OwnProfile,
+         rate=Rate("reads"))
 async def get_me(ctx: Context, data: Empty) -> OwnProfile:
     """Your own profile, with email and phone."""
     return OwnProfile.of(await _me(ctx))
 
 
 @command("users.me.update", input=UpdateProfileInput, rest=("PATCH", "/users/me"),
-         scope="profile:write", output=OwnProfile)
+         scope=Scope.WRITE_PROFILE, output=OwnProfile,
+         rate=Rate("profile_update"))
 async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
     """Change profile fields; a new email must be verified again."""
     changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
@@ -143,7 +148,8 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
 
 
 @command("users.me.delete", input=DeleteAccountInput, rest=("DELETE", "/users/me"),
-         scope="account", status=204)
+         scope=Scope.ACCOUNT, status=204,
+         rate=Rate("account_change"))
 async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
     """Delete your account: needs the password; ends every session and anonymises the data."""
     services = ctx.services
@@ -158,7 +164,8 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
 
 
 @command("users.me.password", input=ChangePasswordInput, rest=("POST", "/users/me/password"),
-         scope="account", status=204)
+         scope=Scope.ACCOUNT, status=204,
+         rate=Rate("account_change"))
 async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
     """Change your password; every other session of the account ends."""
     services = ctx.services
@@ -184,15 +191,17 @@ async def _profile(ctx: Context, user: User | None) -> UserProfile:
     return UserProfile(**PublicProfile.of(user).model_dump(), relationship=relationship)
 
 
-@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope="profile:read",
-         output=UserProfile)
+@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope=Scope.READ_PROFILE,
+         output=UserProfile,
+         rate=Rate("reads"))
 async def get_user(ctx: Context, data: UserIdInput) -> UserProfile:
     """A user's public profile by id, with counts and how you stand with them."""
     return await _profile(ctx, await user_store.get_user(ctx.services.db, data.id))
 
 
 @command("users.by_username", input=UsernameInput, rest=("GET", "/users/by-username/{username}"),
-         scope="profile:read", output=UserProfile)
+         scope=Scope.READ_PROFILE, output=UserProfile,
+         rate=Rate("reads"))
 async def get_user_by_username(ctx: Context, data: UsernameInput) -> UserProfile:
     """A user's public profile by username (any letter case), as users.get shows it."""
     return await _profile(ctx, await user_store.get_user_by_username(ctx.services.db, data.username))
@@ -214,7 +223,8 @@ def _e164(raw: str) -> str:
 
 
 @command("users.me.phone.start", input=PhoneInput, rest=("POST", "/users/me/phone"),
-         scope="account", status=202, output=Accepted)
+         scope=Scope.ACCOUNT, status=202, output=Accepted,
+         rate=Rate("phone_code"))
 async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
     """Text a 6-digit code to the phone number; it is valid for 10 minutes."""
     services, limits = ctx.services, ctx.services.settings.limits
@@ -222,8 +232,6 @@ async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
         raise invalid("phone", "must be E.164: + and the country code, then digits only",
                       "phone_format")
     phone = _e164(data.phone)
-    await enforce(services.limiter, f"phone_code:{ctx.user.user_id}", limits.phone_codes_per_user,
-                  limits.phone_code_window_s)
     code = f"{secrets.randbelow(1_000_000):06d}"
     ttl = services.settings.phone_code_ttl_s
     await verifications.start_phone_verification(
@@ -236,7 +244,8 @@ async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
 
 
 @command("users.me.phone.verify", input=PhoneCodeInput, rest=("POST", "/users/me/phone/verify"),
-         scope="account", output=OwnProfile)
+         scope=Scope.ACCOUNT, output=OwnProfile,
+         rate=Rate("phone_verify"))
 async def verify_phone(ctx: Context, data: PhoneCodeInput) -> OwnProfile:
     """Confirm the phone number with the code from the SMS."""
     services = ctx.services

@@ -88,10 +88,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_transport_ctx)
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return json_response(openapi(registry, settings.public_base_url))
+        return json_response(openapi(registry, settings.public_base_url, settings.rates))
 
     async def events_json(request: web.Request) -> web.Response:
-        return json_response(event_catalogue(registry))
+        return json_response(event_catalogue(registry, settings.rates))
 
     app.router.add_get("/v1/openapi.json", openapi_json)
     app.router.add_get("/v1/events.json", events_json)

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ValidationError
 from handlers.commands import Command, CommandRegistry
 from handlers.context import Context, Principal, Services
 from handlers.errors import CommandError
+from handlers.rates import charge
+from handlers.roles import require_role
+from handlers.scopes import covers
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,9 +60,24 @@ class Dispatcher:
             raise CommandError("unauthorized", "access token expired", {"reason": "token_expired"})
         if self.services.revocations.is_revoked(principal.session_id):
             raise CommandError("unauthorized", "session revoked", {"reason": "session_revoked"})
-        if cmd.scope is not None and not principal.has_scope(cmd.scope):
-            raise CommandError("forbidden", f"the token lacks the scope {cmd.scope!r}",
-                               {"required_scope": cmd.scope})
+        if cmd.scope is not None and not covers(principal.scopes, cmd.scope):
+            raise CommandError("forbidden", f"the token lacks the scope {cmd.scope.value!r}",
+                               {"required_scope": cmd.scope.value})
+
+    @staticmethod
+    def check_transport(cmd: Command, ctx: Context) -> None:
+        if ctx.transport not in cmd.transports:
+            raise CommandError("invalid_input", f"{cmd.name} is served over "
+                               + " and ".join(cmd.transports) + " only",
+                               {"transports": list(cmd.transports), "reason": "wrong_transport"})
+
+    @staticmethod
+    async def apply_policy(cmd: Command, ctx: Context) -> None:
+        """The declared role, then every declared rate (after the input proved valid)."""
+        if cmd.role is not None:
+            await require_role(ctx, cmd.role)
+        for rate in cmd.rates:
+            await charge(ctx, rate)
 
     async def run(self, cmd: Command, raw: Any, ctx: Context) -> Any:
         """The command's JSON-ready result; raises CommandError for every refusal."""
@@ -67,6 +85,7 @@ class Dispatcher:
         outcome = "ok"
         try:
             self.authorize(cmd, ctx.principal)
+            self.check_transport(cmd, ctx)
             if not isinstance(raw, dict):
                 raise CommandError("invalid_input", "the payload must be a JSON object",
                                    {"fields": [{"field": "(body)", "message": "not an object",
@@ -76,6 +95,7 @@ class Dispatcher:
             except ValidationError as exc:
                 raise CommandError("invalid_input", "the input is not valid",
                                    validation_details(exc)) from None
+            await self.apply_policy(cmd, ctx)
             result = await cmd.handler(ctx, data)
             return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         except CommandError as exc:

@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from handlers import media as media_handlers
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from handlers.scopes import Scope, covers
 from server.dispatch import Dispatcher
 from server.rest import (
     REQUEST_ID,
@@ -28,8 +29,8 @@ from server.rest import (
 )
 from storage.blobs import BlobNotFound
 
-UPLOAD_SCOPE = "media:write"
-READ_SCOPE = "media:read"
+UPLOAD_SCOPE = Scope.WRITE_MEDIA
+READ_SCOPE = Scope.READ_MEDIA
 CHUNK = 64 * 1024
 # Form fields other than the file (a caption, a client id) are skipped, up to this much.
 OTHER_FIELDS_BYTES = 64 * 1024
@@ -47,15 +48,15 @@ CONTENT_HEADERS = {
 }
 
 
-def _context(request: web.Request, dispatcher: Dispatcher, scope: str) -> Context:
+def _context(request: web.Request, dispatcher: Dispatcher, scope: Scope) -> Context:
     """Authenticate the Bearer token as the command routes do, and check its scope."""
     token = bearer_token(request)
     if token is None:
         raise CommandError("unauthorized", "authentication required", {"reason": "token_missing"})
     principal = dispatcher.authenticate(token)
-    if not principal.has_scope(scope):
-        raise CommandError("forbidden", f"the token lacks the scope {scope!r}",
-                           {"required_scope": scope})
+    if not covers(principal.scopes, scope):
+        raise CommandError("forbidden", f"the token lacks the scope {scope.value!r}",
+                           {"required_scope": scope.value})
     return Context(services=dispatcher.services, principal=principal, transport="rest",
                    request_id=request.get(REQUEST_ID) or uuid.uuid4().hex, ip=client_ip(request),
                    user_agent=request.headers.get("User-Agent"))

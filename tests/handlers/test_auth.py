@@ -11,7 +11,7 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from config import Limits, Settings
+from config import Rates, Settings
 from tests.conftest import (
     AppFactory,
     MailSink,
@@ -349,8 +349,8 @@ async def test_login_with_a_nul_character_is_refused_cleanly(
 
 
 async def test_login_failures_are_limited_per_account(make_client: AppFactory) -> None:
-    limits = Limits(login_failures_per_account=3, login_failures_per_ip=100)
-    client = await make_client(limits=limits)
+    rates = Rates(login_failures_account=(3, 900), login_failures_ip=(100, 900))
+    client = await make_client(rates=rates)
     account = await signup(client)
     bystander = await signup(client)
     for _ in range(3):
@@ -361,7 +361,7 @@ async def test_login_failures_are_limited_per_account(make_client: AppFactory) -
     error = await error_of(resp, 429, "rate_limited")
     retry_after = error["details"]["retry_after"]
     assert isinstance(retry_after, int)
-    assert 1 <= retry_after <= limits.login_failure_window_s
+    assert 1 <= retry_after <= rates.login_failures_account.window_s
     assert resp.headers["Retry-After"] == str(retry_after)
     # The email, in any case, is the same account.
     await error_of(await login(client, account.email.upper()), 429, "rate_limited")
@@ -372,8 +372,8 @@ async def test_login_failures_are_limited_per_account(make_client: AppFactory) -
 async def test_login_failures_by_username_and_email_count_together(
     make_client: AppFactory
 ) -> None:
-    client = await make_client(limits=Limits(login_failures_per_account=3,
-                                             login_failures_per_ip=100))
+    client = await make_client(rates=Rates(login_failures_account=(3, 900),
+                                           login_failures_ip=(100, 900)))
     account = await signup(client)
     for name in (account.username, account.email, account.username.upper()):
         await error_of(await login(client, name, "wrong password"), 401, "unauthorized")
@@ -381,8 +381,8 @@ async def test_login_failures_by_username_and_email_count_together(
 
 
 async def test_a_successful_login_resets_the_account_failures(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(login_failures_per_account=3,
-                                             login_failures_per_ip=100))
+    client = await make_client(rates=Rates(login_failures_account=(3, 900),
+                                           login_failures_ip=(100, 900)))
     account = await signup(client)
     for _ in range(3):
         for _ in range(2):
@@ -392,8 +392,8 @@ async def test_a_successful_login_resets_the_account_failures(make_client: AppFa
 
 
 async def test_login_failures_are_limited_per_ip(make_client: AppFactory) -> None:
-    limits = Limits(login_failures_per_account=100, login_failures_per_ip=3)
-    client = await make_client(limits=limits)
+    rates = Rates(login_failures_account=(100, 900), login_failures_ip=(3, 900))
+    client = await make_client(rates=rates)
     account = await signup(client)
     for _ in range(3):
         await error_of(await login(client, unique_name("nobody"), "wrong password"), 401,
@@ -401,7 +401,7 @@ async def test_login_failures_are_limited_per_ip(make_client: AppFactory) -> Non
     resp = await login(client, account.username)
     error = await error_of(resp, 429, "rate_limited")
     assert resp.headers["Retry-After"] == str(error["details"]["retry_after"])
-    assert 1 <= error["details"]["retry_after"] <= limits.login_failure_window_s
+    assert 1 <= error["details"]["retry_after"] <= rates.login_failures_ip.window_s
 
 
 # --- refresh ---------------------------------------------------------------------------------
@@ -663,7 +663,7 @@ async def db_execute(settings: Settings, sql: str, *args: Any) -> str:
 
 
 async def test_signups_are_limited_per_ip(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(signups_per_ip=2))
+    client = await make_client(rates=Rates(signup=(2, 3600)))
     for _ in range(2):
         await signup(client)
     resp = await client.post("/v1/auth/signup", json=signup_body())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config import Limits
+from config import Rates
 from tests.conftest import AppFactory, MailSink, free_port, signup
 
 
@@ -19,7 +19,7 @@ async def test_password_reset_refuses_everyone_alike_when_mail_cannot_be_queued(
 
 
 async def test_wrong_passwords_on_account_deletion_are_limited(make_client: AppFactory) -> None:
-    node = await make_client(limits=Limits(password_checks_per_user=2))
+    node = await make_client(rates=Rates(password_failures=(2, 900)))
     account = await signup(node)
     for _ in range(2):
         resp = await node.delete("/v1/users/me", json={"password": "wrong password"},
@@ -45,7 +45,7 @@ async def test_reset_mail_states_the_configured_lifetime(
 async def test_reset_confirm_with_a_bogus_token_is_refused_and_limited(
     make_client: AppFactory,
 ) -> None:
-    node = await make_client(limits=Limits(password_resets_per_ip=2))
+    node = await make_client(rates=Rates(password_reset_confirm=(2, 3600)))
     body = {"token": "x" * 40, "new_password": "another good password"}
     for _ in range(2):
         resp = await node.post("/v1/auth/password-reset/confirm", json=body)

@@ -10,7 +10,7 @@ import asyncpg
 import jwt
 import pytest
 
-from config import Limits, Settings
+from config import Rates, Settings
 from server.resources import build_token_service
 from tests.conftest import Account, AppFactory, signup
 from tests.handlers.clique_helpers import (
@@ -252,7 +252,7 @@ async def test_join_public_private_and_invited(client: Client) -> None:
 
 
 async def test_concurrent_joins_keep_the_count(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(signups_per_ip=50))
+    client = await make_client(rates=Rates(signup=(50, 3600)))
     owner = await signup(client)
     clique = await make_clique(client, owner)
     joiners = await people(client, 20)
@@ -422,8 +422,8 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
     clique = await make_clique(client, alice)
     claims = jwt.decode(alice.access_token, options={"verify_signature": False})
     tokens = build_token_service(settings)
-    read_only = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["cliques:read"]).token
-    other = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["content:read"]).token
+    read_only = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["read:cliques"]).token
+    other = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["read:content"]).token
     reader = Account(**{**alice.__dict__, "access_token": read_only})
     outsider = Account(**{**alice.__dict__, "access_token": other})
     assert (await card(client, reader, clique["id"]))["id"] == clique["id"]
@@ -431,10 +431,10 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
                           ("clique.join", {"clique_id": clique["id"]}),
                           ("clique.ban", {"clique_id": clique["id"], "user_id": str(uuid.uuid4())})]:
         error = await refused(await rest(client, reader, name, payload), 403, "forbidden")
-        assert error["details"]["required_scope"] == "cliques:write"
+        assert error["details"]["required_scope"] == "write:cliques"
     error = await refused(await rest(client, outsider, "clique.get", {"clique_id": clique["id"]}),
                           403, "forbidden")
-    assert error["details"]["required_scope"] == "cliques:read"
+    assert error["details"]["required_scope"] == "read:cliques"
     resp = await client.get(f"/v1/cliques/{clique['id']}")
     await refused(resp, 401, "unauthorized")
 

@@ -515,9 +515,9 @@ async def test_bad_ids_and_list_input(client: Client, name: str, payload: dict[s
 
 
 async def test_creating_conversations_is_rate_limited(make_client: Any) -> None:
-    from config import Limits
+    from config import Rates
 
-    node = await make_client(limits=Limits(conversation_creates_per_window=2))
+    node = await make_client(rates=Rates(conversation_create=(2, 3600)))
     alice, bob, carol = [await signup(node) for _ in range(3)]
     headers = {"Authorization": f"Bearer {alice.access_token}"}
     resp = await node.post("/v1/conversations/direct", json={"user_id": bob.id}, headers=headers)

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from config import Settings
+from config import Rates, Settings
 from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import ok, refused, rest
 
@@ -24,7 +24,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
     """The app, with room for the many sign-ups these tests make from one address."""
-    return await make_client(limits=settings.limits.model_copy(update={"signups_per_ip": 1000}))
+    return await make_client(rates=Rates(signup=(1000, 3600)))
 
 
 @pytest.fixture

@@ -158,14 +158,14 @@ async def test_feeds_need_the_content_read_scope(client: Client, settings: Setti
     viewer = await signup(client)
     claims = jwt.decode(viewer.access_token, options={"verify_signature": False})
     tokens = build_token_service(settings)
-    for scopes, status in ((["profile:read"], 403), (["content:read"], None)):
+    for scopes, status in ((["read:profile"], 403), (["read:content"], None)):
         token = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), scopes).token
         limited = Account(viewer.id, viewer.username, viewer.email, viewer.password, token,
                           viewer.refresh_token)
         resp = await rest(client, limited, name, FEEDS[name])
         if status == 403:
             error = await refused(resp, 403, "forbidden")
-            assert error["details"]["required_scope"] == "content:read"
+            assert error["details"]["required_scope"] == "read:content"
         else:  # past the scope check: an answer, or not_found for the made-up ids
             assert resp.status in (200, 404), await resp.text()
 

@@ -180,7 +180,7 @@ async def test_content_scopes(client: Any, settings: Settings) -> None:
     claims = jwt.decode(alice.access_token, options={"verify_signature": False})
     tokens = build_token_service(settings)
     read_only = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]),
-                             ["content:read"]).token
+                             ["read:content"]).token
     resp = await client.get(f"/v1/items/{post['id']}", headers={"Authorization": f"Bearer {read_only}"})
     assert (await ok(resp))["id"] == post["id"]
     for method, path, body in (("POST", "/v1/items", {"kind": "post", "body": "x"}),
@@ -188,8 +188,8 @@ async def test_content_scopes(client: Any, settings: Settings) -> None:
                                ("DELETE", f"/v1/items/{post['id']}", None)):
         resp = await client.request(method, path, json=body, headers={"Authorization": f"Bearer {read_only}"})
         error = await refused(resp, 403, "forbidden")
-        assert error["details"]["required_scope"] == "content:write"
+        assert error["details"]["required_scope"] == "write:content"
     nothing = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]),
-                           ["profile:read"]).token
+                           ["read:profile"]).token
     resp = await client.get(f"/v1/items/{post['id']}/replies", headers={"Authorization": f"Bearer {nothing}"})
-    assert (await refused(resp, 403, "forbidden"))["details"]["required_scope"] == "content:read"
+    assert (await refused(resp, 403, "forbidden"))["details"]["required_scope"] == "read:content"

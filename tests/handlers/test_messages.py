@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import socketio
 
-from config import Limits, Settings
+from config import Rates, Settings
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.test_messages_core import make_group
 
@@ -291,7 +291,7 @@ async def test_a_cursor_older_than_the_retention_window_gets_a_gap(
 
 async def test_send_rate_limit(make_client: AppFactory, settings: Settings,
                                connect_socket: SocketFactory) -> None:
-    node = await make_client(limits=Limits(messages_per_window=3))
+    node = await make_client(rates=Rates(message_send=(3, 10)))
     alice, bob = await signup(node), await signup(node)
     conversation_id = await make_group(settings, alice, bob)
     sio = await connect_socket(alice.access_token, target=node)

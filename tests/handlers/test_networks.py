@@ -10,7 +10,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
-from config import Limits, Settings
+from config import Rates, Settings
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
@@ -31,7 +31,7 @@ USER_COMMANDS = {
 @pytest.fixture
 async def client(make_client: AppFactory) -> Client:
     # Some tests need more than the default 20 sign-ups per address and hour.
-    return await make_client(limits=Limits(signups_per_ip=1000))
+    return await make_client(rates=Rates(signup=(1000, 3600)))
 
 
 async def profile(client: Client, viewer: Account, user: Account) -> dict[str, Any]:
@@ -121,10 +121,10 @@ async def test_a_token_without_the_social_scopes_is_refused(client: Client) -> N
     alice, bob = await signup(client), await signup(client)
     claims = jwt.decode(alice.access_token, options={"verify_signature": False})
     token = client.app[SERVICES].tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]),
-                                              ["profile:read"]).token
+                                              ["read:profile"]).token
     headers = {"Authorization": f"Bearer {token}"}
-    for method, path, scope in (("PUT", f"/v1/users/me/following/{bob.id}", "social:write"),
-                                ("GET", f"/v1/users/{bob.id}/followers", "social:read")):
+    for method, path, scope in (("PUT", f"/v1/users/me/following/{bob.id}", "write:network"),
+                                ("GET", f"/v1/users/{bob.id}/followers", "read:network")):
         error = await refused(await client.request(method, path, headers=headers), 403, "forbidden")
         assert error["details"]["required_scope"] == scope
 

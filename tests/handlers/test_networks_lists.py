@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config import Limits, Settings
+from config import Rates, Settings
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
@@ -30,7 +30,7 @@ OWN_LISTS = ("follow_request.list", "follow_request.sent", "friend.requests",
 
 @pytest.fixture
 async def client(make_client: AppFactory) -> Client:
-    return await make_client(limits=Limits(signups_per_ip=1000))
+    return await make_client(rates=Rates(signup=(1000, 3600)))
 
 
 async def befriend(client: Client, a: Account, b: Account) -> None:

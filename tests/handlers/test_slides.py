@@ -311,9 +311,9 @@ async def test_a_retried_create_with_the_same_key_makes_one_slide(
 async def test_slide_creates_are_rate_limited(
     make_client: AppFactory, tmp_path: Path
 ) -> None:
-    from config import Limits
+    from config import Rates
 
-    client = await make_client(limits=Limits(slide_creates_per_window=2))
+    client = await make_client(rates=Rates(slide_create=(2, 3600)))
     account = await signup(client)
     media_id = await video_media(client, account, tmp_path, seconds=1)
     first = await create(client, account, media_id, idempotency_key="once")

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from config import Settings
+from config import Rates, Settings
 from config.settings import Limits
 from server.resources import build_token_service
 from tests.conftest import Account, AppFactory, SocketFactory, signup
@@ -125,7 +125,7 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
         token = tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), list(scopes))
         return {"Authorization": f"Bearer {token.token}"}
 
-    read_only = bearer("content:read")
+    read_only = bearer("read:content")
     assert (await ok(await client.get(f"/v1/stories/{story['id']}", headers=read_only)))["id"]
     for method, path, body in (("POST", "/v1/stories", {"media_id": story["media"]["id"]}),
                                ("POST", f"/v1/stories/{story['id']}/views", None),
@@ -134,14 +134,14 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
                                                            "story_ids": [story["id"]]})):
         error = await refused(await client.request(method, path, json=body, headers=read_only),
                               403, "forbidden")
-        assert error["details"]["required_scope"] == "content:write"
+        assert error["details"]["required_scope"] == "write:content"
     error = await refused(await client.post(f"/v1/stories/{story['id']}/replies",
                                             json={"body": "hi"}, headers=read_only),
                           403, "forbidden")
-    assert error["details"]["required_scope"] == "messages:write"
-    error = await refused(await client.get("/v1/stories/feed", headers=bearer("profile:read")),
+    assert error["details"]["required_scope"] == "write:messages"
+    error = await refused(await client.get("/v1/stories/feed", headers=bearer("read:profile")),
                           403, "forbidden")
-    assert error["details"]["required_scope"] == "content:read"
+    assert error["details"]["required_scope"] == "read:content"
 
 
 # -- audiences -------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ async def test_tray_groups_by_author_unseen_first_then_newest(
 async def test_concurrent_views_count_each_viewer_once(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(limits=Limits(signups_per_ip=100))
+    client = await make_client(rates=Rates(signup=(100, 3600)))
     author = await signup(client)
     viewers = [await signup(client) for _ in range(20)]
     for viewer in viewers:

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from config import Settings
+from config import Rates, Settings
 from config.settings import Limits
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, signup
@@ -375,9 +375,9 @@ async def test_purge_removes_expired_story_media_but_keeps_highlighted_and_share
 
 
 async def test_configured_limits_are_enforced(make_client: AppFactory, settings: Settings) -> None:
-    client = await make_client(limits=Limits(
-        story_caption_chars=5, story_creates_per_window=4, highlights_max=1,
-        highlight_stories_max=2, reactions_per_window=2))
+    client = await make_client(
+        limits=Limits(story_caption_chars=5, highlights_max=1, highlight_stories_max=2),
+        rates=Rates(story_create=(4, 3600), story_react=(2, 10)))
     author, fan = await signup(client), await signup(client)
     await follow(settings, fan, author)
     media_id = await upload(client, author)

@@ -231,10 +231,10 @@ async def test_scopes_in_the_token_limit_what_it_may_do(
 ) -> None:
     claims = claims_of(account.access_token)
     read_only = service(settings).issue(
-        uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["profile:read"]).token
+        uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), ["read:profile"]).token
     resp = await client.get(ME, headers=bearer(read_only))
     assert resp.status == 200, await resp.text()
-    for method, path, body, scope in (("PATCH", ME, {"bio": "x"}, "profile:write"),
+    for method, path, body, scope in (("PATCH", ME, {"bio": "x"}, "write:profile"),
                                       ("POST", "/v1/auth/logout-all", None, "account"),
                                       ("DELETE", ME, {"password": account.password}, "account")):
         resp = await client.request(method, path, json=body, headers=bearer(read_only))

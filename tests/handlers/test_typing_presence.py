@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from channels.events import Typing
-from config import Settings
+from config import RateSpec, Settings
 from tests.conftest import AppFactory, SocketFactory, signup
 from tests.handlers.test_messages_core import make_group
 
@@ -145,7 +145,7 @@ async def test_typing_is_not_relayed_in_groups_over_the_limit(
 async def test_typing_is_rate_limited_per_user(
     make_client: AppFactory, connect_socket: SocketFactory, settings: Settings,
 ) -> None:
-    node = await make_client(limits=limits(settings, typing_per_window=3, typing_window_s=30))
+    node = await make_client(rates=settings.rates.model_copy(update={"typing": RateSpec(3, 30)}))
     alice, bob = await signup(node), await signup(node)
     conversation_id = await make_group(settings, alice, bob)
     other = await make_group(settings, alice, bob)

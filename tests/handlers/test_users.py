@@ -16,7 +16,7 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from config import Limits, Settings
+from config import Rates, Settings
 from tests.conftest import (
     Account,
     AppFactory,
@@ -747,7 +747,7 @@ async def test_phone_verification_over_a_socket(
 async def test_phone_codes_are_limited_per_user(
     make_client: AppFactory, settings: Settings
 ) -> None:
-    client = await make_client(limits=Limits(phone_codes_per_user=2))
+    client = await make_client(rates=Rates(phone_code=(2, 3600)))
     account = await signup(client)
     for _ in range(2):
         assert (await start_phone(client, account)).status == 202
@@ -794,7 +794,7 @@ async def test_expired_reset_token_is_refused(
 
 
 async def test_password_reset_requests_are_limited_per_ip(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(password_resets_per_ip=2))
+    client = await make_client(rates=Rates(password_reset=(2, 3600)))
     for _ in range(2):
         resp = await client.post("/v1/auth/password-reset",
                                  json={"email": f"{unique_name()}@example.com"})

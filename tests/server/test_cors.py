@@ -39,9 +39,9 @@ def test_forwarded_ip_trusts_only_the_configured_hops() -> None:
 
 
 async def test_login_limits_count_the_forwarded_client(make_client: AppFactory) -> None:
-    from config import Limits
+    from config import Rates
 
-    node = await make_client(trusted_proxy_hops=1, limits=Limits(login_failures_per_ip=2))
+    node = await make_client(trusted_proxy_hops=1, rates=Rates(login_failures_ip=(2, 900)))
     body = {"login": "nobody", "password": "wrong password"}
     for _ in range(2):
         resp = await node.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": "1.1.1.1"})

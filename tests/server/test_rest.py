@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import storage.users
-from config import Limits
+from config import Limits, Rates
 from server.logs import JsonFormatter
 from tests.conftest import Account, AppFactory, signup, unique_name
 
@@ -172,7 +172,7 @@ async def test_malformed_authorization_header_is_401(client: Any, header: str) -
 
 
 async def test_rate_limited_is_429_with_retry_after(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(login_failures_per_account=2))
+    client = await make_client(rates=Rates(login_failures_account=(2, 900)))
     account = await signup(client)
     statuses = []
     for _ in range(4):
