@@ -58,6 +58,7 @@ from bench.servers import (
 from channels.bus import InProcessBus
 from channels.presence import RedisPresenceStore
 from channels.realtime import Realtime
+from config.push_services import PushTargets
 from handlers.context import utc_now
 from jobs.queue import AmqpQueue, new_job
 from storage import conversations as conversation_store
@@ -302,7 +303,10 @@ async def run(sizes: Sizes) -> list[Timing]:
         pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode()
-        sender = WebPushSender(session, load_vapid(pem), VAPID_SUBJECT)
+        # The stand-in is local: the test-only private-target setting lets the sender reach it.
+        sender = WebPushSender(load_vapid(pem), VAPID_SUBJECT,
+                               PushTargets(("127.0.0.1",), allow_private=True),
+                               connections=CONCURRENCY)
         worker = NotificationWorker(
             db, queue, Realtime(InProcessBus("bench")),
             RedisPresenceStore(client, namespace, "bench"), push_ttl_s=600, web_push=sender,

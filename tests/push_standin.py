@@ -1,4 +1,9 @@
-"""A local stand-in for push services (Web Push endpoints and a mobile push relay) and test keys."""
+"""A local stand-in for push services (Web Push endpoints and a mobile push relay) and test keys.
+
+The stand-in listens on plain http on 127.0.0.1, which the server refuses as a push target
+unless the test-only HOTSPOT_PUSH_ALLOW_PRIVATE_TARGETS is on and 127.0.0.1 is on the push
+service host list: tests that push to it use standin_settings().
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,20 @@ import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from config import Settings
+
+STANDIN_HOST = "127.0.0.1"
+
+
+def standin_overrides(settings: Settings) -> dict[str, Any]:
+    """The settings that let Web Push reach the local stand-in (tests only)."""
+    return {"push_allow_private_targets": True,
+            "push_service_hosts": [*settings.push_service_hosts, STANDIN_HOST]}
+
+
+def standin_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update=standin_overrides(settings))
 
 
 def b64url(raw: bytes) -> str:
@@ -56,11 +75,16 @@ class Received:
 
 
 class PushStandIn:
-    """Records every POST; answers each path from its script (default 201), e.g. 410 or 429."""
+    """Records every POST; answers each path from its script (default 201), e.g. 410 or 429.
+
+    Every answer carries reply_body, so a test can show that nothing a push service says
+    reaches a user.
+    """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.reply_body = b""
         self._changed = asyncio.Event()
         self.base_url = ""
 
@@ -75,7 +99,7 @@ class PushStandIn:
         self._changed.set()
         script = self.scripts.get(request.path)
         status, headers = script.pop(0) if script else (201, {})
-        return web.Response(status=status, headers=headers)
+        return web.Response(status=status, headers=headers, body=self.reply_body)
 
     def answer(self, path: str, *replies: tuple[int, dict[str, str]]) -> None:
         """Answer the next requests to path with these (status, headers), then 201."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from config import Settings, SettingsError
+from config import Settings
 from handlers.context import utc_now
 from storage import push_subscriptions as push_store
 from storage.db import Database
@@ -20,9 +20,8 @@ from workers.push import (
     OutboxMobilePush,
     PushMessage,
     PushTransport,
-    WebPushSender,
-    load_vapid,
     topic_for,
+    web_push_sender,
 )
 
 log = logging.getLogger(__name__)
@@ -39,17 +38,14 @@ class PushSenders:
     session: aiohttp.ClientSession
 
     async def close(self) -> None:
+        if self.web_push is not None:
+            await self.web_push.close()
         await self.session.close()
 
 
 def build_push_senders(settings: Settings) -> PushSenders:
     session = aiohttp.ClientSession()
-    try:
-        vapid_key: str | None = settings.resolved_vapid_private_key()
-    except SettingsError:
-        vapid_key = None
-    web_push = None if vapid_key is None else \
-        WebPushSender(session, load_vapid(vapid_key), settings.vapid_subject)
+    web_push = web_push_sender(settings)
     mobile: PushTransport = (
         HttpMobilePush(session, settings.mobile_push_url, settings.mobile_push_api_key)
         if settings.mobile_push_url else OutboxMobilePush(settings.outbox_dir / "push"))

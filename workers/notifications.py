@@ -38,7 +38,6 @@ import orjson
 from channels.presence import PresenceStore
 from channels.realtime import Realtime
 from config import Settings
-from config.settings import SettingsError
 from jobs.queue import JobQueue, new_job
 from storage import messages as message_store
 from storage import notifications as store
@@ -51,9 +50,8 @@ from workers.push import (
     OutboxMobilePush,
     PushMessage,
     PushTransport,
-    WebPushSender,
-    load_vapid,
     topic_for,
+    web_push_sender,
 )
 from workers.unsubscribe import link as unsubscribe_link
 
@@ -196,6 +194,8 @@ class NotificationWorker:
         if self._purger is not None:
             self._purger.cancel()
             await asyncio.gather(self._purger, return_exceptions=True)
+        if self.web_push is not None:
+            await self.web_push.close()
         if self._session is not None:
             await self._session.close()
 
@@ -482,13 +482,7 @@ async def start_notifications_worker(
 ) -> NotificationWorker:
     """Build the push transports from settings, start the worker and consume its queue."""
     session = aiohttp.ClientSession()
-    try:
-        vapid_key = settings.resolved_vapid_private_key()
-    except SettingsError:
-        log.warning("no VAPID key: Web Push is off")
-        vapid_key = None
-    web_push = None if vapid_key is None else \
-        WebPushSender(session, load_vapid(vapid_key), settings.vapid_subject)
+    web_push = web_push_sender(settings)
     mobile_push: PushTransport = (
         HttpMobilePush(session, settings.mobile_push_url, settings.mobile_push_api_key)
         if settings.mobile_push_url else OutboxMobilePush(settings.outbox_dir / "push"))

@@ -20,7 +20,7 @@ from config import Settings
 from jobs.queue import AmqpQueue
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, AppFactory, MailSink, mail_text, signup
-from tests.push_standin import BrowserKeys, PushStandIn
+from tests.push_standin import BrowserKeys, PushStandIn, standin_overrides
 from tests.workers.outreach_helpers import (
     TwilioStandIn,
     call,
@@ -415,7 +415,7 @@ async def test_push_campaign_reaches_every_device_and_drops_dead_ones(
 ) -> None:
     standin = PushStandIn()
     base = str((await aiohttp_server(standin.app())).make_url("")).rstrip("/")
-    client = await make_client(**fast(settings))
+    client = await make_client(**fast(settings), **standin_overrides(settings))
     admin = await make_admin(settings, await signup(client))
     fan, gone, _no_device = await moderators(settings, client, 3)
     keys = {name: BrowserKeys() for name in ("fan1", "fan2", "gone1")}

@@ -22,6 +22,7 @@ import pytest
 from py_vapid import Vapid02
 
 from config import Settings
+from config.push_services import PushTargets
 from handlers.context import Services, utc_now
 from handlers.notifications import notify
 from jobs.queue import AmqpQueue, new_job
@@ -30,7 +31,7 @@ from storage.db import Database
 from storage.notifications import Kind, Notification, purge_read_before, purge_sources_before
 from tests.conftest import AMQP_URL, Account, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, create_group, is_event, ok, rest
-from tests.push_standin import BrowserKeys, PushStandIn
+from tests.push_standin import BrowserKeys, PushStandIn, standin_settings
 from workers.notifications import (
     QUEUE,
     NotificationWorker,
@@ -40,6 +41,12 @@ from workers.notifications import (
     stored_job,
 )
 from workers.push import HttpMobilePush, WebPushSender, load_vapid, retry_after_seconds
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Pushes here go to the local stand-in, which only the test-only setting lets through."""
+    return standin_settings(settings)
 
 
 @pytest.fixture
@@ -72,7 +79,7 @@ async def rig(client: Any, settings: Settings, namespaces: list[str],
     vapid = load_vapid(settings.resolved_vapid_private_key())
     worker = NotificationWorker(
         db, queue, services.realtime, services.presence.store, push_ttl_s=600,
-        web_push=WebPushSender(session, vapid, settings.vapid_subject),
+        web_push=WebPushSender(vapid, settings.vapid_subject, PushTargets.from_settings(settings)),
         mobile_push=HttpMobilePush(session, push_service.base_url + "/relay", "relay-key"),
         clock=utc_now, session=session)
     yield Rig(worker, namespace, db, services, queue)
@@ -232,7 +239,7 @@ async def test_rate_limited_push_waits_for_retry_after_and_expired_push_is_dropp
     with pytest.raises(PushDeferred):
         await rig.worker.handle(job)
     [sub] = (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"]
-    assert sub["last_error"].startswith("HTTP 429")
+    assert sub["last_error"] == "HTTP 429"
     # Retried before Retry-After has passed: deferred again without asking the service.
     with pytest.raises(PushDeferred):
         await rig.worker.handle(job)
