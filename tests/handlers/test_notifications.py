@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from config import Settings
 from tests.conftest import Account, SocketFactory, signup
 from tests.handlers.conversation_helpers import (
     Inbox,
@@ -24,7 +25,13 @@ from tests.handlers.conversation_helpers import (
     rest,
 )
 from tests.handlers.social_helpers import until
-from tests.push_standin import BrowserKeys, PushStandIn
+from tests.push_standin import BrowserKeys, PushStandIn, standin_settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Pushes here go to the local stand-in, which only the test-only setting lets through."""
+    return standin_settings(settings)
 
 
 @pytest.fixture
