@@ -9,9 +9,12 @@ from aiohttp import web
 
 from config import Settings
 from handlers import (
+    account_email,
     auth,
     blocks,
     campaigns,
+    clique_membership,
+    clique_moderation,
     cliques,
     conversations,
     engagement,
@@ -53,8 +56,10 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
     return collect_commands([
-        auth, users, messages, media, conversations, blocks, presence, notifications, push,
-        campaigns, outreach, networks, items, engagement, cliques, feeds, stories, slides,
+        auth, account_email, users, messages, media, conversations, blocks, presence,
+        notifications, push,
+        campaigns, outreach, networks, items, engagement, cliques, clique_membership,
+        clique_moderation, feeds, stories, slides,
     ])
 
 
