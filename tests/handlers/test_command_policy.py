@@ -190,3 +190,9 @@ async def test_documents_show_the_policy(client: TestClient[Any, Any]) -> None:
     assert by_name["presence.subscribe"]["policy"]["transports"] == ["socket"]
     assert by_name["auth.signup"]["policy"]["rates"][0]["per"] == "ip"
     assert any(row["scope"] == "account" and not row["grantable"] for row in events["scopes"])
+
+
+def test_limits_page_documents_every_rate() -> None:
+    page = (HANDLERS.parent / "docs" / "limits.md").read_text()
+    for name in Rates.model_fields:
+        assert f"`HOTSPOT_RATE_{name.upper()}`" in page, f"docs/limits.md lacks the rate {name}"
