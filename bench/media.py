@@ -52,7 +52,8 @@ from bench.servers import (
 )
 from channels.bus import RedisBus
 from config import Limits, Settings
-from handlers.media import MEDIA_QUEUE, process_job
+from jobs.media import QUEUE as MEDIA_QUEUE
+from jobs.media import process_job
 from jobs.queue import AmqpQueue
 from storage import media as media_store
 from storage.blobs import LocalBlobStore

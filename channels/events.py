@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from storage.views.media import MediaInfo
 
 
 class SessionRevoked(BaseModel):
@@ -125,43 +126,6 @@ class PresenceChanged(BaseModel):
     user_id: str
     status: Literal["online", "offline"]
     last_seen: str | None
-
-
-class MediaVariant(BaseModel):
-    """One rendition of an upload: where to fetch it and its pixel size."""
-
-    url: str
-    content_type: str
-    width: int
-    height: int
-    size_bytes: int
-
-
-class MediaInfo(BaseModel):
-    """An upload's metadata, processing status and renditions, as GET /v1/media/{id} answers.
-
-    variants holds what processing made: full (the image re-encoded without metadata),
-    thumb_1280 and thumb_320 (only those smaller than the image), poster and mp4 (videos).
-    """
-
-    id: uuid.UUID
-    owner_id: uuid.UUID
-    kind: Literal["image", "video"]
-    content_type: str
-    size_bytes: int
-    sha256: str
-    status: Literal["uploaded", "processing", "ready", "failed"]
-    width: int | None
-    height: int | None
-    duration_ms: int | None
-    blurhash: str | None
-    failure_reason: str | None = Field(
-        description="why processing failed: corrupt, type_mismatch, decompression_bomb, "
-                    "too_long, no_video, ffmpeg_failed, timeout, original_missing")
-    failure_message: str | None
-    variants: dict[str, MediaVariant]
-    url: str
-    created_at: str
 
 
 class NotificationBody(BaseModel):

@@ -35,7 +35,6 @@ from handlers.engagement_schemas import (
     UnsubscribedOut,
 )
 from handlers.errors import CommandError, invalid
-from handlers.item_schemas import AuthorOut, ItemOut, hydrate
 from handlers.items import one, visible_item
 from handlers.pagination import Position, decode_cursor, page_of
 from handlers.rates import Rate
@@ -46,6 +45,7 @@ from storage import items as items_store
 from storage.engagement import Reactions, Reactor
 from storage.items import Item
 from storage.notifications import Kind
+from storage.views.items import AuthorOut, ItemOut, hydrate
 
 # Per connection (docs/limits.md).
 SUBSCRIPTIONS_PER_SOCKET = 50

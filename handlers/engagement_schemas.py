@@ -9,8 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from handlers.commands import Input
-from handlers.item_schemas import AuthorOut, ItemOut, Visibility
+from handlers.item_schemas import Visibility
 from handlers.pagination import PageInput
+from storage.views.items import AuthorOut, ItemOut
 
 ReactionKind = Literal["like", "love", "haha", "wow", "sad", "angry"]
 

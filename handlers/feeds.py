@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
-from handlers.item_schemas import ItemPage, hydrate
+from handlers.item_schemas import ItemPage
 from handlers.items import answers_page
 from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
 from handlers.rates import Rate
@@ -26,6 +26,7 @@ from handlers.scopes import Scope
 from storage import engagement as engagement_store
 from storage import feeds as store
 from storage.feeds import FeedPage, Mark
+from storage.views.items import hydrate
 
 # A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
 TAG = re.compile(r"\w{1,64}")

@@ -34,10 +34,8 @@ from handlers.item_schemas import (
     EditPage,
     EditsInput,
     ItemIdInput,
-    ItemOut,
     ItemPage,
     RepliesInput,
-    hydrate,
 )
 from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
 from handlers.rates import Rate
@@ -47,6 +45,7 @@ from storage import items as store
 from storage.items import Edit, Item, NewItem
 from storage.mentions import mentioned_usernames
 from storage.notifications import Kind
+from storage.views.items import ItemOut, hydrate
 
 log = logging.getLogger(__name__)
 

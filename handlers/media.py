@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import struct
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from channels.events import MediaInfo, MediaVariant
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -31,7 +30,8 @@ from jobs.media import process_job
 from jobs.queue import QueueUnavailable
 from storage import media as media_store
 from storage.blobs import BlobTooLarge
-from storage.media import Media, Rendition
+from storage.media import Media
+from storage.views.media import MediaOut, content_url
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,6 @@ QUICKTIME_BRANDS = frozenset({b"qt  "})
 ISO_IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
                               b"hevx", b"mif1", b"msf1", b"M4A ", b"M4B ", b"M4P "})
 VARIANTS = ("original", "full", "thumb_1280", "thumb_320", "poster", "mp4")
-FAILURE_MESSAGES = {
-    "corrupt": "the file is damaged or is not the image or video it claims to be",
-    "type_mismatch": "the file's content does not match its type",
-    "decompression_bomb": "the image is too large to process",
-    "too_long": "the video is longer than allowed",
-    "no_video": "the file has no video stream",
-    "ffmpeg_failed": "the video could not be converted",
-    "timeout": "processing took too long",
-    "original_missing": "the uploaded file is missing",
-}
 
 
 # Uploads per user (docs/limits.md); charged by upload(), which is not a command.
@@ -138,38 +128,10 @@ def sniff(head: bytes) -> Sniffed | None:
     return _iso_bmff(head) or _webm(head)
 
 
-def content_url(media_id: uuid.UUID) -> str:
-    """Where the bytes are served, relative to the API host, so stored messages never go stale."""
-    return f"/v1/media/{media_id}/content"
-
-
 def attachment(media: Media) -> dict[str, Any]:
     """The entry a message carries for one media."""
     return {"id": str(media.id), "kind": media.kind, "content_type": media.content_type,
             "url": content_url(media.id)}
-
-
-def failure_message(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    return FAILURE_MESSAGES.get(reason, "the file could not be processed")
-
-
-class MediaOut(MediaInfo):
-    @classmethod
-    def of(cls, media: Media, renditions: Iterable[Rendition] = ()) -> MediaOut:
-        url = content_url(media.id)
-        variants = {r.variant: MediaVariant(url=f"{url}?variant={r.variant}",
-                                            content_type=r.content_type, width=r.width,
-                                            height=r.height, size_bytes=r.size_bytes)
-                    for r in renditions}
-        return cls(id=media.id, owner_id=media.owner_id, kind=media.kind,
-                   content_type=media.content_type, size_bytes=media.size_bytes,
-                   sha256=media.sha256, status=media.status,
-                   width=media.width, height=media.height, duration_ms=media.duration_ms,
-                   blurhash=media.blurhash, failure_reason=media.failure_reason,
-                   failure_message=failure_message(media.failure_reason), variants=variants,
-                   url=url, created_at=media.created_at.isoformat())
 
 
 class MediaIdInput(Input):

@@ -32,11 +32,9 @@ from handlers.slide_schemas import (
     RepliesToInput,
     SlideFields,
     SlideIdInput,
-    SlideOut,
     SlidePage,
     SlideViewOut,
     StitchInput,
-    slide_outs,
 )
 from jobs.queue import QueueUnavailable
 from jobs.slide_effects import Effect, EffectError, parse_effects
@@ -46,6 +44,7 @@ from storage import media as media_store
 from storage import slides as store
 from storage.media import Media
 from storage.slides import Credit, Slide
+from storage.views.slides import SlideOut, slide_outs
 
 log = logging.getLogger(__name__)
 

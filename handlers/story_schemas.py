@@ -8,9 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from channels.events import MediaVariant
 from handlers.commands import Input
-from handlers.media import content_url
 from handlers.pagination import PageInput
 from storage import stories as store
 from storage.db import Database
@@ -18,6 +16,7 @@ from storage.media import Rendition
 from storage.stories import Story
 from storage.story_highlights import HighlightView
 from storage.users import UserBrief
+from storage.views.media import MediaVariant, content_url
 
 Audience = Literal["followers", "friends", "close_friends"]
 # The item reaction kinds (items.item_reactions); a story takes one per viewer.

@@ -16,9 +16,9 @@ from aiohttp import web
 
 from handlers.context import Context
 from handlers.errors import CommandError
+from jobs.unsubscribe import PATH, verify
 from server.dispatch import Dispatcher
 from server.rest import REQUEST_ID, client_ip, error_response, json_response
-from workers.unsubscribe import PATH, verify
 
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; form-action 'self'",

@@ -6,8 +6,6 @@ skipped) after. A redelivered batch job skips settled rows. A row it finds still
 'sending' (under the lock, so nobody is sending it now) was interrupted mid-send by
 a crash: whether that message left is unknown, so the row is failed rather than
 sent again; campaigns choose "never twice" over "surely once".
-Campaign jobs have their own queue so a throttled campaign never holds up
-verification mail on the outreach queue.
 """
 
 from __future__ import annotations
@@ -20,10 +18,19 @@ from typing import Any, Literal
 
 from channels.bus import Bus
 from channels.realtime import Realtime
+from jobs.campaigns import BATCH_JOB, email_content, push_content, sms_content
+from jobs.templates import (
+    campaign_params,
+    render_email_template,
+    render_sms_text,
+    with_unsubscribe,
+)
+from jobs.unsubscribe import link as unsubscribe_link
 from storage import campaigns as store
 from storage import outreach as ledger
-from storage.campaigns import Campaign, Progress, Recipient
+from storage.campaigns import Campaign, Recipient
 from storage.db import Database
+from storage.views.campaigns import progress_event
 from workers.campaign_push import PushSenders, push_to_user
 from workers.delivery import (
     Mailer,
@@ -32,21 +39,8 @@ from workers.delivery import (
     TransientSendError,
     build_email,
 )
-from workers.templates import (
-    EmailTemplate,
-    campaign_params,
-    email_templates,
-    render_email_template,
-    render_sms_text,
-    sms_templates,
-    text_to_html,
-    with_unsubscribe,
-)
-from workers.unsubscribe import link as unsubscribe_link
 
 log = logging.getLogger(__name__)
-QUEUE = "campaigns"
-JOB_TYPE = "campaign_batch"
 # A recipient the provider keeps deferring is failed after this many tries.
 MAX_RECIPIENT_ATTEMPTS = 5
 Outcome = Literal["pending", "sent", "failed", "skipped"]
@@ -58,34 +52,6 @@ class CampaignConfig:
     public_base_url: str
     unsubscribe_secret: bytes
     batches_per_s: float
-
-
-def email_content(
-    template: str | None, subject: str | None, text: str | None, html: str | None
-) -> EmailTemplate:
-    """A campaign's own subject/text/html, or its named template (KeyError if unknown)."""
-    if template is not None:
-        return email_templates()[template]
-    return EmailTemplate(subject=subject or "", text=text or "", html=html or text_to_html(text or ""))
-
-
-def sms_content(template: str | None, text: str | None) -> str:
-    return sms_templates()[template] if template is not None else text or ""
-
-
-def push_content(
-    template: str | None, subject: str | None, text: str | None, params: dict[str, str]
-) -> tuple[str, str]:
-    """(title, body) of a push: the subject (or "HotSpot") and the SMS template or text."""
-    title = render_sms_text(subject, params) if subject else "HotSpot"
-    return title, render_sms_text(sms_content(template, text), params)
-
-
-def progress_event(campaign: Campaign, progress: Progress) -> dict[str, Any]:
-    """The campaign.progress payload (also the counting part of outreach.campaign.get)."""
-    return {"id": str(campaign.id), "name": campaign.name, "status": campaign.status,
-            "total": progress.total, "pending": progress.pending, "sent": progress.sent,
-            "failed": progress.failed, "skipped": progress.skipped}
 
 
 class CampaignSender:
@@ -101,7 +67,7 @@ class CampaignSender:
         self.config = config
 
     async def handle(self, job: dict[str, Any]) -> None:
-        if job.get("type") != JOB_TYPE:
+        if job.get("type") != BATCH_JOB:
             raise ValueError(f"unknown campaign job type {job.get('type')!r}")
         campaign_id, batch = uuid.UUID(job["campaign_id"]), int(job["batch"])
         campaign = await self._running(campaign_id)

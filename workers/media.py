@@ -30,21 +30,19 @@ from PIL import Image
 from channels.bus import Bus
 from channels.realtime import Realtime
 from config import Settings
-from handlers.media import MEDIA_QUEUE as QUEUE
-from handlers.media import PROCESS_JOB as JOB_TYPE
-from handlers.media import MediaOut, process_job
+from jobs.media import PROCESS_JOB, QUEUE, process_job
 from jobs.queue import JobQueue, QueueUnavailable
 from storage import media as media_store
 from storage.blobs import BlobNotFound, BlobStore, BlobTooLarge, LocalBlobStore
 from storage.db import Database
 from storage.media import Media, Rendition
+from storage.views.media import MediaOut
 from workers import media_video
 from workers.media_images import ImageResult, Output, Rejected, process_image, video_stills
 from workers.sweeps import Periodic, clear_stale_work, requeue
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JOB_TYPE", "QUEUE", "MediaWorker", "process_job", "start_media_worker", "variant_key"]
 
 # Renditions are smaller than their originals in practice; this only stops a runaway encode.
 RENDITION_MAX_BYTES = 1024 * 1024 * 1024
@@ -103,7 +101,7 @@ class MediaWorker:
 
     async def handle(self, job: dict[str, Any]) -> None:
         """Process one upload; a permanent failure is recorded, not raised."""
-        if job.get("type") != JOB_TYPE:
+        if job.get("type") != PROCESS_JOB:
             raise ValueError(f"unknown media job type {job.get('type')!r}")
         media_id = uuid.UUID(str(job["media_id"]))
         # Also moves an upload whose server died before marking it queued.

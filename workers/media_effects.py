@@ -1,8 +1,9 @@
-"""Slide effects as ffmpeg filter presets, and the ffmpeg commands that render, stitch and duet.
+"""Slide effects as ffmpeg filters, and the ffmpeg commands that render, stitch and duet.
 
-Everything here is pure: it validates effect lists and builds argument lists; the slides
-worker (workers/slides.py) runs them. Inputs are the media worker's MP4 renditions
-(H.264/AAC, rotation applied, even sides), so sizes here are always even.
+Everything here is pure: it builds argument lists from validated effect lists
+(jobs/slide_effects.py); the slides worker (workers/slides.py) runs them. Inputs are the
+media worker's MP4 renditions (H.264/AAC, rotation applied, even sides), so sizes here
+are always even.
 
 Text overlays are drawn with Pillow into a transparent PNG the size of the frame and laid
 over the video with the overlay filter: the user's text never enters the filter graph (no
@@ -12,14 +13,15 @@ escaping to get wrong) and no system font is needed.
 from __future__ import annotations
 
 import io
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
-# The presets without parameters, each one filter chain on the video.
+from jobs.slide_effects import SPEEDS, Effect, speed_of
+
+# The filter chain of each preset in slide_effects.FILTERS.
 VIDEO_FILTERS = {
     "grayscale": "hue=s=0",
     "sepia": "colorchannelmixer=.393:.769:.189:0:.349:.686:.168:0:.272:.534:.131",
@@ -27,12 +29,6 @@ VIDEO_FILTERS = {
     "mirror": "hflip",
     "blur": "gblur=sigma=6",
 }
-# Speed presets: the factor playback is sped up by (setpts on the video, atempo on the audio).
-SPEEDS = {"speed_0_5x": 0.5, "speed_2x": 2.0}
-PRESETS = (*VIDEO_FILTERS, *SPEEDS, "text")
-POSITIONS = ("top", "center", "bottom")
-EFFECTS_MAX = 5
-TEXT_MAX_CHARS = 80
 # Every composed output (stitch, duet) is brought to one frame rate and audio format.
 FPS = 30
 SAMPLE_RATE = 44100
@@ -44,80 +40,6 @@ NORMAL_AUDIO = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layout
 DuetAudio = Literal["original", "new"]
 # A duet's original side is at most this many times as wide as the duet is tall.
 DUET_SIDE_RATIO_MAX = 2
-
-
-class EffectError(ValueError):
-    """An effect list that cannot be rendered; field is relative to the list ("0.text")."""
-
-    def __init__(self, field: str, message: str, kind: str = "invalid_effect") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class Effect:
-    """One preset as the client named it; text and position only for "text"."""
-
-    name: str
-    text: str | None = None
-    position: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.name != "text":
-            return {"name": self.name}
-        return {"name": self.name, "text": self.text, "position": self.position}
-
-
-def _bad_text(text: str) -> bool:
-    # One line of visible text: control and format characters (newlines, bidi overrides)
-    # would break the layout or hide what is drawn.
-    return not text.strip() or any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
-
-
-def parse_effect(index: int, raw: dict[str, Any]) -> Effect:
-    name = raw.get("name")
-    if name not in PRESETS:
-        raise EffectError(f"{index}.name", f"one of {', '.join(PRESETS)}", "unknown_effect")
-    extra = set(raw) - ({"name", "text", "position"} if name == "text" else {"name"})
-    if extra:
-        field = sorted(extra)[0]
-        raise EffectError(f"{index}.{field}", f"the {name} effect takes no {field}",
-                          "unexpected_parameter")
-    if name != "text":
-        return Effect(name)
-    text, position = raw.get("text"), raw.get("position", "bottom")
-    if not isinstance(text, str) or _bad_text(text):
-        raise EffectError(f"{index}.text", "the text effect needs a text: one line, not blank",
-                          "missing_text")
-    if len(text) > TEXT_MAX_CHARS:
-        raise EffectError(f"{index}.text", f"at most {TEXT_MAX_CHARS} characters", "too_long")
-    if position not in POSITIONS:
-        raise EffectError(f"{index}.position", f"one of {', '.join(POSITIONS)}", "unknown_position")
-    return Effect(name, text.strip(), position)
-
-
-def parse_effects(raw: list[dict[str, Any]]) -> list[Effect]:
-    """Validate an effect list: known presets, their parameters, at most one speed and one text."""
-    if len(raw) > EFFECTS_MAX:
-        raise EffectError("", f"at most {EFFECTS_MAX} effects", "too_many_effects")
-    effects = [parse_effect(i, item) for i, item in enumerate(raw)]
-    seen: set[str] = set()
-    for index, effect in enumerate(effects):
-        group = "speed" if effect.name in SPEEDS else effect.name
-        if group in seen:
-            raise EffectError(f"{index}.name", f"only one {group} effect per slide", "duplicate_effect")
-        seen.add(group)
-    return effects
-
-
-def speed_of(effects: list[Effect]) -> float:
-    return next((SPEEDS[e.name] for e in effects if e.name in SPEEDS), 1.0)
-
-
-def text_of(effects: list[Effect]) -> Effect | None:
-    return next((e for e in effects if e.name == "text"), None)
 
 
 def text_overlay_png(text: str, position: str, width: int, height: int) -> bytes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,13 +37,18 @@ import orjson
 from channels.presence import PresenceStore
 from channels.realtime import Realtime
 from config import Settings
+from jobs.notifications import NOTIFY_JOB, PUSH_JOB, QUEUE, REACTION_JOB, STORED_JOB, preview, stored_job
+from jobs.outreach import QUEUE as OUTREACH_QUEUE
+from jobs.outreach import outreach_job
 from jobs.queue import JobQueue, new_job
+from jobs.unsubscribe import link as unsubscribe_link
 from storage import messages as message_store
 from storage import notifications as store
 from storage import push_subscriptions as push_store
 from storage.db import Database
+from storage.mentions import mentioned_usernames
 from storage.notifications import Channel, Contact, Kind, Notification, NotificationDraft
-from workers.outreach import QUEUE as OUTREACH_QUEUE
+from storage.views.notifications import render, wire
 from workers.push import (
     HttpMobilePush,
     OutboxMobilePush,
@@ -53,12 +57,8 @@ from workers.push import (
     topic_for,
     web_push_sender,
 )
-from workers.unsubscribe import link as unsubscribe_link
 
 log = logging.getLogger(__name__)
-QUEUE = "notifications"
-MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{3,30})(?![\w])")
-PREVIEW_CHARS = 140
 # Web Push allows about 4 KB after encryption; a payload over this leaves its data out.
 PUSH_PAYLOAD_BYTES = 3000
 # Idempotency keys are kept far longer than any job could be redelivered.
@@ -82,76 +82,9 @@ class PushDeferred(Exception):
     """A push must wait (rate limited, or the service failing); the queue retries the job later."""
 
 
-def stored_job(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The job announcing stored messages: only what notifications need."""
-    keep = ("id", "conversation_id", "sender_id", "body", "reply_to", "story_id")
-    return new_job("messages.stored", messages=[{k: m.get(k) for k in keep} for m in messages])
-
-
 async def announce_stored(queue: JobQueue, messages: list[dict[str, Any]]) -> None:
     """Queue the notifications of a stored batch: the persistence worker's hook."""
     await queue.publish(QUEUE, stored_job(messages))
-
-
-def preview(body: str | None) -> str | None:
-    if body is None:
-        return None
-    text = " ".join(body.split())
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-
-def mentioned_usernames(body: str | None) -> list[str]:
-    """The distinct @usernames in a body, lower-cased, in order of appearance."""
-    if not body:
-        return []
-    return list(dict.fromkeys(m.lower() for m in MENTION.findall(body)))
-
-
-
-
-def _who(n: Notification) -> str:
-    name = str(n.data.get("actor_name") or "Someone")
-    others = n.actor_count - 1
-    return name if others <= 0 else f"{name} and {others} other{'s' if others > 1 else ''}"
-
-
-def render(n: Notification) -> tuple[str, str]:
-    """A notification's title and body in plain words, for pushes and simple clients."""
-    d, who, text = n.data, _who(n), str(n.data.get("preview") or "")
-    if n.kind == Kind.MESSAGE:
-        group = d.get("conversation_kind") == "group"
-        title = str((d.get("conversation_title") if group else None) or d.get("actor_name")
-                    or "New message")
-        latest = f"{d.get('actor_name')}: {text}" if group else text
-        return title, latest if n.count == 1 else f"{n.count} new messages · {latest}"
-    # Items (posts, comments, stories, ...) say what was answered or reacted to; messages
-    # carry no item_kind.
-    thing = f"your {d.get('item_kind')}" if d.get("item_kind") else "your message"
-    titles = {
-        Kind.MENTION: f"{who} mentioned you",
-        Kind.REPLY: (f"{who} commented on your {d.get('parent_kind') or 'post'}"
-                     if d.get("item_kind") == "comment"
-                     else f"{who} replied to your {d.get('parent_kind') or 'message'}"),
-        Kind.REACTION: f"{who} reacted {d.get('emoji') or ''} to {thing}".replace("  ", " "),
-        Kind.SHARE: f"{who} shared {thing}",
-        Kind.QUOTE: f"{who} quoted your {d.get('quoted_kind') or 'post'}",
-        Kind.FOLLOW: (f"{who} asked to follow you" if d.get("request")
-                      else f"{who} accepted your follow request" if d.get("accepted")
-                      else f"{who} followed you"),
-        Kind.FRIEND_REQUEST: (f"{who} accepted your friend request" if d.get("accepted")
-                              else f"{who} sent you a friend request"),
-        Kind.CLIQUE_INVITE: f"{who} invited you to {d.get('clique_name') or 'a clique'}",
-        Kind.STORY_REPLY: f"{who} replied to your story",
-    }
-    if n.kind in titles:
-        return titles[Kind(n.kind)], text
-    return str(d.get("title") or "HotSpot"), str(d.get("body") or text)
-
-
-def wire(n: Notification) -> dict[str, Any]:
-    """A notification as clients get it, with its rendered title and body."""
-    title, body = render(n)
-    return {**n.to_wire(), "title": title, "body": body}
 
 
 def outreach_job_id(channel: str, user_id: uuid.UUID, source_key: str) -> str:
@@ -211,14 +144,14 @@ class NotificationWorker:
 
     async def handle(self, job: dict[str, Any]) -> None:
         kind = job.get("type")
-        if kind == "messages.stored":
+        if kind == STORED_JOB:
             for message in job["messages"]:
                 await self.on_message(message)
-        elif kind == "reaction.added":
+        elif kind == REACTION_JOB:
             await self.on_reaction(job)
-        elif kind == "notify":
+        elif kind == NOTIFY_JOB:
             await self.on_notify(job)
-        elif kind == "push":
+        elif kind == PUSH_JOB:
             await self.push(job)
         else:
             raise ValueError(f"unknown notifications job type {kind!r}")
@@ -362,7 +295,7 @@ class NotificationWorker:
             for sub in subscriptions:
                 if sub.user_id == n.user_id:
                     jobs.append(new_job(
-                        "push", subscription_id=str(sub.id), user_id=str(n.user_id),
+                        PUSH_JOB, subscription_id=str(sub.id), user_id=str(n.user_id),
                         notification_id=str(n.id), payload=payload,
                         topic=topic_for(n.group_key), expires_at=expires_at,
                         urgency="high" if n.kind in URGENT_KINDS else "normal"))
@@ -413,17 +346,16 @@ class NotificationWorker:
         job_id = outreach_job_id(channel, n.user_id, source_key)
         if channel == Channel.EMAIL and contact.email is not None:
             link = unsubscribe_link(app_link, self.mail.unsubscribe_secret, n.user_id, "email")
-            return {**new_job("email", to=contact.email, template="notification",
-                              params={"display_name": contact.display_name, "title": title,
-                                      "body": body, "app_link": app_link},
-                              unsubscribe_url=link, notification_id=str(n.id)), "id": job_id}
+            return outreach_job("email", contact.email, "notification",
+                                {"display_name": contact.display_name, "title": title,
+                                 "body": body, "app_link": app_link},
+                                job_id=job_id, unsubscribe_url=link, notification_id=str(n.id))
         if channel == Channel.SMS and contact.phone is not None:
             summary = f"{title}: {body}" if body else title
             if len(summary) > SMS_SUMMARY_CHARS:
                 summary = summary[: SMS_SUMMARY_CHARS - 1] + "…"
-            return {**new_job("sms", to=contact.phone, template="notification",
-                              params={"summary": summary}, notification_id=str(n.id)),
-                    "id": job_id}
+            return outreach_job("sms", contact.phone, "notification", {"summary": summary},
+                                job_id=job_id, notification_id=str(n.id))
         return None
 
     @staticmethod

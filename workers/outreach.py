@@ -30,18 +30,18 @@ import asyncpg
 from channels.bus import Bus
 from config import Settings
 from handlers.context import utc_now
+from jobs.campaigns import QUEUE as CAMPAIGN_QUEUE
+from jobs.outreach import QUEUE
 from jobs.queue import JobQueue
+from jobs.templates import render_email, render_sms, with_unsubscribe
 from storage import outreach as ledger
 from storage.db import Database
 from workers.campaign_push import PushSenders, build_push_senders, push_to_user
-from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
 from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, PermanentSendError, SmsProvider, build_email
 from workers.sms import TwilioSms
-from workers.templates import render_email, render_sms, with_unsubscribe
 
 log = logging.getLogger(__name__)
-QUEUE = "outreach"
 TEST_SUBJECT_PREFIX = "[Test] "
 # Ledger rows outlive any redelivery by far (retries end within minutes).
 LEDGER_RETENTION = timedelta(days=30)

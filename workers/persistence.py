@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.bus import Bus
+from jobs.persistence import SEND_JOB, draft_of
 from storage import events as event_store
 from storage import media as media_store
 from storage import messages as message_store
@@ -24,7 +25,6 @@ from storage.events import EventDraft
 from storage.messages import Message, MessageDraft
 
 log = logging.getLogger(__name__)
-QUEUE = "persistence"
 
 
 def reply_topic(node_id: str) -> str:
@@ -39,17 +39,6 @@ class _Pending:
     # Where the outcome goes: the node that queued the send, and its waiting request.
     reply_node: str | None = None
     request_id: str | None = None
-
-
-def draft_from_job(job: dict[str, Any]) -> MessageDraft:
-    d = job["message"]
-    return MessageDraft(
-        id=uuid.UUID(d["id"]), conversation_id=uuid.UUID(d["conversation_id"]),
-        sender_id=uuid.UUID(d["sender_id"]), client_id=d["client_id"], body=d.get("body"),
-        media=list(d.get("media") or []),
-        reply_to=uuid.UUID(d["reply_to"]) if d.get("reply_to") else None,
-        story_id=uuid.UUID(d["story_id"]) if d.get("story_id") else None,
-    )
 
 
 StoredHook = Callable[[list[dict[str, Any]]], Awaitable[None]]
@@ -83,10 +72,10 @@ class PersistenceWorker:
 
     async def handle(self, job: dict[str, Any]) -> None:
         """Store one send (batched with its neighbours); the flusher tells the waiting node."""
-        if job.get("type") != "message.send":
+        if job.get("type") != SEND_JOB:
             raise ValueError(f"unknown persistence job type {job.get('type')!r}")
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(draft_from_job(job), future, job.get("reply_node") or None,
+        self._pending.append(_Pending(draft_of(job), future, job.get("reply_node") or None,
                                       job.get("request_id") or None))
         self._wakeup.set()
         await future  # raises if the batch failed: the queue retries the job

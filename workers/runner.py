@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from channels.bus import Bus
 from config import Settings
 from handlers.context import Services, utc_now
+from jobs.persistence import QUEUE as PERSISTENCE_QUEUE
 from jobs.queue import JobQueue
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.media import MediaWorker, start_media_worker
 from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
 from workers.outreach import RunningOutreach, start_outreach
-from workers.persistence import QUEUE as PERSISTENCE_QUEUE
 from workers.persistence import PersistenceWorker
 from workers.relay import EventRelay
 from workers.retention import EventRetention

@@ -32,15 +32,17 @@ from typing import Any
 from channels.bus import Bus
 from channels.realtime import Realtime
 from config import Settings
-from handlers.slide_schemas import FAILURE_MESSAGES, STITCH_MAX_MS, slide_outs
-from handlers.slides import RENDER_JOB, SLIDES_QUEUE, render_job
+from jobs import slide_effects
 from jobs.queue import JobQueue, QueueUnavailable
+from jobs.slides import QUEUE as SLIDES_QUEUE
+from jobs.slides import RENDER_JOB, STITCH_MAX_MS, render_job
 from storage import media as media_store
 from storage import slides as store
 from storage.blobs import BlobNotFound, BlobStore, BlobTooLarge, LocalBlobStore
 from storage.db import Database
 from storage.media import Rendition
 from storage.slides import Slide
+from storage.views.slides import failure_message, slide_outs
 from workers import media_effects as fx
 from workers import media_video
 from workers.media import RENDITION_MAX_BYTES, bytes_chunks, file_chunks, variant_key
@@ -184,7 +186,7 @@ class SlideWorker:
             reason = slide.failure_reason or "ffmpeg_failed"
             await self.realtime.send_to_user(slide.author_id, "slide.failed", {
                 "slide_id": str(slide.id), "reason": reason,
-                "message": FAILURE_MESSAGES.get(reason, "the slide could not be rendered")})
+                "message": failure_message(reason)})
 
     async def _progress(self, slide: Slide, percent: int) -> None:
         await store.set_progress(self.db, slide.id, percent)
@@ -202,11 +204,11 @@ class SlideWorker:
     async def _render_in(self, slide: Slide, work: Path) -> Slide | None:
         timeout = self.settings.slide_ffmpeg_timeout_s
         try:
-            effects = fx.parse_effects(slide.effects)
-        except fx.EffectError as exc:
+            effects = slide_effects.parse_effects(slide.effects)
+        except slide_effects.EffectError as exc:
             raise Rejected("ffmpeg_failed", f"stored effects: {exc.message}") from None
         new = await self._clip(slide.source_media_id, work, "new")
-        text, text_png = fx.text_of(effects), None
+        text, text_png = slide_effects.text_of(effects), None
         if text is not None and text.text and text.position:
             text_png = work / "text.png"
             png = fx.text_overlay_png(text.text, text.position, new.width, new.height)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from handlers.item_schemas import ItemOut, UnavailableOut, hydrate
 from storage import items as store
 from storage.db import Database
+from storage.views.items import ItemOut, UnavailableOut, hydrate
 from tests.conftest import signup
 from tests.handlers.item_helpers import befriend, create, sql
 

@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from channels.bus import InProcessBus
 from config import Settings
+from jobs.campaigns import QUEUE as CAMPAIGN_QUEUE
 from jobs.queue import AmqpQueue
+from jobs.unsubscribe import sign, verify
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, AppFactory, MailSink, mail_text, signup
 from tests.push_standin import BrowserKeys, PushStandIn, standin_overrides
@@ -32,10 +34,8 @@ from tests.workers.outreach_helpers import (
     sql,
     twilio_standin,
 )
-from workers.campaigns import QUEUE as CAMPAIGN_QUEUE
 from workers.campaigns import CampaignConfig, CampaignSender
 from workers.delivery import Mailer, OutboxSms, SmtpMailer
-from workers.unsubscribe import sign, verify
 
 CAMPAIGNS = "/v1/outreach/campaigns"
 SUBSCRIPTIONS = "/v1/outreach/subscriptions"

@@ -13,13 +13,14 @@ import aio_pika
 import pytest
 
 from config import Settings
+from jobs.outreach import QUEUE
 from jobs.queue import AmqpQueue, RetryPolicy, new_job
 from storage.db import Database
 from storage.migrate import migrate
 from tests.conftest import AMQP_URL, MailSink, process_env
 from tests.workers.outreach_helpers import eventually
 from workers.delivery import OutboxSms, SmtpMailer
-from workers.outreach import QUEUE, OutreachWorker
+from workers.outreach import OutreachWorker
 
 HOTSPOT = str(Path(sys.executable).parent / "hotspot")
 FAST_RETRY = RetryPolicy(max_attempts=3, first_delay_s=0.05, max_delay_s=0.2)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from jobs import slide_effects
 from tests.handlers.test_slides import make_video
 from workers import media_effects as fx
 from workers.media_images import Rejected
@@ -36,13 +37,13 @@ async def rendered(plan: fx.Plan) -> Probe:
 def test_every_preset_parses_and_round_trips() -> None:
     raw: list[dict[str, Any]] = [{"name": "grayscale"}, {"name": "mirror"}, {"name": "speed_0_5x"},
                                  {"name": "text", "text": "  hi there  "}, {"name": "vignette"}]
-    effects = fx.parse_effects(raw)
+    effects = slide_effects.parse_effects(raw)
     assert [e.to_json() for e in effects][3] == {"name": "text", "text": "hi there",
                                                  "position": "bottom"}
-    assert fx.parse_effects([e.to_json() for e in effects]) == effects
-    assert fx.speed_of(effects) == 0.5 and fx.text_of(effects) == effects[3]
-    assert fx.speed_of([]) == 1.0 and fx.text_of([]) is None
-    assert set(fx.PRESETS) == {"grayscale", "sepia", "vignette", "mirror", "blur", "speed_0_5x",
+    assert slide_effects.parse_effects([e.to_json() for e in effects]) == effects
+    assert slide_effects.speed_of(effects) == 0.5 and slide_effects.text_of(effects) == effects[3]
+    assert slide_effects.speed_of([]) == 1.0 and slide_effects.text_of([]) is None
+    assert set(slide_effects.PRESETS) == {"grayscale", "sepia", "vignette", "mirror", "blur", "speed_0_5x",
                                "speed_2x", "text"}
 
 
@@ -62,8 +63,8 @@ def test_every_preset_parses_and_round_trips() -> None:
      "", "too_many_effects"),
 ])
 def test_bad_effect_lists_name_the_field(raw: list[dict[str, Any]], field: str, kind: str) -> None:
-    with pytest.raises(fx.EffectError) as caught:
-        fx.parse_effects(raw)
+    with pytest.raises(slide_effects.EffectError) as caught:
+        slide_effects.parse_effects(raw)
     assert (caught.value.field, caught.value.kind) == (field, kind)
 
 
@@ -88,7 +89,7 @@ def test_the_text_overlay_is_drawn_where_asked_and_fits_the_frame() -> None:
 async def test_each_preset_renders_a_playable_video(tmp_path: Path, name: str, factor: float) -> None:
     source = clip(tmp_path, "in")
     raw: dict[str, Any] = {"name": name, "text": "Hi"} if name == "text" else {"name": name}
-    effects = fx.parse_effects([raw])
+    effects = slide_effects.parse_effects([raw])
     png = None
     if name == "text":
         png = tmp_path / "text.png"
@@ -104,7 +105,7 @@ async def test_effects_combine_in_one_graph_and_silent_inputs_stay_silent(tmp_pa
     source = clip(tmp_path, "in", audio=None)
     png = tmp_path / "text.png"
     png.write_bytes(fx.text_overlay_png("Combined", "center", 160, 120))
-    effects = fx.parse_effects([{"name": "sepia"}, {"name": "text", "text": "Combined"},
+    effects = slide_effects.parse_effects([{"name": "sepia"}, {"name": "text", "text": "Combined"},
                                 {"name": "mirror"}, {"name": "speed_2x"}, {"name": "blur"}])
     plan = fx.render_plan(source, effects, tmp_path / "out.mp4", png)
     graph = plan.args[plan.args.index("-filter_complex") + 1]
@@ -122,7 +123,7 @@ async def test_stitch_joins_the_originals_part_and_the_new_clip(tmp_path: Path) 
     probe = await rendered(plan)
     assert (probe.width, probe.height, probe.has_audio) == (90, 160, True)
     assert abs((probe.duration_ms or 0) - 4000) <= 250
-    short = fx.stitch_plan(original, 0, 500, new, fx.parse_effects([{"name": "speed_2x"}]),
+    short = fx.stitch_plan(original, 0, 500, new, slide_effects.parse_effects([{"name": "speed_2x"}]),
                            tmp_path / "short.mp4", None)
     assert short.duration_ms == 500 + 1000
     assert abs(((await rendered(short)).duration_ms or 0) - 1500) <= 250
@@ -179,7 +180,7 @@ def test_the_throttle_lets_through_5_point_steps_at_most_every_half_second() -> 
 
 async def test_a_render_reports_progress_and_failures_are_rejected(tmp_path: Path) -> None:
     source = clip(tmp_path, "in", seconds=3)
-    plan = fx.render_plan(source, fx.parse_effects([{"name": "speed_0_5x"}]), tmp_path / "o.mp4",
+    plan = fx.render_plan(source, slide_effects.parse_effects([{"name": "speed_0_5x"}]), tmp_path / "o.mp4",
                           None)
     seen: list[int] = []
 

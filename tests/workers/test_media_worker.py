@@ -21,11 +21,12 @@ import pytest
 import socketio
 from PIL import Image
 
-from channels.events import MediaInfo
 from config import Limits, Settings
-from handlers.media import MEDIA_QUEUE, process_job
+from jobs.media import QUEUE as MEDIA_QUEUE
+from jobs.media import process_job
 from server.resources import QUEUE, SERVICES
 from storage import media as media_store
+from storage.views.media import MediaInfo
 from tests import media_files
 from tests.conftest import (
     AMQP_URL,

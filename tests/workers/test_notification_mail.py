@@ -20,7 +20,9 @@ import pytest
 
 from config import Settings
 from handlers.context import Services, utc_now
+from jobs.outreach import QUEUE as OUTREACH_QUEUE
 from jobs.queue import AmqpQueue
+from jobs.unsubscribe import PATH as UNSUBSCRIBE_PATH
 from server.resources import SERVICES
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, MailSink, mail_text, signup
@@ -29,10 +31,8 @@ from tests.workers.outreach_helpers import header_link, sql
 from tests.workers.test_notifications import message, quiet_now
 from workers.delivery import OutboxSms, SmtpMailer
 from workers.notifications import MailLinks, NotificationWorker, outreach_job_id, stored_job
-from workers.outreach import QUEUE as OUTREACH_QUEUE
 from workers.outreach import OutreachWorker
 from workers.push import OutboxMobilePush
-from workers.unsubscribe import PATH as UNSUBSCRIBE_PATH
 
 
 @dataclass

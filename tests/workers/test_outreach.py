@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 
 from config import Settings
 from handlers.context import utc_now
+from jobs.outreach import QUEUE
 from jobs.queue import AmqpQueue, RetryPolicy, new_job
 from server.resources import QUEUE as APP_QUEUE
 from storage.db import Database
@@ -31,7 +32,7 @@ from tests.workers.outreach_helpers import (
     twilio_standin,
 )
 from workers.delivery import Mailer, OutboxSms, PermanentSendError, SmtpMailer, TransientSendError
-from workers.outreach import LEDGER_RETENTION, QUEUE, OutreachWorker
+from workers.outreach import LEDGER_RETENTION, OutreachWorker
 from workers.sms import TwilioSms
 
 FAST_RETRY = RetryPolicy(max_attempts=3, first_delay_s=0.05, max_delay_s=0.2)
