@@ -59,6 +59,7 @@ from channels.bus import InProcessBus
 from channels.presence import RedisPresenceStore
 from channels.realtime import Realtime
 from config.push_services import PushTargets
+from config.vapid import load_vapid
 from handlers.context import utc_now
 from jobs.queue import AmqpQueue, new_job
 from storage import conversations as conversation_store
@@ -66,7 +67,7 @@ from storage.db import Database
 from storage.migrate import migrate
 from storage.push_subscriptions import PushSubscription
 from workers.notifications import QUEUE, NotificationWorker, stored_job
-from workers.push import PushMessage, WebPushSender, load_vapid
+from workers.push import PushMessage, WebPushSender
 
 DOCS = ROOT / "docs" / "benchmarks-notifications.md"
 CONCURRENCY = 20

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from config import Settings
 from config.push_services import EndpointRefused, PushTargets
 from config.settings import SettingsError
+from config.vapid import load_vapid, vapid_public_key
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import invalid
@@ -21,7 +22,6 @@ from handlers.rates import Rate
 from handlers.scopes import Scope
 from storage import push_subscriptions as store
 from storage.push_subscriptions import PushSubscription
-from workers.push import load_vapid, vapid_public_key
 
 # A user's devices beyond this many: the oldest subscriptions are dropped.
 SUBSCRIPTIONS_PER_USER = 20

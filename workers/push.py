@@ -31,13 +31,13 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
-from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 from yarl import URL
 
 from config import Settings, SettingsError
 from config.push_services import EndpointRefused, PushTargets, address_refusal
+from config.vapid import load_vapid, vapid_public_key
 from storage.push_subscriptions import PushSubscription
 
 log = logging.getLogger(__name__)
@@ -107,22 +107,6 @@ def result_for(status: int, retry_after: str | None) -> PushResult:
     if status == 429 or status >= 500:
         return PushResult("retry", status, retry_after_seconds(retry_after), detail)
     return PushResult("failed", status, detail=detail)
-
-
-def load_vapid(private_key: str) -> Vapid02:
-    """A VAPID signer from a PEM key or a base64url key (raw 32 bytes or DER)."""
-    text = private_key.strip()
-    if text.startswith("-----BEGIN"):
-        key = serialization.load_pem_private_key(text.encode(), password=None)
-        return Vapid02(key)
-    return Vapid02.from_string(text)
-
-
-def vapid_public_key(vapid: Vapid02) -> str:
-    """The application server key browsers subscribe with: base64url of the uncompressed point."""
-    raw = vapid.public_key.public_bytes(serialization.Encoding.X962,
-                                        serialization.PublicFormat.UncompressedPoint)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 class TargetRefused(OSError):

@@ -23,6 +23,7 @@ from py_vapid import Vapid02
 
 from config import Settings
 from config.push_services import PushTargets
+from config.vapid import load_vapid
 from handlers.context import Services, utc_now
 from handlers.notifications import notify
 from jobs.queue import AmqpQueue, new_job
@@ -40,7 +41,7 @@ from workers.notifications import (
     render,
     stored_job,
 )
-from workers.push import HttpMobilePush, WebPushSender, load_vapid, retry_after_seconds
+from workers.push import HttpMobilePush, WebPushSender, retry_after_seconds
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from config.push_services import DEFAULT_PUSH_SERVICE_HOSTS, PushTargets
+from config.vapid import load_vapid
 from storage.push_subscriptions import PushSubscription
 from tests.push_standin import STANDIN_HOST, BrowserKeys, PushStandIn
 from workers.push import (
@@ -23,7 +24,6 @@ from workers.push import (
     PushMessage,
     TargetRefused,
     WebPushSender,
-    load_vapid,
 )
 
 SECRET = b"internal: db=10.0.0.7 password=hunter2"
