@@ -253,7 +253,7 @@ class HttpMobilePush:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
             async with self.session.post(self.url, data=orjson.dumps(payload), headers=headers,
-                                         timeout=self.timeout) as resp:
+                                         timeout=self.timeout, allow_redirects=False) as resp:
                 return result_for(resp.status, resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("push relay unreachable", extra={"error": repr(exc)})

@@ -176,6 +176,9 @@ async def test_the_mobile_relay_body_is_never_kept(standin: PushStandIn) -> None
             p256dh=None, auth=None, token="t", created_at=datetime.now(UTC),
             last_success_at=None, last_error=None, backoff_until=None)
         assert (await relay.send(fcm, MESSAGE)).detail == "HTTP 400"
+        standin.answer("/relay", (307, {"Location": "/elsewhere"}))
+        assert (await relay.send(fcm, MESSAGE)).outcome == "failed"
+        assert standin.to("/elsewhere") == []
 
 
 async def test_connection_errors_are_described_in_our_words(to_standin: WebPushSender) -> None:
