@@ -77,6 +77,9 @@ class Command:
     output: type[BaseModel] | None = None
     # After success over a socket, the connection adopts the returned access token.
     binds_session: bool = False
+    # The REST route is served by a hand-written aiohttp handler that calls the dispatcher
+    # (the unsubscribe link answers HTML forms too); server/rest.py does not add it.
+    custom_route: bool = False
     tags: tuple[str, ...] = ()
 
     @property
@@ -112,6 +115,7 @@ def command(
     status: int = 200,
     output: type[BaseModel] | None = None,
     binds_session: bool = False,
+    custom_route: bool = False,
 ) -> Callable[[F], F]:
     """Declare the decorated coroutine as a command; collect_commands() finds it.
 
@@ -150,6 +154,7 @@ def command(
             status=status,
             output=output,
             binds_session=binds_session,
+            custom_route=custom_route,
             tags=(name.split(".")[0],),
         )
         return fn

@@ -151,7 +151,8 @@ async def unsubscribe_with_token(ctx: Context, token: str) -> Unsubscribed:
 
 
 @command("outreach.unsubscribe", input=UnsubscribeInput, auth="none", output=Unsubscribed,
-         rest=("POST", "/outreach/unsubscribe"), rate=Rate("unsubscribe", per="ip"))
+         rest=("POST", "/outreach/unsubscribe"), custom_route=True,
+         rate=Rate("unsubscribe", per="ip"))
 async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> Unsubscribed:
     """Opt out of campaigns on one channel with the token from a message; no login needed."""
     return await unsubscribe_with_token(ctx, data.token)

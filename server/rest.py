@@ -188,6 +188,6 @@ async def request_context_middleware(
 
 def add_command_routes(app: web.Application, dispatcher: Dispatcher) -> None:
     for cmd in dispatcher.registry:
-        if cmd.method is not None and cmd.rest_path is not None:
+        if cmd.method is not None and cmd.rest_path is not None and not cmd.custom_route:
             app.router.add_route(cmd.method, cmd.rest_path, make_route_handler(cmd, dispatcher),
                                  name=cmd.name)
