@@ -58,9 +58,9 @@ from bench.servers import (
 from channels.bus import InProcessBus
 from channels.presence import RedisPresenceStore
 from channels.realtime import Realtime
+from config.clock import utc_now
 from config.push_services import PushTargets
 from config.vapid import load_vapid
-from handlers.context import utc_now
 from jobs.queue import AmqpQueue, new_job
 from storage import conversations as conversation_store
 from storage.db import Database

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from handlers.errors import RateLimited
+from channels.errors import RateLimited
 
 
 class RateLimiter(Protocol):

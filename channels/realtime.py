@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from channels.bus import Bus
+from channels.topics import conversation_topic, user_topic
 
 if TYPE_CHECKING:
     from channels.presence import Presence
@@ -107,7 +108,7 @@ class Realtime:
         if self._sio is not None:
             await self._sio.enter_room(sid, self.user_room(user_id))
         if first:
-            await self.bus.subscribe(self.user_topic(user_id), self._on_user_message)
+            await self.bus.subscribe(user_topic(user_id), self._on_user_message)
             convs = await self._conversations_of(user_id) if self._conversations_of else []
             self._user_convs[user_id] = set()
             for conversation_id in convs:
@@ -126,7 +127,7 @@ class Realtime:
             for sid in self._by_user.get(user_id, ()):
                 await self._sio.enter_room(sid, self.conversation_room(conversation_id))
         if newly:
-            await self.bus.subscribe(self.conversation_topic(conversation_id),
+            await self.bus.subscribe(conversation_topic(conversation_id),
                                      self._on_conversation_message)
         return newly
 
@@ -142,7 +143,7 @@ class Realtime:
         if not users:
             del self._conv_users[conversation_id]
             self._joined_directly.pop(conversation_id, None)
-            await self.bus.unsubscribe(self.conversation_topic(conversation_id),
+            await self.bus.unsubscribe(conversation_topic(conversation_id),
                                        self._on_conversation_message)
 
     async def disconnected(self, sid: str) -> None:
@@ -193,22 +194,14 @@ class Realtime:
             sids.discard(conn.sid)
             if not sids:
                 del self._by_user[conn.user_id]
-                await self.bus.unsubscribe(self.user_topic(conn.user_id), self._on_user_message)
+                await self.bus.unsubscribe(user_topic(conn.user_id), self._on_user_message)
                 for conversation_id in list(self._user_convs.pop(conn.user_id, ())):
                     await self._drop_conversation(conn.user_id, conversation_id)
         conn.user_id = conn.session_id = None
 
     @staticmethod
-    def user_topic(user_id: uuid.UUID) -> str:
-        return f"user:{user_id}"
-
-    @staticmethod
     def user_room(user_id: uuid.UUID) -> str:
         return f"user:{user_id}"
-
-    @staticmethod
-    def conversation_topic(conversation_id: uuid.UUID) -> str:
-        return f"conv:{conversation_id}"
 
     @staticmethod
     def conversation_room(conversation_id: uuid.UUID) -> str:
@@ -218,7 +211,7 @@ class Realtime:
     ) -> None:
         """An ephemeral signal (typing) to every member's devices; not stored, may be dropped."""
         await self.bus.publish(
-            self.conversation_topic(conversation_id),
+            conversation_topic(conversation_id),
             {"kind": "event", "event": event, "conversation_id": str(conversation_id),
              "data": data},
         )
@@ -236,7 +229,7 @@ class Realtime:
     async def send_to_user(self, user_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
         """Deliver an event to every device of a user, on whichever nodes they are."""
         await self.bus.publish(
-            self.user_topic(user_id),
+            user_topic(user_id),
             {"kind": "emit", "user_id": str(user_id), "event": event, "data": data},
         )
 
@@ -245,7 +238,7 @@ class Realtime:
     ) -> None:
         """Tell and disconnect the sockets of these sessions (None: all of the user's)."""
         await self.bus.publish(
-            self.user_topic(user_id),
+            user_topic(user_id),
             {
                 "kind": "end_sessions",
                 "user_id": str(user_id),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
 
-from handlers.errors import CommandError
+from channels.errors import CommandError
 
 if TYPE_CHECKING:
     from channels.realtime import Connection, Realtime

@@ -16,6 +16,7 @@ from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from channels.realtime import Realtime
 from channels.replies import ReplyWaiter
 from channels.revocation import RevocationList
+from channels.topics import reply_topic
 from channels.typing import MemoryTypingStore, RedisTypingStore, TypingRelay, TypingStore
 from config import Settings
 from handlers.context import Services
@@ -32,7 +33,6 @@ from storage.db import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate
 from storage.sessions import recently_revoked
-from workers.persistence import reply_topic
 from workers.runner import start_workers
 
 log = logging.getLogger(__name__)
@@ -207,8 +207,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     names = app[WORKER_NAMES]
     running = None
     if names:
+        services = app[SERVICES]
         running = await start_workers(app[SETTINGS], app[QUEUE], names, app[DATABASE], app[DSN],
-                                      app[BUS], services=app[SERVICES])
+                                      app[BUS], realtime=services.realtime,
+                                      presence=services.presence.store)
         log.info("workers started", extra={"workers": running.names})
     yield
     await app[QUEUE].stop_consuming()

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import aiohttp
 
 from config import Settings
-from handlers.context import utc_now
+from config.clock import utc_now
 from storage import push_subscriptions as push_store
 from storage.db import Database
 from workers.delivery import TransientSendError

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from channels.bus import Bus
-from channels.realtime import Realtime
+from channels.topics import user_topic
 from jobs.campaigns import BATCH_JOB, email_content, push_content, sms_content
 from jobs.templates import (
     campaign_params,
@@ -184,7 +184,7 @@ class CampaignSender:
         if campaign is None or campaign.started_by is None:
             return
         progress = (await store.progress(self.db, [campaign_id]))[campaign_id]
-        await self.bus.publish(Realtime.user_topic(campaign.started_by), {
+        await self.bus.publish(user_topic(campaign.started_by), {
             "kind": "emit", "user_id": str(campaign.started_by), "event": "campaign.progress",
             "data": progress_event(campaign, progress),
         })

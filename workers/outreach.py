@@ -29,7 +29,7 @@ import asyncpg
 
 from channels.bus import Bus
 from config import Settings
-from handlers.context import utc_now
+from config.clock import utc_now
 from jobs.campaigns import QUEUE as CAMPAIGN_QUEUE
 from jobs.outreach import QUEUE
 from jobs.queue import JobQueue

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.bus import Bus
+from channels.topics import reply_topic
 from jobs.persistence import SEND_JOB, draft_of
 from storage import events as event_store
 from storage import media as media_store
@@ -25,11 +26,6 @@ from storage.events import EventDraft
 from storage.messages import Message, MessageDraft
 
 log = logging.getLogger(__name__)
-
-
-def reply_topic(node_id: str) -> str:
-    """Where a node waits for the outcome of the sends it queued."""
-    return f"replies:{node_id}"
 
 
 @dataclass

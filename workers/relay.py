@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from typing import Any
 
 import asyncpg
 
 from channels.bus import Bus
+from channels.topics import conversation_topic, user_topic
 from storage import events as event_store
 from storage.db import Database, connect_one
 from storage.events import StoredEvent
@@ -29,14 +29,6 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x48535F52454C4159
 # Saving the position is a committed write (a WAL flush): not after every busy batch.
 SAVE_EVERY_S = 1.0
-
-
-def conversation_topic(conversation_id: uuid.UUID | str) -> str:
-    return f"conv:{conversation_id}"
-
-
-def user_topic(user_id: uuid.UUID | str) -> str:
-    return f"user:{user_id}"
 
 
 def routes(event: StoredEvent) -> list[tuple[str, dict[str, Any]]]:

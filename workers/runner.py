@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from channels.bus import Bus
+from channels.presence import PresenceStore
+from channels.realtime import Realtime
 from config import Settings
-from handlers.context import Services, utc_now
+from config.clock import utc_now
 from jobs.persistence import QUEUE as PERSISTENCE_QUEUE
 from jobs.queue import JobQueue
 from storage.db import Database
@@ -82,9 +84,11 @@ class RunningWorkers:
 
 
 async def start_workers(
-    settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus,
-    services: Services | None = None,
+    settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus, *,
+    realtime: Realtime | None = None, presence: PresenceStore | None = None,
 ) -> RunningWorkers:
+    """Start the named workers; the notifications worker needs this process's realtime
+    delivery and presence store (it tells online users live and pushes to the others)."""
     running = RunningWorkers(names=resolve_worker_names(names))
     for name in running.names:
         if name == "outreach":
@@ -100,10 +104,10 @@ async def start_workers(
         elif name == "slides":
             running.slides = await start_slides_worker(settings, queue, db, bus)
         elif name == "notifications":
-            if services is None:
-                raise ValueError("the notifications worker needs the process's services")
+            if realtime is None or presence is None:
+                raise ValueError("the notifications worker needs realtime delivery and presence")
             running.notifications = await start_notifications_worker(
-                settings, queue, db, services.realtime, services.presence.store, utc_now)
+                settings, queue, db, realtime, presence, utc_now)
         elif name == "persistence":
             # Each stored batch is announced to the notifications queue, after its commit.
             running.persistence = PersistenceWorker(

@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
-from handlers.context import utc_now
+from config.clock import utc_now
 from workers.delivery import PermanentSendError, TransientSendError
 
 log = logging.getLogger(__name__)

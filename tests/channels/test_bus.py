@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from channels.bus import InProcessBus, RedisBus
+from channels.errors import RateLimited
 from channels.ratelimit import MemoryRateLimiter, RedisRateLimiter, enforce, refuse_if_over
 from channels.revocation import RevocationList
-from handlers.errors import RateLimited
 from tests.conftest import REDIS_URL
 
 

@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from config import Settings
-from handlers.context import Services, utc_now
+from config.clock import utc_now
+from handlers.context import Services
 from jobs.outreach import QUEUE as OUTREACH_QUEUE
 from jobs.queue import AmqpQueue
 from jobs.unsubscribe import PATH as UNSUBSCRIBE_PATH

@@ -22,9 +22,10 @@ import pytest
 from py_vapid import Vapid02
 
 from config import Settings
+from config.clock import utc_now
 from config.push_services import PushTargets
 from config.vapid import load_vapid
-from handlers.context import Services, utc_now
+from handlers.context import Services
 from handlers.notifications import notify
 from jobs.queue import AmqpQueue, new_job
 from server.resources import SERVICES
