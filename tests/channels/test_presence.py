@@ -13,11 +13,12 @@ import redis.asyncio as aioredis
 
 from channels.bus import InProcessBus, RedisBus
 from channels.events import PresenceChanged
-from channels.presence import MemoryPresenceStore, RedisPresenceStore, TooManySockets
+from channels.presence_redis import RedisPresenceStore
+from channels.presence_store import MemoryPresenceStore, TooManySockets
 from config import Settings
 from server.resources import SERVICES
 from storage.db import Database
-from tests.conftest import REDIS_URL, AppFactory, SocketFactory, signup
+from tests.conftest import REDIS_URL, Account, AppFactory, SocketFactory, signup
 
 TIMEOUT = 5.0
 
@@ -60,6 +61,25 @@ async def listen(bus: RedisBus | InProcessBus, user_id: uuid.UUID) -> list[dict[
     return got
 
 
+async def barrier(bus: RedisBus, user_id: uuid.UUID, got: list[dict[str, Any]]) -> None:
+    """Publish a marker on the user's presence topic and wait for it to come back.
+
+    The stores announce inside their Redis scripts, before the call returns, and one
+    channel delivers in order: once the marker is in, everything announced before it is
+    in too, so `got` is complete. The marker is taken out again.
+    """
+    await bus.publish(f"presence:{user_id}", {"kind": "barrier"})
+    await until(lambda: any(m.get("kind") == "barrier" for m in got))
+    got[:] = [m for m in got if m.get("kind") != "barrier"]
+
+
+async def follow(client: Any, follower: Account, *followees: Account) -> None:
+    """Followers see presence (docs/conversations.md); strangers read offline, get no events."""
+    for followee in followees:
+        resp = await client.put(f"/v1/users/me/following/{followee.id}", headers=follower.headers)
+        assert resp.status == 200, await resp.text()
+
+
 # Store level: counts, transitions, crashes -----------------------------------------------
 
 
@@ -84,8 +104,7 @@ async def test_redis_store_announces_first_and_last_device_across_nodes_only(
         await b.disconnect(user)
         assert (await b.counts([user]))[0].sockets == 1
         await b.disconnect(user)
-        await until(lambda: len(got) >= 2)
-        await asyncio.sleep(0.2)  # a duplicate would have arrived by now
+        await barrier(bus, user, got)
         assert [m["status"] for m in got] == ["online", "offline"]
         assert [m["node"] for m in got] == ["a", "b"]
         for message in got:
@@ -145,7 +164,9 @@ async def test_a_crashed_nodes_users_go_offline_when_its_heartbeat_expires(
         assert got_dead[1]["node"] == "live"  # the reaper announced it
         assert got_dead[1]["last_seen"] is not None
         assert [c.sockets for c in await live.counts([only_dead, both])] == [0, 1]
-        await asyncio.sleep(0.3)
+        # The reap that announced only_dead ran in one script, which would have announced
+        # `both` too; and it deleted the dead node's counts, so no later reap can.
+        await barrier(bus, both, got_both)
         assert [m["status"] for m in got_both] == ["online"]  # still on the live node
         assert not await client.exists(f"{ns}:presence:node:dead")
     finally:
@@ -210,6 +231,7 @@ async def test_watcher_on_another_node_sees_one_online_and_one_offline(
     node_a = await make_client(node_id="a")
     node_b = await make_client(node_id="b")
     watcher, user = await signup(node_a), await signup(node_a)
+    await follow(node_a, watcher, user)
     watcher_sio = await connect_socket(watcher.access_token, target=node_b)
     events = Events()
     watcher_sio.on("presence", events)
@@ -225,13 +247,20 @@ async def test_watcher_on_another_node_sees_one_online_and_one_offline(
     query = await watcher_sio.call("presence.query", {"user_ids": [user.id]}, timeout=TIMEOUT)
     assert query["data"]["presence"][0]["status"] == "online"
     await phone.disconnect()
-    # Still online on node b: the query sees it, and no event was sent.
-    await asyncio.sleep(0.3)
+    # Node a has counted the phone out (its script announces, if at all, as it counts):
+    # still online on node b. That no event was sent shows in the exact list at the end.
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+        node_a_counts = f"{settings.namespace}:presence:node:a"
+        async with asyncio.timeout(TIMEOUT):
+            while await redis.hexists(node_a_counts, user.id):
+                await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
     query = await watcher_sio.call("presence.query", {"user_ids": [user.id]}, timeout=TIMEOUT)
     assert query["data"]["presence"][0]["status"] == "online"
     await laptop.disconnect()
     await events.wait(2)
-    await asyncio.sleep(0.3)  # a duplicate would have arrived by now
     assert [e["status"] for e in events.items] == ["online", "offline"]
     for event in events.items:
         PresenceChanged.model_validate(event, strict=True)  # what events.json promises
@@ -252,6 +281,11 @@ async def test_watcher_on_another_node_sees_one_online_and_one_offline(
                 await asyncio.sleep(0.05)
     finally:
         await db.close()
+    # Barrier: coming back online is announced on the same path after anything the two
+    # disconnects announced, so an extra event would show before it.
+    await connect_socket(user.access_token, target=node_a)
+    await events.wait(3)
+    assert [e["status"] for e in events.items] == ["online", "offline", "online"]
 
 
 async def test_subscriptions_are_undone_when_the_socket_disconnects(
@@ -260,19 +294,56 @@ async def test_subscriptions_are_undone_when_the_socket_disconnects(
     node = await make_client(node_id="a")
     presence = node.app[SERVICES].presence
     watcher, user = await signup(node), await signup(node)
+    await follow(node, watcher, user)
     redis = aioredis.from_url(REDIS_URL)
     channel = f"{settings.namespace}:bus:presence:{user.id}"
+    # Where re-checks of what the watcher may see arrive (channels/presence.py).
+    viewing = f"{settings.namespace}:bus:presence-viewer:{watcher.id}"
     try:
         sio = await connect_socket(watcher.access_token, target=node)
         ack = await sio.call("presence.subscribe", {"user_ids": [user.id]}, timeout=TIMEOUT)
         assert ack["ok"] is True, ack
         assert presence.watched_users == 1
-        assert dict(await redis.pubsub_numsub(channel))[channel.encode()] == 1
+        numsub = dict(await redis.pubsub_numsub(channel, viewing))
+        assert numsub[channel.encode()] == 1 and numsub[viewing.encode()] == 1
         await sio.disconnect()
         await until(lambda: presence.watched_users == 0)
-        assert dict(await redis.pubsub_numsub(channel))[channel.encode()] == 0
+        numsub = dict(await redis.pubsub_numsub(channel, viewing))
+        assert numsub[channel.encode()] == 0 and numsub[viewing.encode()] == 0
     finally:
         await redis.aclose()
+
+
+async def test_a_block_on_one_node_stops_the_events_of_a_watcher_on_another(
+    make_client: AppFactory, connect_socket: SocketFactory,
+) -> None:
+    node_a = await make_client(node_id="a")
+    node_b = await make_client(node_id="b")
+    watcher, user, pal = await signup(node_a), await signup(node_a), await signup(node_a)
+    await follow(node_a, watcher, user, pal)
+    sio = await connect_socket(watcher.access_token, target=node_b)
+    events = Events()
+    sio.on("presence", events)
+    ack = await sio.call("presence.subscribe", {"user_ids": [user.id, pal.id]}, timeout=TIMEOUT)
+    assert ack["data"]["watching"] == 2
+    device = await connect_socket(user.access_token, target=node_a)
+    await events.wait(1)
+    resp = await node_a.put(f"/v1/users/me/blocks/{watcher.id}", headers=user.headers)
+    assert resp.status == 204, await resp.text()
+    # Node b re-checks its watches of the user and sends the one last word.
+    await events.wait(2)
+    assert events.items[1] == {"user_id": user.id, "status": "offline", "last_seen": None}
+    await device.disconnect()
+    async with asyncio.timeout(TIMEOUT):  # the user's own view: counted out, announced
+        while (await (await node_a.get("/v1/presence", params={"user_ids": user.id},
+                                       headers=user.headers)).json()
+               )["presence"][0]["status"] != "offline":
+            await asyncio.sleep(0.02)
+    # Barrier: the pal's online is announced after the user's offline, on the same path.
+    await connect_socket(pal.access_token, target=node_a)
+    await events.wait(3)
+    assert [(e["user_id"], e["status"]) for e in events.items] == [
+        (user.id, "online"), (user.id, "offline"), (pal.id, "online")]
 
 
 async def test_unsubscribe_stops_the_events(
@@ -280,6 +351,7 @@ async def test_unsubscribe_stops_the_events(
 ) -> None:
     node = await make_client(node_id="a")
     watcher, user, other = await signup(node), await signup(node), await signup(node)
+    await follow(node, watcher, user, other)
     sio = await connect_socket(watcher.access_token, target=node)
     events = Events()
     sio.on("presence", events)
@@ -289,9 +361,10 @@ async def test_unsubscribe_stops_the_events(
     assert ack == {"ok": True, "data": {"watching": 1}}
     assert node.app[SERVICES].presence.watched_users == 1
     await connect_socket(user.access_token, target=node)
+    # Barrier: `user` was announced (in the store's script) before `other` connected, and
+    # the node reads both topics from one Redis connection, in order.
     await connect_socket(other.access_token, target=node)
     await events.wait(1)
-    await asyncio.sleep(0.3)
     assert [e["user_id"] for e in events.items] == [other.id]
 
 
@@ -300,6 +373,7 @@ async def test_presence_without_redis_works_in_process(
 ) -> None:
     node = await make_client(redis_url=None)
     watcher, user = await signup(node), await signup(node)
+    await follow(node, watcher, user)
     sio = await connect_socket(watcher.access_token, target=node)
     events = Events()
     sio.on("presence", events)

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import Account
 from tests.handlers.conversation_helpers import ok, rest
+from tests.handlers.social_helpers import until
 
 Client = TestClient[Any, Any]
 
@@ -66,3 +67,20 @@ async def notes(client: Client, account: Account, kind: str | None = None) -> li
     """The account's notifications (of one kind if given)."""
     page = await ok(await rest(client, account, "notification.list", {}))
     return [n for n in page["notifications"] if kind is None or n["kind"] == kind]
+
+
+async def notified_after(client: Client, recipient: Account, actor: Account) -> None:
+    """A barrier for "nothing else was notified": actor follows recipient, and this waits for
+    that follow notification.
+
+    The worker takes notification jobs in queue order (handling up to 20 at once), so once
+    the follow shows, every job queued before it has been taken and, unless one ran far
+    slower than the follow, handled: a check after this can miss a stray notification,
+    but never fails for want of waiting.
+    """
+    await follow(client, actor, recipient)
+    await until(lambda: _followed_by(client, recipient, actor))
+
+
+async def _followed_by(client: Client, recipient: Account, actor: Account) -> bool:
+    return any(actor.id in n["actor_ids"] for n in await notes(client, recipient, "follow"))

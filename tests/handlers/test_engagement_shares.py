@@ -14,7 +14,7 @@ from server.resources import SERVICES
 from storage import engagement
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.item_helpers import block, create, fetch, notes, sql
+from tests.handlers.item_helpers import block, create, fetch, notes, notified_after, sql
 from tests.handlers.social_helpers import until
 
 MISSING = "00000000-0000-0000-0000-000000000000"
@@ -75,7 +75,7 @@ async def test_sharing_notifies_the_author(client: Any) -> None:
     assert note["subject"] == {"type": "item", "id": post["id"]}
     assert note["actor_ids"] == [bob.id]
     assert note["title"] == f"{bob.username} shared your post"
-    await asyncio.sleep(0.5)
+    await notified_after(client, alice, bob)
     [note] = await notes(client, alice, "share")
     assert note["count"] == 1
     assert await notes(client, alice, "reaction") == []

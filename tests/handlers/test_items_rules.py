@@ -3,7 +3,6 @@ and the mention and reply notifications that follow them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.handlers.item_helpers import (
     get,
     make_private,
     notes,
+    notified_after,
     sql,
 )
 from tests.handlers.social_helpers import until
@@ -262,5 +262,5 @@ async def test_a_quote_notifies_the_quoted_author_once(client: Any) -> None:
     # Quoting your own item tells nobody; a quote the author may not see tells them nothing.
     await create(client, author, "notice", "me again", quoted_id=post["id"])
     await create(client, other, "post", "just for me", quoted_id=post["id"], visibility="private")
-    await asyncio.sleep(0.5)
+    await notified_after(client, author, other)
     assert len(await notes(client, author, "quote")) == 1
