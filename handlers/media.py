@@ -20,9 +20,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.commands import Input, command
+from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from handlers.media_schemas import (
+    MediaIdInput,
+)
 from handlers.rates import Rate, charge
 from handlers.scopes import Scope
 from jobs.media import QUEUE as MEDIA_QUEUE
@@ -132,10 +135,6 @@ def attachment(media: Media) -> dict[str, Any]:
     """The entry a message carries for one media."""
     return {"id": str(media.id), "kind": media.kind, "content_type": media.content_type,
             "url": content_url(media.id)}
-
-
-class MediaIdInput(Input):
-    id: uuid.UUID
 
 
 def _unsupported() -> CommandError:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 import phonenumbers
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from handlers.account_schemas import Email
-from handlers.commands import Empty, Input, command
+from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email, enqueue_push, enqueue_sms
+from handlers.outreach_schemas import (
+    Queued,
+    SubscriptionInput,
+    Subscriptions,
+    TestSendInput,
+    TestSendMeInput,
+    Unsubscribed,
+    UnsubscribeInput,
+)
 from handlers.rates import Rate
 from handlers.scopes import Scope
 from jobs.templates import email_templates, sample_params, sms_templates
@@ -20,47 +28,6 @@ from jobs.unsubscribe import CHANNELS, verify
 from storage import outreach as store
 from storage import push_subscriptions as push_store
 from storage import users as user_store
-
-Channel = Literal["email", "sms", "push"]
-
-
-class TestSendInput(Input):
-    channel: Channel
-    to: str = Field(min_length=3, max_length=254,
-                    description="email: an address; sms: an E.164 number; push: a username")
-    template: str = Field(min_length=1, max_length=64,
-                          description="an email template, or an SMS template (sms, push)")
-
-
-class TestSendMeInput(Input):
-    channel: Channel
-
-
-class Queued(BaseModel):
-    accepted: bool = True
-    job_id: str
-
-
-class UnsubscribeInput(Input):
-    token: str = Field(min_length=10, max_length=200)
-
-
-class Unsubscribed(BaseModel):
-    channel: str
-    unsubscribed: bool = True
-
-
-class Subscriptions(BaseModel):
-    """Whether you receive campaigns on each channel; transactional mail always goes out."""
-
-    email: bool
-    sms: bool
-    push: bool
-
-
-class SubscriptionInput(Input):
-    channel: Channel
-    subscribed: bool
 
 
 def _phone(raw: str) -> str:
