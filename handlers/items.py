@@ -291,7 +291,9 @@ async def _notify(ctx: Context, item: Item, parent: Item | None,
                                    actor_id=me, subject=("item", item.id), data=payload)
     repliers = [u for u in reply_to if u in audience and u not in told]
     if repliers:
+        # Grouped by the parent, as message replies are: "A and 2 others commented".
         await notifications.notify(services, Kind.REPLY, repliers, source_key=f"reply:item:{item.id}",
+                                   group_key=f"reply:item:{item.parent_id}",
                                    actor_id=me, subject=("item", item.id),
                                    data={**payload, "parent_id": str(item.parent_id),
                                          "parent_kind": None if parent is None else parent.kind})

@@ -24,6 +24,7 @@ from tests.handlers.conversation_helpers import (
     refused,
     rest,
 )
+from tests.handlers.item_helpers import create
 from tests.handlers.social_helpers import until
 from tests.push_standin import BrowserKeys, PushStandIn, standin_settings
 
@@ -196,6 +197,31 @@ async def test_reactions_group_into_one_notification_until_read(
     newer, older = await until(lambda: _two(client, alice))
     assert (newer["count"], newer["read_at"]) == (1, None)
     assert older["id"] == note["id"] and older["count"] == 4 and older["read_at"] is not None
+
+
+async def test_comments_on_one_item_group_into_one_notification_until_read(client: Any) -> None:
+    alice, bob, carol = await signup(client), await signup(client), await signup(client)
+    post = await create(client, alice, body="my first post")
+    other = await create(client, alice, body="another post")
+    for who in (bob, carol):
+        await create(client, who, kind="comment", body=f"nice, from {who.username}",
+                     parent_id=post["id"])
+    await create(client, bob, kind="comment", body="and this one", parent_id=other["id"])
+
+    async def folded() -> list[dict[str, Any]]:
+        # Three comments were made; wait until all three are folded in, however grouped.
+        items = await listed(client, alice)()
+        return items if sum(n["count"] for n in items) == 3 else []
+
+    notes = await until(folded)
+    assert len(notes) == 2, notes
+    [on_post] = [n for n in notes if n["data"]["parent_id"] == post["id"]]
+    assert (on_post["kind"], on_post["count"], on_post["actor_count"]) == ("reply", 2, 2)
+    assert sorted(on_post["actor_ids"]) == sorted([bob.id, carol.id])
+    assert on_post["group_key"] == f"reply:item:{post['id']}"
+    latest = {bob.id: bob, carol.id: carol}[on_post["actor_ids"][0]].username
+    assert on_post["title"] == f"{latest} and 1 other commented on your post"
+    assert (await notifications(client, alice))["unread_count"] == 2
 
 
 async def _two(client: Any, account: Account) -> list[dict[str, Any]]:
