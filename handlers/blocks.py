@@ -32,6 +32,8 @@ async def block(ctx: Context, data: BlockInput) -> None:
     # Also cuts follows, requests, friendships and close-friend entries, in one transaction.
     if not await network_store.block(ctx.services.db, ctx.user.user_id, data.user_id):
         raise CommandError("not_found", "no such user")
+    # Neither sees the other's presence any more: live watches on either side stop.
+    await ctx.services.presence.access_changed([ctx.user.user_id], [data.user_id])
 
 
 @command("user.unblock", input=BlockInput, rest=("DELETE", "/users/me/blocks/{user_id}"),
@@ -41,6 +43,8 @@ async def unblock(ctx: Context, data: BlockInput) -> None:
     """Unblock a user; unblocking someone not blocked is fine."""
     await _other_user(ctx, data)
     await store.unblock(ctx.services.db, ctx.user.user_id, data.user_id)
+    # A conversation they still share shows presence again.
+    await ctx.services.presence.access_changed([ctx.user.user_id], [data.user_id])
 
 
 @command("user.blocks", rest=("GET", "/users/me/blocks"), scope=Scope.READ_NETWORK, output=BlockList,

@@ -163,6 +163,8 @@ async def create_group(ctx: Context, data: CreateGroupInput) -> ConversationOut:
             "conversation_id": str(conversation.id), "user_ids": [str(u) for u, _ in members],
             "by": str(me), "conversation": brief(conversation, len(members))})
         await store.upsert_members(conn, conversation.id, members, event.id)
+    # Members now share a conversation, so they see each other's presence (docs/conversations.md).
+    await services.presence.access_changed([u for u, _ in members], [u for u, _ in members])
     return await _view(ctx, conversation.id)
 
 
@@ -191,7 +193,9 @@ async def open_direct(ctx: Context, data: OpenDirectInput) -> ConversationOut:
                 "by": str(me), "conversation": brief(conversation, 2)})
             await store.upsert_members(conn, conversation.id, [(me, "member"), (peer, "member")],
                                        event.id)
-    if conversation is None:
+    if conversation is not None:
+        await ctx.services.presence.access_changed([me], [peer])
+    else:
         # Created concurrently: the insert waited for that transaction, so it has committed.
         conversation = await store.find_direct(db, me, peer)
         if conversation is None:
@@ -277,6 +281,7 @@ async def add_members(ctx: Context, data: AddMembersInput) -> AddMembersOut:
                 "by": str(me), "conversation": brief(conversation, count)})
             await store.upsert_members(conn, conversation.id, [(u, "member") for u in new],
                                        event.id)
+    await ctx.services.presence.access_changed(new)
     return AddMembersOut(added=new, conversation=await _view(ctx, data.conversation_id))
 
 
@@ -305,6 +310,8 @@ async def remove_member(ctx: Context, data: MemberInput) -> None:
             "conversation_id": str(conversation.id), "user_ids": [str(data.user_id)],
             "by": str(me), "reason": "removed"})
         await store.deactivate_member(conn, conversation.id, data.user_id, event.id)
+    # Presence between the removed member and the others may end (no other shared ground).
+    await ctx.services.presence.access_changed([data.user_id])
 
 
 @command("conversation.leave", input=ConversationIdInput,
@@ -325,15 +332,15 @@ async def leave(ctx: Context, data: ConversationIdInput) -> None:
             "conversation_id": str(conversation.id), "user_ids": [str(me)], "by": str(me),
             "reason": "left"})
         await store.deactivate_member(conn, conversation.id, me, event.id)
-        if mine.role != "owner":
-            return
-        heir = await store.successor(conn, conversation.id)
+        heir = await store.successor(conn, conversation.id) if mine.role == "owner" else None
         if heir is not None:
             await store.set_role(conn, conversation.id, heir, "owner")
             await _append(conn, conversation.id, "conversation.updated", {
                 "conversation_id": str(conversation.id), "title": conversation.title,
                 "avatar_url": conversation.avatar_url, "by": str(me),
                 "roles": [{"user_id": str(heir), "role": "owner"}]})
+    # Presence between the leaver and the others may end (no other shared ground).
+    await ctx.services.presence.access_changed([me])
 
 
 @command("conversation.set_role", input=SetRoleInput,

@@ -104,6 +104,7 @@ async def follow(ctx: Context, data: UserRef) -> FollowOut:
     me, target = ctx.user.user_id, _other(ctx, data.user_id)
     change = _refuse(await store.follow(ctx.services.db, me, target))
     if change.changed and change.outcome == "following":
+        await ctx.services.presence.access_changed([me], [target])
         await notify(ctx.services, Kind.FOLLOW, [target], source_key=f"follow:{me}:{target}",
                      actor_id=me, subject=("user", me), group_key=f"follow:{target}")
     elif change.changed:
@@ -118,7 +119,9 @@ async def follow(ctx: Context, data: UserRef) -> FollowOut:
          rate=Rate("follow"))
 async def unfollow(ctx: Context, data: UserRef) -> None:
     """Stop following a user, or withdraw your pending follow request; repeating is fine."""
-    _refuse(await store.unfollow(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
+    me, target = ctx.user.user_id, _other(ctx, data.user_id)
+    if _refuse(await store.unfollow(ctx.services.db, me, target)).changed:
+        await ctx.services.presence.access_changed([me], [target])
 
 
 @command("follower.remove", input=UserRef, rest=("DELETE", "/users/me/followers/{user_id}"),
@@ -126,7 +129,9 @@ async def unfollow(ctx: Context, data: UserRef) -> None:
          rate=Rate("network_manage"))
 async def remove_follower(ctx: Context, data: UserRef) -> None:
     """Make a user stop following you (they are not told); repeating is fine."""
-    _refuse(await store.remove_follower(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
+    me, follower = ctx.user.user_id, _other(ctx, data.user_id)
+    if _refuse(await store.remove_follower(ctx.services.db, me, follower)).changed:
+        await ctx.services.presence.access_changed([me], [follower])
 
 
 @command("follow_request.list", input=PageInput, rest=("GET", "/users/me/follow-requests"),
@@ -153,6 +158,7 @@ async def approve_follow_request(ctx: Context, data: UserRef) -> None:
     me, requester = ctx.user.user_id, _other(ctx, data.user_id)
     change = _refuse(await store.approve_request(ctx.services.db, me, requester))
     if change.changed:
+        await ctx.services.presence.access_changed([me], [requester])
         await notify(ctx.services, Kind.FOLLOW, [requester],
                      source_key=f"follow_accept:{me}:{requester}", actor_id=me,
                      subject=("user", me), data={"accepted": True})
@@ -171,6 +177,7 @@ async def approve_all_follow_requests(ctx: Context) -> int:
     me = ctx.user.user_id
     approved = await store.approve_all_requests(ctx.services.db, me)
     if approved:
+        await ctx.services.presence.access_changed([me], approved)
         await notify(ctx.services, Kind.FOLLOW, approved,
                      source_key=f"follow_accept_all:{me}:{ctx.request_id}", actor_id=me,
                      subject=("user", me), data={"accepted": True})
@@ -182,6 +189,7 @@ async def approve_all_follow_requests(ctx: Context) -> int:
 
 async def _friends_now(ctx: Context, other: uuid.UUID) -> None:
     me = ctx.user.user_id
+    await ctx.services.presence.access_changed([me], [other])
     await notify(ctx.services, Kind.FRIEND_REQUEST, [other], source_key=f"friend_accept:{me}:{other}",
                  actor_id=me, subject=("user", me), data={"accepted": True})
 
@@ -237,7 +245,9 @@ async def cancel_friend_request(ctx: Context, data: UserRef) -> None:
          rate=Rate("network_manage"))
 async def remove_friend(ctx: Context, data: UserRef) -> None:
     """End a friendship, for both of you; repeating is fine."""
-    _refuse(await store.unfriend(ctx.services.db, ctx.user.user_id, _other(ctx, data.user_id)))
+    me, other = ctx.user.user_id, _other(ctx, data.user_id)
+    if _refuse(await store.unfriend(ctx.services.db, me, other)).changed:
+        await ctx.services.presence.access_changed([me], [other])
 
 
 @command("friend.requests", input=PageInput, rest=("GET", "/users/me/friend-requests"),

@@ -9,14 +9,13 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from channels.events import PresenceChanged
 from channels.presence import BACKEND_ERRORS, WatchLimitExceeded
-from channels.ratelimit import enforce
 from handlers.commands import Input, command
 from handlers.context import Context
 from handlers.errors import CommandError
-from handlers.messages import membership
+from handlers.messages import membership, refuse_blocked_dm
 from handlers.rates import Rate
 from handlers.scopes import Scope
-from storage.conversations import blocked_among
+from storage.presence import presence_visible
 
 # Per call; the total a socket may watch is limits.presence_subscribe_max.
 USER_IDS_PER_CALL = 200
@@ -78,6 +77,7 @@ async def typing_start(ctx: Context, data: ConversationInput) -> TypingOut:
     services, limits = ctx.services, ctx.services.settings.limits
     user = ctx.user
     conversation, _ = await membership(ctx, data.conversation_id)
+    await refuse_blocked_dm(ctx, conversation)
     # In big groups typing is noise that costs a fan-out per keystroke burst: not relayed.
     relayed = conversation.member_count <= limits.typing_relay_max_members
     if relayed:
@@ -98,11 +98,11 @@ async def typing_stop(ctx: Context, data: ConversationInput) -> TypingOut:
                      expires_in_s=None)
 
 
-async def _statuses(ctx: Context, user_ids: list[uuid.UUID]) -> list[PresenceChanged]:
-    """Current statuses; a user who blocked the caller always reads offline, last seen unknown."""
-    hidden = await blocked_among(ctx.services.db, ctx.user.user_id, user_ids)
+async def _statuses(ctx: Context, user_ids: list[uuid.UUID],
+                    visible: set[uuid.UUID]) -> list[PresenceChanged]:
+    """Current statuses; a user the caller may not see reads offline, last seen unknown."""
     try:
-        found = await ctx.services.presence.statuses([u for u in user_ids if u not in hidden])
+        found = await ctx.services.presence.statuses([u for u in user_ids if u in visible])
     except BACKEND_ERRORS as exc:
         raise CommandError("unavailable", "presence is unavailable right now") from exc
     by_id = {s["user_id"]: s for s in found}
@@ -118,29 +118,32 @@ async def subscribe(ctx: Context, data: UserIdsInput) -> PresenceWatch:
     # it closes or calls presence.unsubscribe. Beyond limits.presence_subscribe_max watched
     # users in total the call is refused with invalid_input and changes nothing.
     limit = ctx.services.settings.limits.presence_subscribe_max
+    me = ctx.user.user_id
+    # Users the caller may not see are watched too, silently, and read offline: their
+    # events start if the caller gains sight of them (channels/presence.py).
+    visible = await presence_visible(ctx.services.db, me, data.user_ids)
     try:
-        # Users who blocked the caller are not watched; their status reads as offline.
-        hidden = await blocked_among(ctx.services.db, ctx.user.user_id, data.user_ids)
-        visible = [u for u in data.user_ids if u not in hidden]
-        watching = await ctx.services.presence.watch(_sids(ctx), visible, limit)
+        watching = await ctx.services.presence.watch(_sid(ctx), me, data.user_ids, visible, limit)
     except WatchLimitExceeded as exc:
         message = f"a connection watches at most {exc.limit} users; it watches {exc.watching}"
         raise CommandError("invalid_input", message, {
             "fields": [{"field": "user_ids", "message": message, "type": "too_many_watched"}],
             "limit": exc.limit, "watching": exc.watching}) from None
-    return PresenceWatch(presence=await _statuses(ctx, data.user_ids), watching=watching)
+    return PresenceWatch(presence=await _statuses(ctx, data.user_ids, visible), watching=watching)
 
 
-def _sids(ctx: Context) -> list[str]:
+def _sid(ctx: Context) -> str:
     """The socket a subscription belongs to: exactly the connection that asked."""
-    return [ctx.sid] if ctx.sid is not None else []
+    if ctx.sid is None:  # the dispatcher serves socket_only commands on sockets only
+        raise RuntimeError("presence watches need a socket")
+    return ctx.sid
 
 
 @command("presence.unsubscribe", input=UserIdsInput, scope=Scope.READ_PROFILE, output=Watching,
          rate=Rate("presence_subscribe"), socket_only=True)
 async def unsubscribe(ctx: Context, data: UserIdsInput) -> Watching:
     """Stop watching these users' presence (ids not watched are ignored)."""
-    return Watching(watching=await ctx.services.presence.unwatch(_sids(ctx), data.user_ids))
+    return Watching(watching=await ctx.services.presence.unwatch(_sid(ctx), data.user_ids))
 
 
 @command("presence.query", input=UserIdsInput, rest=("GET", "/presence"), scope=Scope.READ_PROFILE,
@@ -148,4 +151,5 @@ async def unsubscribe(ctx: Context, data: UserIdsInput) -> Watching:
          rate=Rate("presence_query"))
 async def query(ctx: Context, data: UserIdsInput) -> PresenceList:
     """Users' presence now (online, or offline with last_seen), without watching them."""
-    return PresenceList(presence=await _statuses(ctx, data.user_ids))
+    visible = await presence_visible(ctx.services.db, ctx.user.user_id, data.user_ids)
+    return PresenceList(presence=await _statuses(ctx, data.user_ids, visible))

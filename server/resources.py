@@ -168,7 +168,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             bus, persist=lambda ids, at: presence_storage.set_last_seen(db, ids, at))
         typing_store = MemoryTypingStore()
     await presence_store.start()
-    presence = Presence(presence_store, bus, load=lambda ids: presence_storage.last_seen(db, ids))
+    presence = Presence(presence_store, bus, load=lambda ids: presence_storage.last_seen(db, ids),
+                        visible=lambda viewers, targets: presence_storage.visible_pairs(
+                            db, viewers, targets))
     realtime = Realtime(bus, lambda user_id: conversation_ids_for_user(app[DATABASE], user_id),
                         presence=presence)
     typing = TypingRelay(realtime, typing_store, settings.limits.typing_ttl_s)
@@ -198,6 +200,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await item_live.close()
         await typing.close()
+        await presence.close()
         await presence_store.stop()
         await replies.stop()
         await revocations.stop()

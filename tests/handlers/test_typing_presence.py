@@ -279,6 +279,9 @@ async def test_presence_query_over_rest(
 ) -> None:
     node = await make_client()
     account, online, offline = await signup(node), await signup(node), await signup(node)
+    for followee in (online, offline):  # followers see presence (test_presence_privacy.py)
+        resp = await node.put(f"/v1/users/me/following/{followee.id}", headers=account.headers)
+        assert resp.status == 200, await resp.text()
     await connect_socket(online.access_token, target=node)
     resp = await node.get(f"/v1/presence?user_ids={online.id},{offline.id}",
                           headers=account.headers)
