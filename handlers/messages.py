@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from channels.ratelimit import enforce
 from handlers import media as media_handlers
 from handlers import notifications
 from handlers.commands import Input, command
@@ -145,7 +144,26 @@ async def membership(ctx: Context, conversation_id: uuid.UUID) -> tuple[Conversa
     return found
 
 
-async def _message_for_member(ctx: Context, message_id: uuid.UUID) -> tuple[Message, Membership]:
+async def refuse_blocked_dm(ctx: Context, conversation: Conversation) -> None:
+    """In a DM, a block either way stops every write to it: forbidden, reason blocked.
+
+    As message.send: the blocked cannot reach the blocker, and the blocker must unblock
+    first. Typing, reactions and edits are writes the other side sees, so they stop too.
+    """
+    if conversation.kind != "direct":
+        return
+    check = await conversation_store.send_check(ctx.services.db, conversation.id,
+                                                ctx.user.user_id)
+    if check is not None and check.blocked:
+        raise CommandError("forbidden", "you cannot message this user", {"reason": "blocked"})
+
+
+async def _message_for_member(ctx: Context, message_id: uuid.UUID, *,
+                              writing: bool = False) -> tuple[Message, Membership]:
+    """The message if the caller is an active member of its conversation; not_found otherwise.
+
+    `writing`: the caller changes something the other members see (refuse_blocked_dm).
+    """
     message = await message_store.get_message(ctx.services.db, message_id)
     if message is None:
         raise CommandError("not_found", "no such message")
@@ -153,6 +171,8 @@ async def _message_for_member(ctx: Context, message_id: uuid.UUID) -> tuple[Mess
                                                     ctx.user.user_id)
     if found is None:
         raise CommandError("not_found", "no such message")
+    if writing:
+        await refuse_blocked_dm(ctx, found[0])
     return message, found[1]
 
 
@@ -183,7 +203,7 @@ async def send_message(ctx: Context, data: SendInput, *,
             raise CommandError("not_found", "no such conversation")
         if check.blocked:
             # Either side's block ends the DM: the blocked cannot write, the blocker must unblock.
-            raise CommandError("forbidden", "you cannot message this user")
+            raise CommandError("forbidden", "you cannot message this user", {"reason": "blocked"})
     if data.reply_to is not None:
         parent = await message_store.get_message(services.db, data.reply_to)
         if parent is None or parent.conversation_id != data.conversation_id:
@@ -209,7 +229,8 @@ async def send_message(ctx: Context, data: SendInput, *,
                            "with the same client_id to get it", {"accepted": True}) from None
     if not outcome.get("ok"):
         error = outcome.get("error", {})
-        raise CommandError(error.get("code", "internal"), error.get("message", "send failed"))
+        raise CommandError(error.get("code", "internal"), error.get("message", "send failed"),
+                           error.get("details"))
     return dict(outcome["message"])
 
 
@@ -237,7 +258,7 @@ async def edit(ctx: Context, data: EditInput) -> MessageOut:
     limit = services.settings.limits.message_body_chars
     if len(data.body) > limit:
         raise invalid("body", f"at most {limit} characters", "string_too_long")
-    message, _ = await _message_for_member(ctx, data.message_id)
+    message, _ = await _message_for_member(ctx, data.message_id, writing=True)
     if message.sender_id != ctx.user.user_id:
         raise CommandError("forbidden", "only the sender can edit a message")
     if message.deleted_at is not None:
@@ -274,7 +295,7 @@ async def delete(ctx: Context, data: MessageIdInput) -> None:
 
 
 async def _react(ctx: Context, data: ReactInput, on: bool) -> dict[str, Any]:
-    message, _ = await _message_for_member(ctx, data.message_id)
+    message, _ = await _message_for_member(ctx, data.message_id, writing=True)
     if message.deleted_at is not None:
         raise CommandError("conflict", "the message was deleted")
     async with ctx.services.db.transaction() as conn:

@@ -192,7 +192,8 @@ class PersistenceWorker:
             message = stored.get((d.sender_id, d.client_id))
             if message is None and senders.get((d.conversation_id, d.sender_id)):
                 outcomes.append({"ok": False, "error": {
-                    "code": "forbidden", "message": "you cannot message this user"}})
+                    "code": "forbidden", "message": "you cannot message this user",
+                    "details": {"reason": "blocked"}}})
             elif message is None:
                 outcomes.append({"ok": False, "error": {
                     "code": "not_found", "message": "no such conversation"}})
