@@ -94,8 +94,13 @@ class UserProfile(PublicProfile):
 class OwnProfile(PublicProfile):
     """What a user sees of their own account."""
 
-    email: str | None
+    email: str | None = Field(description="the address you log in and reset with")
     email_verified: bool
+    pending_email: str | None = Field(
+        description="an address you asked to change to (users.me.email.change); it replaces "
+                    "email once the link mailed to it is confirmed")
+    pending_email_expires_at: datetime | None = Field(
+        description="when the link mailed to pending_email stops working")
     phone: str | None
     phone_verified: bool
     role: str
@@ -105,8 +110,16 @@ class OwnProfile(PublicProfile):
         return cls(
             **PublicProfile.of(user).model_dump(),
             email=user.email, email_verified=user.email_verified_at is not None,
+            pending_email=user.pending_email,
+            pending_email_expires_at=user.pending_email_expires_at,
             phone=user.phone, phone_verified=user.phone_verified_at is not None, role=user.role,
         )
+
+
+class Accepted(BaseModel):
+    """The request is taken; what it started happens later (a mail, a code)."""
+
+    accepted: bool = True
 
 
 class TokenPair(BaseModel):

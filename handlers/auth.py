@@ -1,4 +1,4 @@
-"""Sign-up, login, token refresh, logout, email verification and password reset."""
+"""Sign-up, login, token refresh, logout and password reset (the email: account_email.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from handlers.account_schemas import (
+    Accepted,
     AuthResult,
     DisplayName,
     Email,
@@ -23,7 +24,7 @@ from handlers.commands import Empty, Input, command
 from handlers.context import Context, Services
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email
-from handlers.rates import Rate, clear, count_failure, refuse_if_failed, within
+from handlers.rates import Rate, charge, clear, count_failure, refuse_if_failed, within
 from handlers.scopes import Scope
 from handlers.tokens import hash_token, new_opaque_token
 from storage import sessions as session_store
@@ -72,10 +73,6 @@ class PasswordResetConfirmInput(Input):
     new_password: Password
 
 
-class Accepted(Input):
-    accepted: bool = True
-
-
 async def open_session(ctx: Context, user: User) -> AuthResult:
     """Start a login session for the user and hand out its first token pair."""
     services = ctx.services
@@ -106,9 +103,19 @@ async def end_sessions(
     await services.realtime.end_sessions(user_id, session_ids, reason)
 
 
-async def send_verification_email(services: Services, user: User) -> None:
+def taken(field: str) -> CommandError:
+    """The conflict of a username or email another account already has."""
+    return CommandError("conflict", f"this {field} is already taken",
+                        {"fields": [{"field": field, "message": "already taken", "type": "taken"}]})
+
+
+async def send_verification_email(ctx: Context, user: User) -> None:
+    """Mail a link that verifies the account's email; counts against verification_mail."""
+    services = ctx.services
     if user.email is None:
         return
+    # Per account (not per caller): sign-up has no caller yet.
+    await charge(ctx, Rate("verification_mail"), str(user.id))
     token, token_hash = new_opaque_token()
     ttl = services.settings.email_token_ttl_s
     await verifications.create_user_token(
@@ -134,13 +141,10 @@ async def signup(ctx: Context, data: SignupInput) -> AuthResult:
             password_hash=password_hash, display_name=data.display_name or data.username,
         )
     except UniqueViolation as exc:
-        field = "email" if "email" in exc.constraint else "username"
-        raise CommandError("conflict", f"this {field} is already taken",
-                           {"fields": [{"field": field, "message": "already taken",
-                                        "type": "taken"}]}) from None
+        raise taken("email" if "email" in exc.constraint else "username") from None
     result = await open_session(ctx, user)
     try:
-        await send_verification_email(ctx.services, user)
+        await send_verification_email(ctx, user)
     except CommandError:
         # The account exists; the user can ask for the mail again with auth.email.resend.
         log.warning("verification email not queued", extra={"user_id": str(user.id)})
@@ -221,37 +225,6 @@ async def revoke_everything(services: Services, user_id: uuid.UUID, reason: str)
     await services.realtime.end_sessions(user_id, None, reason)
 
 
-@command("auth.email.verify", input=TokenInput, rest=("POST", "/auth/email/verify"),
-         auth="none", output=Accepted,
-         rate=Rate("email_verify", per="ip"))
-async def verify_email(ctx: Context, data: TokenInput) -> Accepted:
-    """Confirm an email address with the token from the verification mail."""
-    async with ctx.services.db.transaction() as conn:
-        consumed = await verifications.consume_user_token(
-            conn, hash_token(data.token), "email_verify"
-        )
-    if consumed is None or consumed.email is None:
-        raise invalid("token", "invalid or expired token", "token_invalid")
-    if not await user_store.mark_email_verified(ctx.services.db, consumed.user_id, consumed.email):
-        raise invalid("token", "the account's email has changed since this token was sent",
-                      "token_stale")
-    return Accepted()
-
-
-@command("auth.email.resend", rest=("POST", "/auth/email/resend"), scope=Scope.ACCOUNT,
-         status=202, output=Accepted,
-         rate=Rate("verification_mail"))
-async def resend_verification(ctx: Context, data: Empty) -> Accepted:
-    """Send the verification email again."""
-    user = await user_store.get_user(ctx.services.db, ctx.user.user_id)
-    if user is None:
-        raise CommandError("not_found", "account not found")
-    if user.email_verified_at is not None:
-        raise CommandError("conflict", "the email is already verified")
-    await send_verification_email(ctx.services, user)
-    return Accepted()
-
-
 @command("auth.password_reset", input=PasswordResetInput, rest=("POST", "/auth/password-reset"),
          auth="none", status=202, output=Accepted,
          rate=Rate("password_reset", per="ip"))
@@ -263,7 +236,9 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
     if not await services.queue.ping():
         raise CommandError("unavailable", "password reset mail cannot be sent right now; retry")
     user = await user_store.get_user_by_email(services.db, str(data.email))
-    if user is None or user.email is None:
+    # Only a verified address may take over the account: an unverified one (a typo, or one
+    # typed by someone else) gets no mail, and the answer does not say so.
+    if user is None or user.email is None or user.email_verified_at is None:
         return Accepted()
     # Per address too, silently, so nobody can flood one inbox from many addresses.
     if not await within(ctx, RESET_MAILS, str(user.id)):
@@ -303,6 +278,8 @@ async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) 
             raise invalid("token", "the account's email has changed since this token was sent",
                           "token_stale")
         await user_store.set_password_hash(conn, consumed.user_id, password_hash)
+        # The owner reclaiming the account also stops an email change a thief started.
+        await user_store.clear_pending_email(conn, consumed.user_id)
         ids = await session_store.revoke_user_sessions(conn, consumed.user_id, "password_reset")
     await services.revocations.revoke(ids)
     await services.realtime.end_sessions(consumed.user_id, None, "password_reset")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import secrets
 import uuid
@@ -11,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import phonenumbers
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from handlers.account_schemas import (
+    Accepted,
     AvatarUrl,
     Bio,
     DisplayName,
-    Email,
     LookupName,
     OwnProfile,
     Password,
@@ -25,7 +25,7 @@ from handlers.account_schemas import (
     Username,
     UserProfile,
 )
-from handlers.auth import Accepted, revoke_everything, send_verification_email
+from handlers.auth import revoke_everything, taken
 from handlers.commands import Empty, Input, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -45,22 +45,30 @@ from storage.users import User
 # E.164 proper: no spaces, dashes or letters (phonenumbers alone accepts "+1800FLOWERS").
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 
-log = logging.getLogger(__name__)
-
 
 class UpdateProfileInput(Input):
     username: Username | None = None
-    email: Email | None = None
+    email: object = Field(default=None, description="refused: the email changes with "
+                          "users.me.email.change (POST /v1/users/me/email), which needs the "
+                          "password and a confirmed link")
     display_name: DisplayName | None = None
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
     is_private: bool | None = Field(default=None, description="false approves pending follow requests")
 
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email_moved(cls, value: object) -> object:
+        # A stolen access token must not be enough to move the account to another address.
+        raise PydanticCustomError(
+            "use_email_change", "the email changes with users.me.email.change "
+            "(POST /v1/users/me/email), which needs your current password")
+
     @model_validator(mode="after")
     def _not_empty(self) -> UpdateProfileInput:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
-        for required in ("username", "email", "display_name", "is_private"):
+        for required in ("username", "display_name", "is_private"):
             if required in self.model_fields_set and getattr(self, required) is None:
                 raise ValueError(f"{required} cannot be removed")
         return self
@@ -122,26 +130,14 @@ async def get_me(ctx: Context, data: Empty) -> OwnProfile:
          scope=Scope.WRITE_PROFILE, output=OwnProfile,
          rate=Rate("profile_update"))
 async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
-    """Change profile fields; a new email must be verified again."""
+    """Change profile fields (not the email: users.me.email.change)."""
     changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
-    if "email" in changes:
-        changes["email"] = str(changes["email"])
-    before = await _me(ctx)
     try:
-        user = await user_store.update_profile(ctx.services.db, before.id, changes)
-    except UniqueViolation as exc:
-        field = "email" if "email" in exc.constraint else "username"
-        raise CommandError("conflict", f"this {field} is already taken",
-                           {"fields": [{"field": field, "message": "already taken",
-                                        "type": "taken"}]}) from None
+        user = await user_store.update_profile(ctx.services.db, ctx.user.user_id, changes)
+    except UniqueViolation:
+        raise taken("username") from None
     if user is None:
         raise CommandError("not_found", "account not found")
-    if "email" in changes and (before.email or "").lower() != changes["email"].lower():
-        try:
-            await send_verification_email(ctx.services, user)
-        except CommandError:
-            # The change is saved; the user can ask again with auth.email.resend.
-            log.warning("verification email not queued", extra={"user_id": str(user.id)})
     if changes.get("is_private") is False and await approve_all_follow_requests(ctx):
         user = await _me(ctx)  # the approvals changed the follower count
     return OwnProfile.of(user)
@@ -175,6 +171,8 @@ async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
     password_hash = await services.passwords.hash(data.new_password)
     async with services.db.transaction() as conn:
         await user_store.set_password_hash(conn, user.id, password_hash)
+        # Securing the account also stops an email change someone else may have started.
+        await user_store.clear_pending_email(conn, user.id)
         others = await session_store.revoke_user_sessions(
             conn, user.id, "password_changed", keep=ctx.user.session_id
         )
@@ -227,7 +225,7 @@ def _e164(raw: str) -> str:
          rate=Rate("phone_code"))
 async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
     """Text a 6-digit code to the phone number; it is valid for 10 minutes."""
-    services, limits = ctx.services, ctx.services.settings.limits
+    services = ctx.services
     if not E164_RE.fullmatch(data.phone):
         raise invalid("phone", "must be E.164: + and the country code, then digits only",
                       "phone_format")

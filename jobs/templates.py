@@ -30,6 +30,53 @@ def email_templates() -> dict[str, EmailTemplate]:
                 "<p>The link is valid for $valid_hours hours.</p>"
             ),
         ),
+        # An email change: the link goes to the new address, the notices to the old one.
+        "verify_email_change": EmailTemplate(
+            subject="Confirm your new HotSpot email",
+            text=(
+                "Hi $display_name,\n\nYou asked to use this address for your HotSpot account. "
+                "Confirm it by opening this link:\n$link\n\nOr use this token in the app: $token\n\n"
+                "The link is valid for $valid_hours hours. Until you confirm, the account keeps "
+                "its old address. If you did not ask for this, ignore this mail.\n"
+            ),
+            html=(
+                "<p>Hi $display_name,</p><p>You asked to use this address for your HotSpot "
+                'account. Confirm it: <a href="$link">confirm</a>.</p>'
+                "<p>Token: <code>$token</code></p><p>The link is valid for $valid_hours hours. "
+                "If you did not ask for this, ignore this mail.</p>"
+            ),
+        ),
+        "email_change_requested": EmailTemplate(
+            subject="Your HotSpot email is being changed",
+            text=(
+                "Hi $display_name,\n\nSomeone asked to change the email of your HotSpot account "
+                "to $new_email. The change completes when the link mailed there is opened.\n\n"
+                "If this wasn't you, reset your password now: $link\n"
+                "A new password cancels the change and signs out every device.\n"
+            ),
+            html=(
+                "<p>Hi $display_name,</p><p>Someone asked to change the email of your HotSpot "
+                "account to <strong>$new_email</strong>. The change completes when the link "
+                "mailed there is opened.</p><p>If this wasn't you, "
+                '<a href="$link">reset your password now</a>: a new password cancels the change '
+                "and signs out every device.</p>"
+            ),
+        ),
+        "email_changed": EmailTemplate(
+            subject="Your HotSpot email was changed",
+            text=(
+                "Hi $display_name,\n\nThe email of your HotSpot account is now $new_email; "
+                "this address no longer signs in or receives password resets.\n\n"
+                "If this wasn't you, contact HotSpot support at once: someone else may control "
+                "your account.\n"
+            ),
+            html=(
+                "<p>Hi $display_name,</p><p>The email of your HotSpot account is now "
+                "<strong>$new_email</strong>; this address no longer signs in or receives "
+                "password resets.</p><p>If this wasn't you, contact HotSpot support at once: "
+                "someone else may control your account.</p>"
+            ),
+        ),
         "password_reset": EmailTemplate(
             subject="Reset your HotSpot password",
             text=(
@@ -92,7 +139,8 @@ def sample_params(app_link: str) -> dict[str, Any]:
     return {
         **campaign_params("Test User", "test_user", app_link),
         "link": app_link, "token": "TEST-TOKEN", "valid_hours": 48, "valid_minutes": 60,
-        "code": "123456", "title": "Test User mentioned you", "body": "@test_user look at this",
+        "code": "123456", "new_email": "t***@example.com", "title": "Test User mentioned you",
+        "body": "@test_user look at this",
         "summary": "Test User mentioned you: @test_user look at this",
     }
 

@@ -13,7 +13,8 @@ from storage.db import Database, unique_violation
 
 USER_COLUMNS = """id, username, email, password_hash, display_name, bio, avatar_url, role,
     email_verified_at, phone, phone_verified_at, created_at, updated_at, deleted_at,
-    is_private, follower_count, following_count, friend_count"""
+    is_private, follower_count, following_count, friend_count, pending_email,
+    pending_email_expires_at"""
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class User:
     follower_count: int = 0
     following_count: int = 0
     friend_count: int = 0
+    # An email change waiting for the new address to confirm (docs/rest-api.md).
+    pending_email: str | None = None
+    pending_email_expires_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -111,16 +115,11 @@ async def get_user_by_login(db: Database, login: str) -> User | None:
 
 
 async def update_profile(db: Database, user_id: uuid.UUID, changes: dict[str, Any]) -> User | None:
-    """Set the given profile columns; changing the email clears its verification."""
-    allowed = {"username", "email", "display_name", "bio", "avatar_url", "is_private"}
+    """Set the given profile columns (the email changes only through a confirmed link)."""
+    allowed = {"username", "display_name", "bio", "avatar_url", "is_private"}
     if not changes.keys() <= allowed:
         raise ValueError(f"not profile columns: {sorted(changes.keys() - allowed)}")
     sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
-    if "email" in changes:
-        sets.append(
-            "email_verified_at = CASE WHEN lower(email) = lower($"
-            f"{list(changes).index('email') + 2}) THEN email_verified_at END"
-        )
     sets.append("updated_at = now()")
     async with unique_violation():
         row = await db.pool.fetchrow(
@@ -140,9 +139,9 @@ async def set_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID, passwo
     )
 
 
-async def mark_email_verified(db: Database, user_id: uuid.UUID, email: str) -> bool:
+async def mark_email_verified(conn: asyncpg.Connection, user_id: uuid.UUID, email: str) -> bool:
     """Verify the address the token was sent to, if it is still the account's email."""
-    result = await db.pool.execute(
+    result = await conn.execute(
         """UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
            WHERE id = $1 AND lower(email) = lower($2) AND deleted_at IS NULL""",
         user_id,
@@ -163,6 +162,80 @@ async def has_email(conn: asyncpg.Connection, user_id: uuid.UUID, email: str | N
     )
 
 
+async def set_pending_email(
+    conn: asyncpg.Connection, user_id: uuid.UUID, email: str, expires_at: datetime
+) -> None:
+    """Record the address an email change waits for; it replaces any earlier one."""
+    await conn.execute(
+        """UPDATE users SET pending_email = $2, pending_email_expires_at = $3, updated_at = now()
+           WHERE id = $1 AND deleted_at IS NULL""",
+        user_id,
+        email,
+        expires_at,
+    )
+
+
+async def clear_pending_email(db: Database | asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """Drop the account's pending email change; whether there was one."""
+    executor = db.pool if isinstance(db, Database) else db
+    result = await executor.execute(
+        """UPDATE users SET pending_email = NULL, pending_email_expires_at = NULL,
+               updated_at = now()
+           WHERE id = $1 AND pending_email IS NOT NULL""",
+        user_id,
+    )
+    return str(result).endswith(" 1")
+
+
+async def recase_email(db: Database, user_id: uuid.UUID, email: str) -> User | None:
+    """Change only the letter case of the account's email (same mailbox, stays verified)."""
+    return _user(
+        await db.pool.fetchrow(
+            f"""UPDATE users SET email = $2, pending_email = NULL,
+                    pending_email_expires_at = NULL, updated_at = now()
+                WHERE id = $1 AND lower(email) = lower($2) AND deleted_at IS NULL
+                RETURNING {USER_COLUMNS}""",
+            user_id,
+            email,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EmailSwap:
+    """The outcome of confirming an email change: the address it replaced, or why not."""
+
+    status: str  # "changed" | "stale"
+    old_email: str | None = None
+    display_name: str = ""
+
+
+async def apply_pending_email(conn: asyncpg.Connection, user_id: uuid.UUID, email: str) -> EmailSwap:
+    """Make a confirmed pending address the account's verified email.
+
+    Stale when the account no longer waits for this address (replaced, cancelled, expired,
+    account deleted); raises UniqueViolation when another account took it meanwhile.
+    """
+    row = await conn.fetchrow(
+        """SELECT email, display_name FROM users
+           WHERE id = $1 AND deleted_at IS NULL AND lower(pending_email) = lower($2)
+             AND pending_email_expires_at > now()
+           FOR UPDATE""",
+        user_id,
+        email,
+    )
+    if row is None:
+        return EmailSwap("stale")
+    async with unique_violation():
+        await conn.execute(
+            """UPDATE users SET email = pending_email, email_verified_at = now(),
+                   pending_email = NULL, pending_email_expires_at = NULL, updated_at = now()
+               WHERE id = $1""",
+            user_id,
+        )
+    return EmailSwap("changed", old_email=row["email"], display_name=row["display_name"])
+
+
 async def set_verified_phone(conn: asyncpg.Connection, user_id: uuid.UUID, phone: str) -> None:
     await conn.execute(
         """UPDATE users SET phone = $2, phone_verified_at = now(), updated_at = now()
@@ -178,7 +251,8 @@ async def anonymise_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
         """UPDATE users SET username = 'deleted_' || replace(id::text, '-', ''),
                email = NULL, password_hash = NULL, display_name = 'Deleted user', bio = NULL,
                avatar_url = NULL, phone = NULL, phone_verified_at = NULL,
-               email_verified_at = NULL, deleted_at = now(), updated_at = now()
+               email_verified_at = NULL, pending_email = NULL, pending_email_expires_at = NULL,
+               deleted_at = now(), updated_at = now()
            WHERE id = $1""",
         user_id,
     )

@@ -1,4 +1,4 @@
-"""Single-use email and password-reset tokens, and phone verification codes."""
+"""Single-use email, email-change and password-reset tokens, and phone verification codes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from storage.db import Database
 class ConsumedToken:
     user_id: uuid.UUID
     email: str | None
+    purpose: str = ""
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class PhoneCheck:
 
 
 async def create_user_token(
-    db: Database,
+    db: Database | asyncpg.Connection,
     *,
     user_id: uuid.UUID,
     purpose: str,
@@ -36,7 +37,8 @@ async def create_user_token(
     expires_at: datetime,
     email: str | None,
 ) -> None:
-    await db.pool.execute(
+    executor = db.pool if isinstance(db, Database) else db
+    await executor.execute(
         """INSERT INTO user_tokens (token_hash, user_id, purpose, email, expires_at)
            VALUES ($1, $2, $3, $4, $5)""",
         token_hash,
@@ -77,6 +79,20 @@ async def consume_user_token(
             row["user_id"],
         )
     return ConsumedToken(user_id=row["user_id"], email=row["email"])
+
+
+async def consume_email_token(conn: asyncpg.Connection, token_hash: bytes) -> ConsumedToken | None:
+    """Spend a live link mailed to an address: a verification or an email-change link."""
+    row = await conn.fetchrow(
+        """UPDATE user_tokens SET used_at = now()
+           WHERE token_hash = $1 AND purpose IN ('email_verify', 'email_change')
+             AND used_at IS NULL AND expires_at > now()
+           RETURNING user_id, email, purpose""",
+        token_hash,
+    )
+    if row is None:
+        return None
+    return ConsumedToken(user_id=row["user_id"], email=row["email"], purpose=row["purpose"])
 
 
 async def start_phone_verification(
