@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     worker_port: int = Field(default=8081, ge=0, le=65535)
+    # `hotspot serve` answers /metrics on a listener of its own (0: none), kept off the API
+    # port; when the token is set, every /metrics (this listener, the API port, a worker's
+    # port) requires `Authorization: Bearer <token>`. The API port serves /metrics only then.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_token: str | None = Field(default=None, min_length=32)
     public_base_url: str = "http://127.0.0.1:8080"
     data_dir: Path = Path("var")
     namespace: str = Field(default="hotspot", pattern=r"^[a-zA-Z0-9_.-]{1,40}$")
@@ -155,7 +161,8 @@ class Settings(BaseSettings):
     @field_validator("database_url", "redis_url", "amqp_url", "smtp_url", "jwt_secret",
                      "jwt_private_key_file", "jwt_public_key_file", "vapid_private_key",
                      "mobile_push_url", "mobile_push_api_key", "twilio_account_sid",
-                     "twilio_auth_token", "twilio_from", "unsubscribe_secret", mode="before")
+                     "twilio_auth_token", "twilio_from", "unsubscribe_secret", "metrics_token",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files and shells often pass VAR= for "not set".

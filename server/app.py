@@ -63,7 +63,7 @@ def command_registry() -> CommandRegistry:
     ])
 
 
-def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:
+def _base_app(settings: Settings, worker_names: list[str], *, metrics_here: bool) -> web.Application:
     app = web.Application(
         middlewares=[cors_middleware(settings.cors_origins), request_context_middleware],
         client_max_size=settings.limits.rest_body_bytes,
@@ -74,13 +74,15 @@ def _base_app(settings: Settings, worker_names: list[str]) -> web.Application:
     app[WORKER_NAMES] = worker_names
     app[TRUSTED_PROXY_HOPS] = settings.trusted_proxy_hops
     app.cleanup_ctx.extend(resource_contexts())
-    add_health_routes(app)
+    add_health_routes(app, metrics_here=metrics_here)
     return app
 
 
 def create_app(settings: Settings) -> web.Application:
     """The API server: REST + Socket.IO, and the workers too when they run in-process."""
-    app = _base_app(settings, ["all"] if settings.workers_in_process else [])
+    # /metrics stays off the public API port unless a token guards it (server/health.py).
+    app = _base_app(settings, ["all"] if settings.workers_in_process else [],
+                    metrics_here=settings.metrics_token is not None)
     registry = command_registry()
     dispatcher = Dispatcher(registry, app[METRICS])
     transport = SocketTransport(dispatcher, settings)
@@ -133,4 +135,4 @@ async def _close_sockets(app: web.Application) -> None:
 
 def create_worker_app(settings: Settings, names: list[str]) -> web.Application:
     """A worker process: consumers plus /health, /ready and /metrics, no API."""
-    return _base_app(settings, names)
+    return _base_app(settings, names, metrics_here=True)

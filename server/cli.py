@@ -44,6 +44,7 @@ def _run(app: web.Application, host: str, port: int) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import create_app
+    from server.health import metrics_listener
 
     settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
@@ -52,8 +53,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("serving", extra={"url": f"http://{host}:{port}", "node": settings.node_id,
                                "embedded_db": settings.database_url is None,
                                "redis": bool(settings.redis_url),
-                               "rabbitmq": bool(settings.amqp_url)})
-    return _run(create_app(settings), host, port)
+                               "rabbitmq": bool(settings.amqp_url),
+                               "metrics": (f"http://{settings.metrics_host}:{settings.metrics_port}"
+                                           "/metrics" if settings.metrics_port else None)})
+    app = create_app(settings)
+    if settings.metrics_port:
+        app.cleanup_ctx.append(metrics_listener(settings.metrics_host, settings.metrics_port))
+    return _run(app, host, port)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

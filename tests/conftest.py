@@ -189,6 +189,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "HOTSPOT_ARGON2_TIME_COST": "1",
         "HOTSPOT_ARGON2_MEMORY_KIB": "1024",
         "HOTSPOT_ARGON2_PARALLELISM": "1",
+        # Several servers run at once (tests, other runs): none takes the fixed metrics port.
+        "HOTSPOT_METRICS_PORT": "0",
         **extra,
     })
     return env

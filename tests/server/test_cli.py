@@ -46,14 +46,22 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
 
 
 async def test_serve_then_sigterm_tells_sockets_and_exits_cleanly(settings: Settings) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
-        HOTSPOT, "serve", "--port", str(port), env=env_for(settings),
+        HOTSPOT, "serve", "--port", str(port),
+        env=env_for(settings, HOTSPOT_METRICS_PORT=str(metrics_port)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_healthy(url, proc)
+        async with aiohttp.ClientSession() as session:
+            # /metrics answers on its own listener, not on the public API port.
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+                assert resp.status == 200
+                assert "hotspot_socket_connections" in await resp.text()
+            async with session.get(url + "/metrics") as resp:
+                assert resp.status == 404
         sio = socketio.AsyncClient(reconnection=False)
         told: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         sio.on("server.shutdown", lambda data: told.done() or told.set_result(data))

@@ -1,4 +1,4 @@
-"""GET /health, /ready and /metrics."""
+"""GET /health, /ready and /metrics; /metrics off the API port unless a token guards it."""
 
 from __future__ import annotations
 
@@ -6,16 +6,31 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from server.resources import BUS, QUEUE, SERVICES
-from tests.conftest import Account, SocketFactory
+from config import Settings
+from server.app import create_app, create_worker_app
+from server.health import metrics_listener
+from server.metrics import Metrics
+from server.resources import BUS, METRICS, QUEUE, SERVICES, SETTINGS, StartupError
+from tests.conftest import Account, AppFactory, SocketFactory, free_port
+
+TOKEN = "metrics-" + "t" * 40
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> Any:
+    """The API with a metrics token: the one way its own port serves /metrics."""
+    return await make_client(metrics_token=TOKEN)
 
 
 async def scrape(client: Any) -> list[Sample]:
-    resp = await client.get("/metrics")
+    resp = await client.get("/metrics", headers=AUTH)
     assert resp.status == 200
     assert resp.content_type == "text/plain"
     assert "version=0.0.4" in resp.headers["Content-Type"]
@@ -140,3 +155,59 @@ async def test_http_requests_are_counted_by_status(client: Any) -> None:
     await client.get("/v1/nowhere")
     samples = await scrape(client)
     assert value(samples, "hotspot_http_requests_total", method="GET", status="404") == 2
+
+
+async def test_the_api_port_serves_no_metrics_without_a_token(make_client: AppFactory) -> None:
+    api = await make_client()
+    assert (await api.get("/metrics")).status == 404
+    assert (await api.get("/health")).status == 200
+    assert (await api.get("/ready")).status == 200
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN])
+async def test_metrics_with_a_token_refuse_anything_else(client: Any, header: str | None) -> None:
+    resp = await client.get("/metrics", headers={} if header is None else
+                            {"Authorization": header})
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await resp.json())["error"]["code"] == "unauthorized"
+    assert (await client.get("/health")).status == 200, "health stays public"
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+async def test_the_metrics_listener_serves_only_metrics(
+    aiohttp_client: Any, settings: Settings, token: str | None,
+) -> None:
+    port = free_port()
+    app = create_app(settings.model_copy(update={"metrics_token": token}))
+    app.cleanup_ctx.append(metrics_listener("127.0.0.1", port))
+    api = await aiohttp_client(app)
+    assert (await api.get("/v1/users/me")).status == 401  # the API runs beside it
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        async with session.get("/metrics", headers=AUTH if token else {}) as resp:
+            assert resp.status == 200
+            assert "hotspot_commands_total" in await resp.text()
+        async with session.get("/health") as resp:
+            assert resp.status == 404
+        if token:
+            async with session.get("/metrics") as resp:
+                assert resp.status == 401
+
+
+async def test_a_taken_metrics_port_is_a_clear_start_up_error(settings: Settings) -> None:
+    app = web.Application()
+    app[SETTINGS], app[METRICS] = settings, Metrics()
+    taken = web.AppRunner(web.Application())
+    await taken.setup()
+    port = free_port()
+    await web.TCPSite(taken, "127.0.0.1", port).start()
+    try:
+        with pytest.raises(StartupError, match="HOTSPOT_METRICS_PORT"):
+            await anext(aiter(metrics_listener("127.0.0.1", port)(app)))
+    finally:
+        await taken.cleanup()
+
+
+def test_a_workers_operations_port_serves_metrics(settings: Settings) -> None:
+    paths = {r.canonical for r in create_worker_app(settings, ["persistence"]).router.resources()}
+    assert {"/health", "/ready", "/metrics"} <= paths
