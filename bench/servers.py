@@ -205,6 +205,8 @@ def hotspot_env(*, dsn: str, namespace: str, jwt_secret: str, data_dir: Path, po
         "HOTSPOT_INPROCESS_WORKERS": "true" if inprocess_workers else "false",
         "HOTSPOT_LOG_LEVEL": "WARNING",
         "HOTSPOT_LOG_FORMAT": "text",
+        # No metrics listener: a dev server on this machine may hold its default port.
+        "HOTSPOT_METRICS_PORT": "0",
     })
     return env
 
