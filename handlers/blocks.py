@@ -8,7 +8,7 @@ from handlers.conversation_schemas import BlockedOut, BlockInput, BlockList
 from handlers.errors import CommandError, invalid
 from handlers.rates import Rate
 from handlers.scopes import Scope
-from storage import conversations as store
+from storage import blocks as store
 from storage import networks as network_store
 from storage import users as user_store
 

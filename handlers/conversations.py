@@ -52,6 +52,7 @@ from handlers.messages import membership
 from handlers.pagination import Position, decode_cursor, page_of
 from handlers.rates import Rate
 from handlers.scopes import Scope
+from storage import blocks as block_store
 from storage import conversations as store
 from storage import events as event_store
 from storage import users as user_store
@@ -127,7 +128,7 @@ async def _check_users_exist(conn: asyncpg.Connection, field: str, ids: list[uui
 async def _refuse_blockers(conn: asyncpg.Connection, actor: uuid.UUID, ids: list[uuid.UUID]) -> None:
     # Naming them reveals no more than adding them one at a time would, and the
     # client needs it to fix the request.
-    blockers = await store.blocked_among(conn, actor, ids)
+    blockers = await block_store.blocked_among(conn, actor, ids)
     if blockers:
         raise CommandError("forbidden", "some users cannot be added",
                            {"reason": "blocked", "user_ids": sorted(str(u) for u in blockers)})
@@ -178,7 +179,7 @@ async def open_direct(ctx: Context, data: OpenDirectInput) -> ConversationOut:
         raise invalid("user_id", "you cannot open a conversation with yourself", "self")
     if await user_store.get_user(db, peer) is None:
         raise CommandError("not_found", "no such user")
-    if await store.is_blocked_either_way(db, me, peer):
+    if await block_store.is_blocked_either_way(db, me, peer):
         raise CommandError("forbidden", "you cannot message this user", {"reason": "blocked"})
     existing = await store.find_direct(db, me, peer)
     if existing is not None:

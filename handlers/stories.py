@@ -58,6 +58,7 @@ from handlers.story_schemas import (
     highlight_outs,
     story_outs,
 )
+from storage import blocks as block_store
 from storage import conversations as conversation_store
 from storage import media as media_store
 from storage import stories as store
@@ -500,7 +501,7 @@ async def highlight_list(ctx: Context, data: HighlightListInput) -> HighlightPag
     db, me = ctx.services.db, ctx.user.user_id
     owner = await store.user_brief(db, data.user_id)
     if owner is None or (data.user_id != me and
-                         await conversation_store.is_blocked_either_way(db, me, data.user_id)):
+                         await block_store.is_blocked_either_way(db, me, data.user_id)):
         raise CommandError("not_found", "no such user")
     after = decode_cursor(data.cursor, "highlight.list")
     rows = await highlight_store.list_for(db, data.user_id, me, data.limit + 1,

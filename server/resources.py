@@ -24,7 +24,7 @@ from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from jobs.queue import AmqpQueue, InProcessQueue, JobQueue
 from server.metrics import Metrics
-from storage import engagement as engagement_storage
+from storage import blocks as block_storage
 from storage import items as item_storage
 from storage import presence as presence_storage
 from storage.blobs import BlobStore, LocalBlobStore
@@ -175,7 +175,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
                         presence=presence)
     typing = TypingRelay(realtime, typing_store, settings.limits.typing_ttl_s)
     item_live = ItemLive(bus, realtime,
-                         blocked=lambda users, others: engagement_storage.blocked_pairs(
+                         blocked=lambda users, others: block_storage.blocked_pairs(
                              db, users, others),
                          viewers=lambda item_id, users: item_storage.who_can_see(
                              db, item_id, users))

@@ -1,4 +1,4 @@
-"""Conversations, their members, and user blocks."""
+"""Conversations and their members."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from storage.blocks import either_way_sql
 from storage.db import Database
 
 # A mute with no end is stored as 'infinity', which asyncpg reads back as a naive
@@ -349,43 +350,6 @@ async def advance_receipt(
     return None if row is None else (row["last_read_seq"], row["last_delivered_seq"])
 
 
-async def unblock(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> None:
-    await db.pool.execute(
-        "DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2", blocker, blocked
-    )
-
-
-async def blocked_among(
-    db: Database | asyncpg.Connection, actor: uuid.UUID, others: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of `others` have blocked the actor."""
-    executor = db.pool if isinstance(db, Database) else db
-    rows = await executor.fetch(
-        "SELECT blocker_id FROM user_blocks WHERE blocked_id = $1 AND blocker_id = ANY($2::uuid[])",
-        actor, others,
-    )
-    return {r["blocker_id"] for r in rows}
-
-
-async def blocked_by(db: Database, blocker: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, datetime]]:
-    """The users the blocker has blocked, most recent first."""
-    rows = await db.pool.fetch(
-        """SELECT blocked_id, created_at FROM user_blocks WHERE blocker_id = $1
-           ORDER BY created_at DESC, blocked_id LIMIT $2""",
-        blocker, limit,
-    )
-    return [(r["blocked_id"], r["created_at"]) for r in rows]
-
-
-async def is_blocked_either_way(db: Database, a: uuid.UUID, b: uuid.UUID) -> bool:
-    return bool(await db.pool.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM user_blocks
-                          WHERE (blocker_id = $1 AND blocked_id = $2)
-                             OR (blocker_id = $2 AND blocked_id = $1))""",
-        a, b,
-    ))
-
-
 async def unread_in(
     db: Database, conversation_id: uuid.UUID, user_id: uuid.UUID, read_seq: int
 ) -> int:
@@ -411,12 +375,11 @@ async def send_check(
 ) -> SendCheck | None:
     """The conversation if the caller is an active member, with the DM block state; one query."""
     row = await db.pool.fetchrow(
-        """SELECT c.id, c.kind,
+        f"""SELECT c.id, c.kind,
                   c.kind = 'direct' AND EXISTS (
                       SELECT 1 FROM conversation_members o
-                      JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = $2)
-                                         OR (b.blocker_id = $2 AND b.blocked_id = o.user_id)
-                      WHERE o.conversation_id = c.id AND o.user_id <> $2) AS blocked
+                      WHERE o.conversation_id = c.id AND o.user_id <> $2
+                        AND {either_way_sql('o.user_id', '$2')}) AS blocked
            FROM conversations c
            JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $2 AND m.active
            WHERE c.id = $1""",

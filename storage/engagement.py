@@ -14,6 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
+from storage.blocks import either_way_sql
 from storage.db import Database
 from storage.items import ITEM_COLUMNS, Item, item_from_row
 
@@ -126,14 +127,12 @@ async def reactors_page(db: Database, viewer: uuid.UUID, item_id: uuid.UUID, kin
     """Who reacted to an item, newest first; users the viewer blocks or is blocked by are left
     out, and so are deleted accounts."""
     rows = await db.pool.fetch(
-        """SELECT r.user_id, u.username, u.display_name, u.avatar_url, r.kind, r.created_at
+        f"""SELECT r.user_id, u.username, u.display_name, u.avatar_url, r.kind, r.created_at
            FROM item_reactions r JOIN users u ON u.id = r.user_id
            WHERE r.item_id = $2 AND ($3::text IS NULL OR r.kind = $3)
              AND ($4::timestamptz IS NULL OR (r.created_at, r.user_id) < ($4, $5))
              AND u.deleted_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM user_blocks b
-                             WHERE (b.blocker_id = $1 AND b.blocked_id = r.user_id)
-                                OR (b.blocker_id = r.user_id AND b.blocked_id = $1))
+             AND NOT {either_way_sql('$1', 'r.user_id')}
            ORDER BY r.created_at DESC, r.user_id DESC
            LIMIT $6""",
         viewer, item_id, kind, after[0] if after else None, after[1] if after else None, limit)
@@ -249,20 +248,3 @@ async def detach_quote(db: Database, quoting_id: uuid.UUID) -> tuple[Item, int] 
         f"""UPDATE items i SET quote_detached = true WHERE i.id = $1
             RETURNING {ITEM_COLUMNS}, {VERSION} AS version""", quoting_id)
     return None if row is None else (item_from_row(row), int(row["version"]))
-
-
-# -- live delivery -----------------------------------------------------------------------
-
-
-async def blocked_pairs(db: Database, users: list[uuid.UUID],
-                        others: list[uuid.UUID]) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    """The (user, other) pairs where either has blocked the other."""
-    rows = await db.pool.fetch(
-        """SELECT blocker_id AS a, blocked_id AS b FROM user_blocks
-           WHERE blocker_id = ANY($1::uuid[]) AND blocked_id = ANY($2::uuid[])
-           UNION
-           SELECT blocked_id, blocker_id FROM user_blocks
-           WHERE blocked_id = ANY($1::uuid[]) AND blocker_id = ANY($2::uuid[])""",
-        users, others,
-    )
-    return {(r["a"], r["b"]) for r in rows}

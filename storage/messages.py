@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from storage.blocks import either_way_sql
 from storage.db import Database
 
 MESSAGE_COLUMNS = """id, conversation_id, seq, sender_id, client_id, body, media, reply_to,
@@ -92,9 +93,8 @@ async def lookup_sends(
             UNION ALL
             SELECT false, c.kind = 'direct' AND EXISTS (
                        SELECT 1 FROM conversation_members o
-                       JOIN user_blocks b ON (b.blocker_id = o.user_id AND b.blocked_id = m.user_id)
-                                          OR (b.blocker_id = m.user_id AND b.blocked_id = o.user_id)
-                       WHERE o.conversation_id = m.conversation_id AND o.user_id <> m.user_id),
+                       WHERE o.conversation_id = m.conversation_id AND o.user_id <> m.user_id
+                         AND {either_way_sql('o.user_id', 'm.user_id')}),
                    NULL, m.conversation_id, NULL, m.user_id,
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id

@@ -17,6 +17,7 @@ from typing import Literal
 
 import asyncpg
 
+from storage.blocks import has_blocked_sql, record_block
 from storage.db import Database
 
 Outcome = Literal["following", "requested", "friends", "done", "not_found", "no_request",
@@ -313,8 +314,7 @@ async def block(db: Database, blocker: uuid.UUID, blocked: uuid.UUID) -> bool:
     async with db.transaction() as conn:
         if not (await _lock_pair(conn, blocker, blocked)).found:
             return False
-        await conn.execute("""INSERT INTO user_blocks (blocker_id, blocked_id) VALUES ($1, $2)
-                              ON CONFLICT DO NOTHING""", blocker, blocked)
+        await record_block(conn, blocker, blocked)
         for a, b in ((blocker, blocked), (blocked, blocker)):
             await _drop_follow(conn, a, b)
             await conn.execute("DELETE FROM friend_requests WHERE sender_id = $1 AND recipient_id = $2",
@@ -406,8 +406,8 @@ async def unmute(db: Database, me: uuid.UUID, other: uuid.UUID) -> bool:
         "DELETE FROM user_mutes WHERE muter_id = $1 AND muted_id = $2 RETURNING true", me, other))
 
 
-# Each Relationship field: the table and the condition on ($1 viewer, $2 other, $3 now).
-_RELATIONSHIP_SQL = {
+# Each Relationship edge: the table and the condition on ($1 viewer, $2 other, $3 now).
+_EDGES = {
     "following": "follows WHERE follower_id = $1 AND followee_id = $2",
     "followed_by": "follows WHERE follower_id = $2 AND followee_id = $1",
     "follow_requested": "follow_requests WHERE requester_id = $1 AND target_id = $2",
@@ -415,16 +415,17 @@ _RELATIONSHIP_SQL = {
     "friends": "friendships WHERE user_id = $1 AND friend_id = $2",
     "friend_request_sent": "friend_requests WHERE sender_id = $1 AND recipient_id = $2",
     "friend_request_received": "friend_requests WHERE sender_id = $2 AND recipient_id = $1",
-    "blocked": "user_blocks WHERE blocker_id = $1 AND blocked_id = $2",
     "muted": "user_mutes WHERE muter_id = $1 AND muted_id = $2 AND (until IS NULL OR until > $3)",
     "close_friend": "close_friends WHERE user_id = $1 AND friend_id = $2",
 }
+# Each Relationship field as an SQL condition.
+_RELATIONSHIP_SQL = {**{name: f"EXISTS (SELECT 1 FROM {where})" for name, where in _EDGES.items()},
+                     "blocked": has_blocked_sql("$1", "$2")}
 
 
 async def relationship(db: Database, viewer: uuid.UUID, other: uuid.UUID, now: datetime) -> Relationship:
     """Every edge between the viewer and another user, in one query."""
-    columns = ", ".join(f"EXISTS (SELECT 1 FROM {where}) AS {name}"
-                        for name, where in _RELATIONSHIP_SQL.items())
+    columns = ", ".join(f"{condition} AS {name}" for name, condition in _RELATIONSHIP_SQL.items())
     row = await db.pool.fetchrow(f"SELECT {columns}", viewer, other, now)
     assert row is not None
     return Relationship(**{name: row[name] for name in _RELATIONSHIP_SQL})

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from storage.blocks import has_blocked_sql
 from storage.db import Database
 
 # A grouped row names this many of its most recent actors; actor_count counts them all.
@@ -349,12 +350,11 @@ async def conversation_audience(
     if head is None:
         return None
     rows = await db.pool.fetch(
-        """SELECT m.user_id FROM conversation_members m
+        f"""SELECT m.user_id FROM conversation_members m
            JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
            WHERE m.conversation_id = $1 AND m.active AND m.user_id <> $2
              AND (m.muted_until IS NULL OR m.muted_until <= now())
-             AND NOT EXISTS (SELECT 1 FROM user_blocks b
-                             WHERE b.blocker_id = m.user_id AND b.blocked_id = $2)""",
+             AND NOT {has_blocked_sql('m.user_id', '$2')}""",
         conversation_id, actor_id,
     )
     return Audience(head["kind"], head["title"], head["actor_name"], [r["user_id"] for r in rows])
@@ -378,10 +378,9 @@ async def not_blocking(
 ) -> list[uuid.UUID]:
     """Those of user_ids who are live accounts and have not blocked the actor."""
     rows = await db.pool.fetch(
-        """SELECT u.id FROM users u
+        f"""SELECT u.id FROM users u
            WHERE u.id = ANY($2::uuid[]) AND u.deleted_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM user_blocks b
-                             WHERE b.blocker_id = u.id AND b.blocked_id = $1)""",
+             AND NOT {has_blocked_sql('u.id', '$1')}""",
         actor_id, user_ids,
     )
     return [r["id"] for r in rows]
