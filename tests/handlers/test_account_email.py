@@ -182,6 +182,21 @@ async def test_links_mailed_to_the_old_address_die_with_the_change(
     assert await login_status(client, new, account.password) == 200
 
 
+async def test_an_unverified_account_changes_too_and_its_old_link_goes_stale(
+    client: TestClient[Any, Any], account: Account, mail: MailSink
+) -> None:
+    old_link = token_from_mail(await mail.wait_for(account.email, "Confirm your HotSpot"))
+    new = new_address()
+    assert (await change(client, account, new)).status == 202
+    await mail.wait_for(account.email, "is being changed")
+    assert (await client.post(VERIFY, json={"token": await change_token(mail, new)})).status == 200
+    data = await me(client, account)
+    assert (data["email"], data["email_verified"]) == (new, True)
+    error = await error_of(await client.post(VERIFY, json={"token": old_link}), 400,
+                           "invalid_input")
+    assert fields_of(error) == {"token": "token_stale"}
+
+
 async def test_a_new_change_replaces_the_pending_one(
     client: TestClient[Any, Any], mail: MailSink
 ) -> None:
