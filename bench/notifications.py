@@ -61,12 +61,13 @@ from channels.realtime import Realtime
 from config.clock import utc_now
 from config.push_services import PushTargets
 from config.vapid import load_vapid
+from jobs.notifications import QUEUE, stored_job
 from jobs.queue import AmqpQueue, new_job
 from storage import conversations as conversation_store
 from storage.db import Database
 from storage.migrate import migrate
 from storage.push_subscriptions import PushSubscription
-from workers.notifications import QUEUE, NotificationWorker, stored_job
+from workers.notifications import NotificationWorker
 from workers.push import PushMessage, WebPushSender
 
 DOCS = ROOT / "docs" / "benchmarks-notifications.md"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from jobs.queue import new_job
+from jobs.queue import JobQueue, new_job
 
 QUEUE = "notifications"
 STORED_JOB = "messages.stored"
@@ -39,6 +39,11 @@ def stored_job(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """The job announcing stored messages: only what notifications need."""
     keep = ("id", "conversation_id", "sender_id", "body", "reply_to", "story_id")
     return new_job(STORED_JOB, messages=[{k: m.get(k) for k in keep} for m in messages])
+
+
+async def announce_stored(queue: JobQueue, messages: list[dict[str, Any]]) -> None:
+    """Queue the notifications of a stored batch: the persistence worker's hook."""
+    await queue.publish(QUEUE, stored_job(messages))
 
 
 def reaction_job(message_id: uuid.UUID, actor_id: uuid.UUID, emoji: str) -> dict[str, Any]:

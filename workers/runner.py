@@ -9,12 +9,13 @@ from channels.presence import PresenceStore
 from channels.realtime import Realtime
 from config import Settings
 from config.clock import utc_now
+from jobs.notifications import announce_stored
 from jobs.persistence import QUEUE as PERSISTENCE_QUEUE
 from jobs.queue import JobQueue
 from storage.db import Database
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.media import MediaWorker, start_media_worker
-from workers.notifications import NotificationWorker, announce_stored, start_notifications_worker
+from workers.notifications import NotificationWorker, start_notifications_worker
 from workers.outreach import RunningOutreach, start_outreach
 from workers.persistence import PersistenceWorker
 from workers.relay import EventRelay

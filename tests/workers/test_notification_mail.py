@@ -21,6 +21,7 @@ import pytest
 from config import Settings
 from config.clock import utc_now
 from handlers.context import Services
+from jobs.notifications import stored_job
 from jobs.outreach import QUEUE as OUTREACH_QUEUE
 from jobs.queue import AmqpQueue
 from jobs.unsubscribe import PATH as UNSUBSCRIBE_PATH
@@ -31,7 +32,8 @@ from tests.handlers.conversation_helpers import create_group, ok, rest
 from tests.workers.outreach_helpers import header_link, sql
 from tests.workers.test_notifications import message, quiet_now
 from workers.delivery import OutboxSms, SmtpMailer
-from workers.notifications import MailLinks, NotificationWorker, outreach_job_id, stored_job
+from workers.notification_mail import MailLinks, outreach_job_id
+from workers.notifications import NotificationWorker
 from workers.outreach import OutreachWorker
 from workers.push import OutboxMobilePush
 

@@ -27,21 +27,18 @@ from config.push_services import PushTargets
 from config.vapid import load_vapid
 from handlers.context import Services
 from handlers.notifications import notify
+from jobs.notifications import QUEUE, stored_job
 from jobs.queue import AmqpQueue, new_job
 from server.resources import SERVICES
 from storage.db import Database
+from storage.mentions import mentioned_usernames
 from storage.notifications import Kind, Notification, purge_read_before, purge_sources_before
+from storage.views.notifications import render
 from tests.conftest import AMQP_URL, Account, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, create_group, is_event, ok, rest
 from tests.push_standin import BrowserKeys, PushStandIn, standin_settings
-from workers.notifications import (
-    QUEUE,
-    NotificationWorker,
-    PushDeferred,
-    mentioned_usernames,
-    render,
-    stored_job,
-)
+from workers.notification_push import PushDeferred
+from workers.notifications import NotificationWorker
 from workers.push import HttpMobilePush, WebPushSender, retry_after_seconds
 
 
