@@ -15,6 +15,7 @@ The rules (docs/content.md, "Engagement and live updates", has the full list):
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from channels.item_live import UPDATED, SubscriptionLimitExceeded
 from handlers import notifications
@@ -127,28 +128,40 @@ async def _publish_reactions(ctx: Context, result: Reactions) -> None:
             "version": result.version})
 
 
+async def set_reaction(ctx: Context, item_id: uuid.UUID, author_id: uuid.UUID, kind: str | None,
+                       notice: dict[str, Any]) -> Reactions:
+    """The one reaction path of every item kind (stories included): set (kind) or remove
+    (None) the caller's reaction, publish item.updated, and tell the author of a first one.
+
+    The caller has checked the item may be reacted to; `notice` adds to the notification's
+    data (item_kind, preview, ...).
+    """
+    me = ctx.user.user_id
+    result = await store.set_reaction(ctx.services.db, item_id, me, kind)
+    if result is None:
+        raise _not_found()
+    await _publish_reactions(ctx, result)
+    if kind is not None and result.previous is None and result.changed and author_id != me:
+        # One notification per reactor and item, ever (source_key), grouped per item.
+        await notifications.notify(
+            ctx.services, Kind.REACTION, [author_id],
+            source_key=f"reaction:item:{item_id}:{me}", actor_id=me, subject=("item", item_id),
+            group_key=f"reaction:item:{item_id}",
+            data={"emoji": EMOJI[kind], "reaction": kind, "item_id": str(item_id), **notice})
+    return result
+
+
 @command("item.react", input=ReactInput, rest=("PUT", "/items/{item_id}/reaction"),
          scope=Scope.WRITE_CONTENT, output=ReactionsOut,
          rate=Rate("engagement"))
 async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
     """React to an item you can see (like, love, haha, wow, sad, angry); replaces your reaction."""
-    me = ctx.user.user_id
     item = await visible_item(ctx, data.item_id)
     if item.deleted:
         raise _deleted()
-    result = await store.set_reaction(ctx.services.db, item.id, me, data.kind)
-    if result is None:
-        raise _not_found()
-    await _publish_reactions(ctx, result)
-    if result.previous is None and result.changed and item.author_id != me:
-        # One notification per reactor and item, ever (source_key), grouped per item.
-        await notifications.notify(
-            ctx.services, Kind.REACTION, [item.author_id],
-            source_key=f"reaction:item:{item.id}:{me}", actor_id=me, subject=("item", item.id),
-            group_key=f"reaction:item:{item.id}",
-            data={"emoji": EMOJI[data.kind], "reaction": data.kind, "item_id": str(item.id),
-                  "item_kind": item.kind, "preview": preview(item.body)})
-    return _reactions_out(result)
+    return _reactions_out(await set_reaction(
+        ctx, item.id, item.author_id, data.kind,
+        {"item_kind": item.kind, "preview": preview(item.body)}))
 
 
 @command("item.unreact", input=ItemIdInput, rest=("DELETE", "/items/{item_id}/reaction"),

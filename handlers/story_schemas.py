@@ -143,9 +143,10 @@ class StoryReactionOut(BaseModel):
 class ReplyInput(Input):
     story_id: uuid.UUID
     body: str = Field(min_length=1, max_length=REPLY_MAX)
-    client_id: str | None = Field(default=None, min_length=1, max_length=64,
-                                  description="your id for this send; a retry with it is "
-                                              "idempotent")
+    # Required, as message.send's: a retry without it could only make a second message.
+    client_id: str = Field(min_length=1, max_length=64,
+                           description="your id for this send (as message.send's); a retry "
+                                       "with it answers the same message")
 
     @model_validator(mode="after")
     def _not_blank(self) -> ReplyInput:

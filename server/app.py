@@ -19,6 +19,7 @@ from handlers import (
     conversations,
     engagement,
     feeds,
+    highlights,
     items,
     media,
     messages,
@@ -29,6 +30,8 @@ from handlers import (
     push,
     slides,
     stories,
+    story_tray,
+    story_views,
     users,
 )
 from handlers.commands import CommandRegistry, collect_commands
@@ -59,7 +62,7 @@ def command_registry() -> CommandRegistry:
         auth, account_email, users, messages, media, conversations, blocks, presence,
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
-        clique_moderation, feeds, stories, slides,
+        clique_moderation, feeds, stories, story_tray, story_views, highlights, slides,
     ])
 
 

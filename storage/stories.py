@@ -318,44 +318,6 @@ async def viewers(db: Database, story_id: uuid.UUID, limit: int,
                    r["viewed_at"], r["reaction"]) for r in rows]
 
 
-async def set_reaction(conn: asyncpg.Connection, story_id: uuid.UUID, user_id: uuid.UUID,
-                       kind: str | None) -> tuple[bool, str | None]:
-    """Set (or with None, remove) the user's one reaction; (changed, the previous kind).
-
-    The item's reaction_count and reaction_counts change in the same transaction, as for
-    every item (docs/social-model.md).
-    """
-    await conn.execute("SELECT 1 FROM items WHERE id = $1 FOR UPDATE", story_id)
-    before = await conn.fetchval(
-        "SELECT kind FROM item_reactions WHERE item_id = $1 AND user_id = $2", story_id, user_id)
-    if before == kind:
-        return False, before
-    if before is not None:
-        await conn.execute("DELETE FROM item_reactions WHERE item_id = $1 AND user_id = $2",
-                           story_id, user_id)
-        await _count(conn, story_id, before, -1)
-    if kind is not None:
-        await conn.execute(
-            "INSERT INTO item_reactions (item_id, user_id, kind) VALUES ($1, $2, $3)",
-            story_id, user_id, kind)
-        await _count(conn, story_id, kind, 1)
-    return True, before
-
-
-async def _count(conn: asyncpg.Connection, story_id: uuid.UUID, kind: str, step: int) -> None:
-    # A kind whose count reaches zero leaves reaction_counts, so it lists only kinds in use.
-    await conn.execute(
-        """UPDATE items SET reaction_count = reaction_count + $3,
-               reaction_counts = CASE
-                   WHEN coalesce((reaction_counts ->> $2)::int, 0) + $3 <= 0
-                       THEN reaction_counts - $2
-                   ELSE jsonb_set(reaction_counts, ARRAY[$2],
-                                  to_jsonb(coalesce((reaction_counts ->> $2)::int, 0) + $3))
-               END
-           WHERE id = $1""",
-        story_id, kind, step)
-
-
 async def renditions_of(db: Database, media_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Rendition]]:
     """The renditions of several media at once, by media id."""
     rows = await db.pool.fetch(

@@ -136,7 +136,8 @@ async def test_scopes_and_authentication(client: Client, settings: Settings) -> 
                               403, "forbidden")
         assert error["details"]["required_scope"] == "write:content"
     error = await refused(await client.post(f"/v1/stories/{story['id']}/replies",
-                                            json={"body": "hi"}, headers=read_only),
+                                            json={"body": "hi", "client_id": "c"},
+                                            headers=read_only),
                           403, "forbidden")
     assert error["details"]["required_scope"] == "write:messages"
     error = await refused(await client.get("/v1/stories/feed", headers=bearer("read:profile")),

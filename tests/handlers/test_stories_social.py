@@ -97,7 +97,8 @@ async def test_a_reply_is_a_dm_to_the_author_carrying_the_story(
     assert direct["kind"] == "direct" and direct["peer"] == fan.id
     # The same DM takes the next reply; plain messages carry no story.
     second = await ok(await rest(client, fan, "story.reply",
-                                 {"story_id": story["id"], "body": "again"}), 201)
+                                 {"story_id": story["id"], "body": "again", "client_id": "r2"}),
+                      201)
     assert second["conversation_id"] == sent["conversation_id"]
     plain = await ok(await rest(client, author, "message.send", {
         "conversation_id": sent["conversation_id"], "body": "thanks",
@@ -125,25 +126,33 @@ async def test_replies_are_refused_when_off_expired_blocked_or_your_own(
     clock = install_clock(client)
     quiet = await post_story(client, author, allow_replies=False)
     error = await refused(await rest(client, fan, "story.reply",
-                                     {"story_id": quiet["id"], "body": "hi"}), 403, "forbidden")
+                                     {"story_id": quiet["id"], "body": "hi", "client_id": "q"}),
+                          403, "forbidden")
     assert error["details"]["reason"] == "replies_off"
     story = await post_story(client, author)
     error = await refused(await rest(client, author, "story.reply",
-                                     {"story_id": story["id"], "body": "me"}), 400,
-                          "invalid_input")
+                                     {"story_id": story["id"], "body": "me", "client_id": "m"}),
+                          400, "invalid_input")
     assert error["details"]["fields"][0]["type"] == "self"
-    for bad in ({"body": ""}, {"body": "   "}, {"body": "x" * 4001}, {"client_id": ""}):
-        payload = {"story_id": story["id"], "body": "hi", **bad}
+    for bad in ({"body": ""}, {"body": "   "}, {"body": "x" * 4001}, {"client_id": ""},
+                {"client_id": "x" * 65}):
+        payload = {"story_id": story["id"], "body": "hi", "client_id": "c", **bad}
         await refused(await rest(client, fan, "story.reply", payload), 400, "invalid_input")
+    # Required, as message.send's: without it a retry could not be told from a new reply.
+    error = await refused(await rest(client, fan, "story.reply",
+                                     {"story_id": story["id"], "body": "hi"}),
+                          400, "invalid_input")
+    assert "client_id" in {f["field"] for f in error["details"]["fields"]}
     await ok(await rest(client, author, "user.block", {"user_id": fan.id}), 204)
-    await refused(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi"}),
-                  404, "not_found")
+    await refused(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi",
+                                                          "client_id": "b"}), 404, "not_found")
     await ok(await rest(client, author, "user.unblock", {"user_id": fan.id}), 204)
     await follow(settings, fan, author)  # the block dropped the follow
-    await ok(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi"}), 201)
+    await ok(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi",
+                                                     "client_id": "u"}), 201)
     clock.advance(hours=24)
-    await refused(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi"}),
-                  404, "not_found")
+    await refused(await rest(client, fan, "story.reply", {"story_id": story["id"], "body": "hi",
+                                                          "client_id": "e"}), 404, "not_found")
 
 
 # -- comments (through item.create) ----------------------------------------------------------
