@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import subprocess
+import uuid
 import zlib
 from pathlib import Path
 
@@ -109,3 +110,20 @@ def describe(data: bytes, work: Path, name: str = "probe.bin") -> str:
     done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
                           timeout=60, stdin=subprocess.DEVNULL)
     return done.stderr.decode(errors="replace")
+
+
+def make_video(work: Path, *, size: str = "160x120", seconds: float = 2.0, fps: int = 10,
+               audio: str | None = "tone") -> bytes:
+    """A testsrc MP4; audio is "tone" (a 440 Hz sine), "silent" (a silent track) or None."""
+    out = work / f"clip-{uuid.uuid4().hex}.mp4"
+    args = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc=size={size}:rate={fps}"]
+    if audio == "tone":
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]
+    elif audio == "silent":
+        args += ["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio is not None:
+        args += ["-c:a", "aac", "-b:a", "32k"]
+    subprocess.run([*args, str(out)], check=True, timeout=120, stdin=subprocess.DEVNULL)
+    return out.read_bytes()

@@ -22,11 +22,10 @@ import socketio
 
 from config import Settings
 from tests.conftest import free_port, process_env, unique_name
-from tests.handlers.test_messages_core import make_group
-from tests.server.test_js_client import node_binary
+from tests.handlers.conversation_helpers import make_group
+from tests.server.js_helpers import JS_DIR, node_binary
 
 HOTSPOT = str(Path(sys.executable).parent / "hotspot")
-JS_DIR = Path(__file__).parent / "js"
 
 
 def env_for(settings: Settings) -> dict[str, str]:

@@ -61,7 +61,7 @@ async def test_a_node_listens_only_to_conversations_of_the_sockets_it_holds(
 ) -> None:
     import redis.asyncio as aioredis
 
-    from tests.handlers.test_messages_core import make_group
+    from tests.handlers.conversation_helpers import make_group
 
     node_a = await make_client(node_id="node-a")
     node_b = await make_client(node_id="node-b")

@@ -1,4 +1,5 @@
-"""Helpers for the conversation tests: call any command over REST by name, watch socket events."""
+"""Helpers for the conversation tests: call any command over REST by name, watch socket events,
+make a group straight in storage."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any
 import socketio
 from aiohttp.test_utils import TestClient
 
+from config import Settings
 from server.app import command_registry
+from storage import conversations as conversation_store
+from storage.db import Database
 from tests.conftest import Account
 
 COMMANDS = {cmd.name: cmd for cmd in command_registry()}
@@ -110,3 +114,19 @@ class Inbox:
 def is_event(kind: str, **fields: Any) -> Predicate:
     """Match an event by name and payload fields."""
     return lambda name, data: name == kind and all(data.get(k) == v for k, v in fields.items())
+
+
+async def make_group(settings: Settings, owner: Account, *others: Account) -> str:
+    """A group straight in storage, for tests of the message path alone."""
+    db = await Database.connect(settings.database_url or "", 1, 2)
+    try:
+        async with db.transaction() as conn:
+            conv = await conversation_store.insert_conversation(
+                conn, kind="group", title="t", avatar_url=None,
+                created_by=uuid.UUID(owner.id), key=None)
+            assert conv is not None
+            members = [(uuid.UUID(owner.id), "owner"), *((uuid.UUID(o.id), "member") for o in others)]
+            await conversation_store.upsert_members(conn, conv.id, members, 0)
+        return str(conv.id)
+    finally:
+        await db.close()

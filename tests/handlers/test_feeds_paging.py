@@ -10,15 +10,21 @@ import asyncpg
 import jwt
 import pytest
 
-from config import Settings
+from config import Rates, Settings
 from server.resources import build_token_service
 from storage.feeds import BATCH_MAX, BATCH_SLACK, SCAN_ROUNDS
 from storage.items import CHILDREN_SCAN_MAX
-from tests.conftest import Account, signup
+from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.test_feeds import T0, Client, client, clique, db, ids, join, page, put, relate
+from tests.handlers.feed_helpers import T0, Client, clique, ids, join, page, put, relate
 
-__all__ = ["client", "db"]  # fixtures, imported so pytest finds them here
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> Client:
+    """The app, with room for the many sign-ups these tests make from one address."""
+    return await make_client(rates=Rates(signup=(1000, 3600)))
+
+
 LISTS = ["feed.home", "feed.user", "feed.clique", "feed.tag"]
 
 

@@ -10,7 +10,7 @@ from config import Settings
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.item_helpers import create, fetch, get, sql
-from tests.handlers.test_media import settled, uploaded
+from tests.handlers.media_helpers import settled, uploaded
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 

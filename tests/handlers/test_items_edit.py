@@ -12,8 +12,8 @@ from server.resources import build_token_service
 from tests.conftest import signup
 from tests.handlers.conversation_helpers import ok, refused, rest
 from tests.handlers.item_helpers import create, fetch, notes, sql
+from tests.handlers.media_helpers import uploaded
 from tests.handlers.social_helpers import until
-from tests.handlers.test_media import uploaded
 
 
 async def test_edit_keeps_history_newest_first(client: Any) -> None:

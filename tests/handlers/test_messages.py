@@ -12,7 +12,7 @@ import socketio
 
 from config import Rates, Settings
 from tests.conftest import Account, AppFactory, SocketFactory, signup
-from tests.handlers.test_messages_core import make_group
+from tests.handlers.conversation_helpers import make_group
 
 
 async def call(sio: socketio.AsyncClient, name: str, payload: dict[str, Any]) -> dict[str, Any]:

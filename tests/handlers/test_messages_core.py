@@ -6,28 +6,10 @@ import asyncio
 from typing import Any
 
 from config import Settings
-from storage import conversations as conversation_store
 from storage import events as event_store
 from storage.db import Database
-from tests.conftest import Account, SocketFactory, signup
-
-
-async def make_group(settings: Settings, owner: Account, *others: Account) -> str:
-    """A group straight in storage, for tests of the message path alone."""
-    import uuid
-
-    db = await Database.connect(settings.database_url or "", 1, 2)
-    try:
-        async with db.transaction() as conn:
-            conv = await conversation_store.insert_conversation(
-                conn, kind="group", title="t", avatar_url=None,
-                created_by=uuid.UUID(owner.id), key=None)
-            assert conv is not None
-            members = [(uuid.UUID(owner.id), "owner"), *((uuid.UUID(o.id), "member") for o in others)]
-            await conversation_store.upsert_members(conn, conv.id, members, 0)
-        return str(conv.id)
-    finally:
-        await db.close()
+from tests.conftest import SocketFactory, signup
+from tests.handlers.conversation_helpers import make_group
 
 
 async def test_send_is_stored_delivered_live_and_synced(

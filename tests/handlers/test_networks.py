@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestClient
 
 from config import Rates, Settings
 from server.resources import SERVICES
-from tests.conftest import Account, AppFactory, SocketFactory, signup
+from tests.conftest import AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
+from tests.handlers.network_helpers import Client, counts, fake_users, follow, ids, make_private, profile
 from tests.handlers.social_helpers import notes_of, sql, until
-
-Client = TestClient[Any, Any]
 
 # Every graph command that names another user, with the status it answers on success.
 USER_COMMANDS = {
@@ -32,38 +29,6 @@ USER_COMMANDS = {
 async def client(make_client: AppFactory) -> Client:
     # Some tests need more than the default 20 sign-ups per address and hour.
     return await make_client(rates=Rates(signup=(1000, 3600)))
-
-
-async def profile(client: Client, viewer: Account, user: Account) -> dict[str, Any]:
-    return dict(await ok(await client.get(f"/v1/users/{user.id}", headers=viewer.headers)))
-
-
-async def counts(client: Client, user: Account) -> tuple[int, int, int]:
-    """(followers, following, friends) from the user's own profile."""
-    me = await ok(await client.get("/v1/users/me", headers=user.headers))
-    return me["follower_count"], me["following_count"], me["friend_count"]
-
-
-async def ids(client: Client, account: Account, name: str, **payload: Any) -> list[str]:
-    page = await ok(await rest(client, account, name, payload))
-    return [u["id"] for u in page["users"]]
-
-
-async def make_private(client: Client, account: Account, private: bool = True) -> dict[str, Any]:
-    resp = await client.patch("/v1/users/me", json={"is_private": private}, headers=account.headers)
-    return dict(await ok(resp))
-
-
-async def follow(client: Client, a: Account, b: Account) -> str:
-    return str((await ok(await rest(client, a, "user.follow", {"user_id": b.id})))["status"])
-
-
-async def fake_users(settings: Settings, n: int) -> list[uuid.UUID]:
-    """n bare user rows made straight in the database (for limits that need many users)."""
-    rows = await sql(settings, """INSERT INTO users (username, email, display_name)
-        SELECT 'f' || substr(md5(random()::text), 1, 20), NULL, 'fake' FROM generate_series(1, $1)
-        RETURNING id""", n)
-    return [r["id"] for r in rows]
 
 
 # --- input and refusals ----------------------------------------------------------------------

@@ -12,16 +12,8 @@ from config import Rates, Settings
 from server.resources import SERVICES
 from tests.conftest import Account, AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.test_networks import (
-    Client,
-    counts,
-    fake_users,
-    follow,
-    ids,
-    make_private,
-    profile,
-    sql,
-)
+from tests.handlers.network_helpers import Client, counts, fake_users, follow, ids, make_private, profile
+from tests.handlers.social_helpers import sql
 
 LISTS = ("user.followers", "user.following", "user.friends")
 OWN_LISTS = ("follow_request.list", "follow_request.sent", "friend.requests",

@@ -4,7 +4,6 @@ live progress on the author's socket, views, feeds, video replies and the conten
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 import socketio
-from aiohttp.test_utils import TestClient
 
 from config import Settings
 from handlers.slides import render_job
@@ -21,97 +19,21 @@ from server.resources import SERVICES
 from storage import slides as slide_store
 from tests.conftest import Account, AppFactory, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, fields_of, is_event, ok, refused, rest
-from tests.handlers.test_media import png, settled, upload
-from workers.media_video import Probe, ffmpeg_exe, probe_output
+from tests.handlers.media_helpers import png, upload
+from tests.handlers.slide_helpers import (
+    Client,
+    befriend,
+    block,
+    create,
+    db_execute,
+    finished,
+    follow,
+    get,
+    near,
+    probe_url,
+    video_media,
+)
 from workers.slides import SlideWorker
-
-Client = TestClient[Any, Any]
-
-
-# -- helpers (test_slides_compose.py uses them too) ------------------------------------------
-
-
-def make_video(work: Path, *, size: str = "160x120", seconds: float = 2.0, fps: int = 10,
-               audio: str | None = "tone") -> bytes:
-    """A testsrc MP4; audio is "tone" (a 440 Hz sine), "silent" (a silent track) or None."""
-    out = work / f"clip-{uuid.uuid4().hex}.mp4"
-    args = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "lavfi",
-            "-i", f"testsrc=size={size}:rate={fps}"]
-    if audio == "tone":
-        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=22050"]
-    elif audio == "silent":
-        args += ["-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono"]
-    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    if audio is not None:
-        args += ["-c:a", "aac", "-b:a", "32k"]
-    subprocess.run([*args, str(out)], check=True, timeout=120, stdin=subprocess.DEVNULL)
-    return out.read_bytes()
-
-
-async def video_media(client: Client, account: Account, tmp_path: Path, **kwargs: Any) -> str:
-    """The id of a ready video upload of this account."""
-    resp = await upload(client, account, make_video(tmp_path, **kwargs))
-    assert resp.status == 202, await resp.text()
-    media = await settled(client, account, (await resp.json())["id"])
-    assert media["status"] == "ready", media
-    return str(media["id"])
-
-
-async def create(client: Client, account: Account, media_id: str, **fields: Any) -> dict[str, Any]:
-    return dict(await ok(await rest(client, account, "slide.create",
-                                    {"media_id": media_id, **fields}), 201))
-
-
-async def get(client: Client, account: Account, slide_id: str) -> Any:
-    return await rest(client, account, "slide.get", {"slide_id": slide_id})
-
-
-async def finished(client: Client, account: Account, slide_id: str,
-                   timeout: float = 60.0) -> dict[str, Any]:
-    """The slide once the worker is done with it (ready or failed), as its author sees it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        body = dict(await ok(await get(client, account, slide_id)))
-        if body["slide"]["status"] != "processing":
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"slide still processing after {timeout} s")
-        await asyncio.sleep(0.1)
-
-
-async def probe_url(client: Client, account: Account, url: str, work: Path) -> Probe:
-    """Download a video the way a client plays it, and probe it."""
-    resp = await client.get(url, headers=account.headers)
-    assert resp.status == 200, (url, resp.status, await resp.text())
-    path = work / f"got-{uuid.uuid4().hex}.mp4"
-    path.write_bytes(await resp.read())
-    return await probe_output(path, 60)
-
-
-async def db_execute(settings: Settings, query: str, *args: Any) -> None:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(query, *args)
-    finally:
-        await conn.close()
-
-
-async def follow(client: Client, follower: Account, followee: Account) -> None:
-    await ok(await rest(client, follower, "user.follow", {"user_id": followee.id}))
-
-
-async def befriend(client: Client, a: Account, b: Account) -> None:
-    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
-    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
-
-
-async def block(client: Client, blocker: Account, blocked: Account) -> None:
-    await ok(await rest(client, blocker, "user.block", {"user_id": blocked.id}), 204)
-
-
-def near(actual: int | None, expected: int, tolerance: int = 250) -> bool:
-    return actual is not None and abs(actual - expected) <= tolerance
-
 
 # -- create, effects, progress --------------------------------------------------------------
 
@@ -574,7 +496,6 @@ async def test_a_lost_job_is_queued_again_and_a_redelivery_renders_the_same_medi
     again = (await finished(client, account, slide["id"]))["slide"]
     assert again["status"] == "ready" and again["video"]["media_id"] == first["media_id"]
     assert (await probe_url(client, account, again["video"]["url"], tmp_path)).width == 160
-
 
 
 async def test_a_duplicate_render_finishing_second_keeps_the_first_ones_video(

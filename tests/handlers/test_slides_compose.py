@@ -14,7 +14,7 @@ from handlers.slides import render_job
 from server.resources import SERVICES
 from tests.conftest import Account, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
-from tests.handlers.test_slides import (
+from tests.handlers.slide_helpers import (
     block,
     create,
     db_execute,

@@ -13,7 +13,7 @@ import socketio
 from channels.events import Typing
 from config import RateSpec, Settings
 from tests.conftest import AppFactory, SocketFactory, signup
-from tests.handlers.test_messages_core import make_group
+from tests.handlers.conversation_helpers import make_group
 
 TIMEOUT = 5.0
 

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Account
+from tests.server.js_helpers import JS_DIR, node_binary
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCRIPT = JS_DIR / "client_roundtrip.mjs"
-
-
-def node_binary() -> str:
-    """The node executable; a missing one fails the test, it is part of the suite's set-up."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: the JavaScript client test needs Node.js 18+ on PATH")
-    if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").exists():
-        pytest.fail(f"socket.io-client is not installed: run `npm ci` in {JS_DIR} (make test does)")
-    return node
 
 
 async def run_script(*args: str, timeout: float = 30.0) -> tuple[int, str, str]:

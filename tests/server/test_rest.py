@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -11,8 +10,8 @@ import pytest
 
 import storage.users
 from config import Limits, Rates
-from server.logs import JsonFormatter
 from tests.conftest import Account, AppFactory, signup, unique_name
+from tests.server.log_helpers import Collect
 
 
 def field_errors(body: dict[str, Any]) -> dict[str, str]:
@@ -214,30 +213,6 @@ async def test_a_client_request_id_is_echoed(client: Any) -> None:
 async def test_an_unusable_client_request_id_is_replaced(client: Any) -> None:
     resp = await client.get("/health", headers={"X-Request-Id": "x" * 200})
     assert resp.headers["X-Request-Id"] not in ("", "x" * 200)
-
-
-class Collect(logging.Handler):
-    """Keeps records and their JSON rendering as the server writes them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.records: list[logging.LogRecord] = []
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        # Rendered now, inside the request, as the real handler does: the request id is in scope.
-        self.lines.append(orjson.loads(self.format(record)))
-
-
-@pytest.fixture
-def server_log() -> Iterator[Collect]:
-    handler = Collect()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
 
 
 async def test_unexpected_exception_is_500_internal_logged_and_survived(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import jwt
@@ -19,7 +18,7 @@ from channels.events import ServerShutdown, SessionRevoked
 from config import Limits
 from server.resources import SERVICES
 from tests.conftest import JWT_SECRET, Account, AppFactory, SocketFactory, signup
-from tests.server.test_rest import Collect
+from tests.server.log_helpers import Collect
 
 TIMEOUT = 5
 
@@ -306,15 +305,6 @@ async def test_command_needing_auth_on_anonymous_socket_is_unauthorized(
                                timeout=TIMEOUT)
         assert reply["ok"] is False
         assert reply["error"]["code"] == "unauthorized", (event, reply)
-
-
-@pytest.fixture
-def server_log() -> Iterator[Collect]:
-    handler = Collect()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
 
 
 async def test_unexpected_exception_is_internal_and_the_socket_stays_up(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from jobs import slide_effects
-from tests.handlers.test_slides import make_video
+from tests.media_files import make_video
 from workers import media_effects as fx
 from workers.media_images import Rejected
 from workers.media_video import Probe, probe_output, run_ffmpeg

@@ -37,7 +37,8 @@ from tests.conftest import (
     process_env,
     signup,
 )
-from tests.handlers.test_media import (
+from tests.handlers.conversation_helpers import make_group
+from tests.handlers.media_helpers import (
     MP4,
     blob_files,
     error,
@@ -49,7 +50,6 @@ from tests.handlers.test_media import (
     upload,
     uploaded,
 )
-from tests.handlers.test_messages_core import make_group
 from workers.media import MediaWorker, variant_key
 from workers.media_strip import strip_png, strip_webp
 

@@ -29,8 +29,8 @@ from server.resources import SERVICES
 from storage.db import Database
 from tests.conftest import AMQP_URL, Account, MailSink, mail_text, signup
 from tests.handlers.conversation_helpers import create_group, ok, rest
+from tests.workers.notification_helpers import message, quiet_now
 from tests.workers.outreach_helpers import header_link, sql
-from tests.workers.test_notifications import message, quiet_now
 from workers.delivery import OutboxSms, SmtpMailer
 from workers.notification_mail import MailLinks, outreach_job_id
 from workers.notifications import NotificationWorker

@@ -37,6 +37,7 @@ from storage.views.notifications import render
 from tests.conftest import AMQP_URL, Account, SocketFactory, signup
 from tests.handlers.conversation_helpers import Inbox, create_group, is_event, ok, rest
 from tests.push_standin import BrowserKeys, PushStandIn, standin_settings
+from tests.workers.notification_helpers import message, quiet_now
 from workers.notification_push import PushDeferred
 from workers.notifications import NotificationWorker
 from workers.push import HttpMobilePush, WebPushSender, retry_after_seconds
@@ -109,19 +110,6 @@ async def rows_for_message(db: Database, message_id: str) -> dict[str, tuple[str
     rows = await db.pool.fetch(
         "SELECT user_id, kind, count FROM notifications WHERE data->>'message_id' = $1", message_id)
     return {str(r["user_id"]): (r["kind"], r["count"]) for r in rows}
-
-
-def message(conversation_id: str, sender: Account, body: str,
-            reply_to: str | None = None) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "conversation_id": conversation_id, "sender_id": sender.id,
-            "body": body, "reply_to": reply_to}
-
-
-def quiet_now() -> dict[str, str]:
-    """Quiet hours around the current time, in UTC."""
-    now = datetime.now(UTC)
-    return {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
-            "end": (now + timedelta(hours=1)).strftime("%H:%M"), "timezone": "UTC"}
 
 
 async def test_message_fan_out_applies_presence_mutes_blocks_preferences_and_quiet_hours(

@@ -18,7 +18,7 @@ from config import Limits, Settings
 from storage.db import Database
 from storage.messages import MessageDraft
 from tests.conftest import AppFactory, SocketFactory, free_port, process_env, signup
-from tests.handlers.test_messages_core import make_group
+from tests.handlers.conversation_helpers import make_group
 from workers.persistence import PersistenceWorker
 
 HOTSPOT = str(Path(sys.executable).parent / "hotspot")
