@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from storage.blocks import either_way_sql
 from storage.db import Database
 
 
@@ -34,13 +35,11 @@ async def last_seen(db: Database, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
 # across a block either way, and only a follower (follows holds approved follows only, so a
 # private account's pending requesters are not followers), a friend, or someone sharing a
 # conversation (both active members) with the user.
-_VISIBLE_PAIRS = """
+_VISIBLE_PAIRS = f"""
 SELECT v.id AS viewer, t.id AS target
 FROM unnest($1::uuid[]) AS v (id), unnest($2::uuid[]) AS t (id)
 WHERE v.id = t.id OR (
-    NOT EXISTS (SELECT 1 FROM user_blocks b
-                WHERE (b.blocker_id = v.id AND b.blocked_id = t.id)
-                   OR (b.blocker_id = t.id AND b.blocked_id = v.id))
+    NOT {either_way_sql('v.id', 't.id')}
     AND (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = v.id AND f.followee_id = t.id)
          OR EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = t.id AND f.friend_id = v.id)
          OR EXISTS (SELECT 1 FROM conversation_members mine
