@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from channels.events import server_events
+from config.rates import Rates
 from handlers.commands import Command, CommandRegistry
 from handlers.errors import HTTP_STATUS
+from handlers.scopes import describe as describe_scopes
 
 REF = "#/components/schemas/{model}"
 PATH_PARAM = re.compile(r"{(\w+)}")
@@ -82,7 +84,7 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
+def _operation(cmd: Command, components: dict[str, Any], rates: Rates) -> dict[str, Any]:
     path_params = PATH_PARAM.findall(cmd.path or "")
     input_schema = cmd.input.model_json_schema(ref_template=REF)
     _add_definitions(input_schema, components)
@@ -110,10 +112,11 @@ def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
                        "required": sorted(required - set(path_params))}
         op["requestBody"] = {"required": bool(body_schema["required"]),
                              "content": {"application/json": {"schema": body_schema}}}
+    op["x-policy"] = policy(cmd, rates)
     if cmd.auth == "required":
         op["security"] = [{"bearer": []}]
         if cmd.scope:
-            op["x-required-scope"] = cmd.scope
+            op["x-required-scope"] = cmd.scope.value
     else:
         op["security"] = []
     success: dict[str, Any] = {"description": "success"}
@@ -130,18 +133,30 @@ def _operation(cmd: Command, components: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def openapi(registry: CommandRegistry, base_url: str) -> dict[str, Any]:
+def policy(cmd: Command, rates: Rates) -> dict[str, Any]:
+    """The command's declared policy with each rate's configured limit, for the documents."""
+    declared = cmd.policy()
+    for row in declared["rates"]:
+        spec = rates.spec(row["name"])
+        row.update(limit=spec.limit, window_s=spec.window_s)
+    return declared
+
+
+def openapi(registry: CommandRegistry, base_url: str,
+            rates: Rates | None = None) -> dict[str, Any]:
+    rates = rates or Rates()
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for cmd in registry:
         if cmd.method is None or cmd.rest_path is None:
             continue
-        paths.setdefault(cmd.rest_path, {})[cmd.method.lower()] = _operation(cmd, components)
+        paths.setdefault(cmd.rest_path, {})[cmd.method.lower()] = _operation(cmd, components, rates)
     return {
         "openapi": "3.1.0",
         "info": {"title": "HotSpot API", "version": "1",
                  "description": "Every operation is also a Socket.IO event (x-socket-event)."},
         "servers": [{"url": base_url}],
+        "x-scopes": describe_scopes(),
         "paths": paths,
         "components": {
             "schemas": components,
@@ -151,14 +166,16 @@ def openapi(registry: CommandRegistry, base_url: str) -> dict[str, Any]:
     }
 
 
-def event_catalogue(registry: CommandRegistry) -> dict[str, Any]:
+def event_catalogue(registry: CommandRegistry, rates: Rates | None = None) -> dict[str, Any]:
+    rates = rates or Rates()
     commands = []
     for cmd in registry:
         commands.append({
             "name": cmd.name,
             "summary": cmd.summary,
             "auth": cmd.auth,
-            "scope": cmd.scope,
+            "scope": None if cmd.scope is None else cmd.scope.value,
+            "policy": policy(cmd, rates),
             "input": cmd.input.model_json_schema(),
             "output": cmd.output.model_json_schema() if cmd.output else None,
             "rest": None if cmd.method is None else {"method": cmd.method, "path": cmd.rest_path,
@@ -172,6 +189,7 @@ def event_catalogue(registry: CommandRegistry) -> dict[str, Any]:
                 "failure": {"ok": False, "error": {"code": "...", "message": "...",
                                                    "details": "optional"}}},
         "error_codes": sorted(HTTP_STATUS),
+        "scopes": describe_scopes(),
         "commands": commands,
         "server_events": [
             {"name": e.name, "description": e.description, "payload": e.payload.model_json_schema()}
