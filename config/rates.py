@@ -106,6 +106,9 @@ class Rates(BaseSettings):
     item_delete: RateValue = RateSpec(30, 60)
     engagement: RateValue = RateSpec(120, 60)
     item_subscribe: RateValue = RateSpec(300, 60)
+    # Ending subscriptions frees resources: a counter of its own, so reaching the subscribe
+    # limit never keeps a client from unsubscribing.
+    item_unsubscribe: RateValue = RateSpec(1200, 60)
     clique_create: RateValue = RateSpec(10, 3600)
     clique_invite: RateValue = RateSpec(50, 3600)
     clique_join: RateValue = RateSpec(60, 3600)

@@ -28,6 +28,7 @@ from handlers.clique_schemas import (
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
+from handlers.idempotency import clique_retry
 from handlers.pagination import PageInput, page_of
 from handlers.rates import Rate
 from handlers.scopes import Scope
@@ -37,7 +38,7 @@ from storage import cliques as store
 
 @command("clique.create", input=CreateInput, rest=("POST", "/cliques"), scope=Scope.WRITE_CLIQUES,
          status=201, output=CliqueOut,
-         rate=Rate("clique_create"))
+         rate=Rate("clique_create"), is_retry=clique_retry)
 async def create(ctx: Context, data: CreateInput) -> CliqueOut:
     """Create a clique with you as its owner (at most 100 owned, 10 created an hour)."""
     services, me = ctx.services, ctx.user.user_id

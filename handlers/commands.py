@@ -23,6 +23,7 @@ from handlers.scopes import Scope
 AuthMode = Literal["required", "none"]
 Transport = Literal["socket", "rest"]
 HandlerFn = Callable[[Context, Any], Awaitable[Any]]
+RetryCheck = Callable[[Context, Any], Awaitable[bool]]
 F = TypeVar("F", bound=HandlerFn)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
@@ -80,6 +81,9 @@ class Command:
     # The REST route is served by a hand-written aiohttp handler that calls the dispatcher
     # (the unsubscribe link answers HTML forms too); server/rest.py does not add it.
     custom_route: bool = False
+    # Tells whether a call repeats an earlier one (its idempotency key made something
+    # already): such a retry is answered without counting the command's rates.
+    is_retry: RetryCheck | None = None
     tags: tuple[str, ...] = ()
 
     @property
@@ -116,6 +120,7 @@ def command(
     output: type[BaseModel] | None = None,
     binds_session: bool = False,
     custom_route: bool = False,
+    is_retry: RetryCheck | None = None,
 ) -> Callable[[F], F]:
     """Declare the decorated coroutine as a command; collect_commands() finds it.
 
@@ -155,6 +160,7 @@ def command(
             output=output,
             binds_session=binds_session,
             custom_route=custom_route,
+            is_retry=is_retry,
             tags=(name.split(".")[0],),
         )
         return fn

@@ -103,7 +103,7 @@ async def subscribe(ctx: Context, data: ItemIdInput) -> SubscribedOut:
 
 
 @command("item.unsubscribe", input=ItemIdInput, scope=Scope.READ_CONTENT, output=UnsubscribedOut,
-         rate=Rate("item_subscribe"), socket_only=True)
+         rate=Rate("item_unsubscribe"), socket_only=True)
 async def unsubscribe(ctx: Context, data: ItemIdInput) -> UnsubscribedOut:
     """Stop receiving an item's live events on this connection (not subscribed: no change)."""
     sid = _socket(ctx, "item.unsubscribe")

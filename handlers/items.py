@@ -27,6 +27,7 @@ from handlers import notifications
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from handlers.idempotency import item_retry
 from handlers.item_schemas import (
     CreateInput,
     EditInput,
@@ -210,7 +211,7 @@ async def _replay(ctx: Context, data: CreateInput) -> ItemOut | None:
 
 @command("item.create", input=CreateInput, rest=("POST", "/items"), scope=Scope.WRITE_CONTENT,
          status=201, output=ItemOut,
-         rate=Rate("item_create"))
+         rate=Rate("item_create"), is_retry=item_retry)
 async def create(ctx: Context, data: CreateInput) -> ItemOut:
     """Post, comment, reply or write a notice; a retry with the same idempotency_key is safe."""
     services, me = ctx.services, ctx.user.user_id

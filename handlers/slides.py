@@ -22,6 +22,7 @@ from typing import Any
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
+from handlers.idempotency import item_retry
 from handlers.pagination import Position, decode_cursor, page_of
 from handlers.rates import Rate
 from handlers.scopes import Scope
@@ -40,6 +41,7 @@ from jobs.queue import QueueUnavailable
 from jobs.slide_effects import Effect, EffectError, parse_effects
 from jobs.slides import QUEUE as SLIDES_QUEUE
 from jobs.slides import render_job
+from storage import items as item_store
 from storage import media as media_store
 from storage import slides as store
 from storage.media import Media
@@ -107,7 +109,7 @@ async def _original(ctx: Context, slide_id: uuid.UUID, kind: str) -> Slide:
 async def _replay(ctx: Context, data: SlideFields, credit: Credit | None) -> SlideOut | None:
     """The slide an earlier create with this idempotency_key made, if there is one."""
     key, db, me = data.idempotency_key, ctx.services.db, ctx.user.user_id
-    if key is None or await store.idempotency_kind(db, me, key) is None:
+    if key is None or await item_store.created_with_key(db, me, key) is None:
         return None
     earlier = await store.by_idempotency_key(db, me, key)
     if earlier is None or earlier.source_media_id != data.media_id or (
@@ -139,7 +141,6 @@ async def _make(ctx: Context, data: SlideFields, *, credit: Credit | None = None
                 reply_to: uuid.UUID | None = None) -> SlideOut:
     """Store a new slide (ready now, or processing with its render job queued)."""
     services, me = ctx.services, ctx.user.user_id
-    limits = services.settings.limits
     effects = _effects(data)
     # A retry answers what the first call made.
     replayed = await _replay(ctx, data, credit)
@@ -188,7 +189,7 @@ async def _out(ctx: Context, slide_id: uuid.UUID) -> SlideOut:
 
 @command("slide.create", input=CreateInput, rest=("POST", "/slides"), scope=Scope.WRITE_CONTENT,
          status=201, output=SlideOut,
-         rate=Rate("slide_create"))
+         rate=Rate("slide_create"), is_retry=item_retry)
 async def create(ctx: Context, data: CreateInput) -> SlideOut:
     """Post a slide from your video upload, with effects, optionally as a video reply to a comment."""
     if data.reply_to_comment_id is not None and not await store.visible_comment(
@@ -199,7 +200,7 @@ async def create(ctx: Context, data: CreateInput) -> SlideOut:
 
 @command("slide.stitch", input=StitchInput, rest=("POST", "/slides/{source_slide_id}/stitches"),
          scope=Scope.WRITE_CONTENT, status=201, output=SlideOut,
-         rate=Rate("slide_create"))
+         rate=Rate("slide_create"), is_retry=item_retry)
 async def stitch(ctx: Context, data: StitchInput) -> SlideOut:
     """A new slide: up to 5 s of another slide, then your video; credits the original."""
     original = await _original(ctx, data.source_slide_id, "stitch")
@@ -213,7 +214,7 @@ async def stitch(ctx: Context, data: StitchInput) -> SlideOut:
 
 @command("slide.duet", input=DuetInput, rest=("POST", "/slides/{source_slide_id}/duets"),
          scope=Scope.WRITE_CONTENT, status=201, output=SlideOut,
-         rate=Rate("slide_create"))
+         rate=Rate("slide_create"), is_retry=item_retry)
 async def duet(ctx: Context, data: DuetInput) -> SlideOut:
     """A new slide: another slide and your video side by side; credits the original."""
     original = await _original(ctx, data.source_slide_id, "duet")

@@ -29,6 +29,7 @@ from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.conversation_schemas import OpenDirectInput
 from handlers.errors import CommandError, invalid
+from handlers.idempotency import item_retry
 from handlers.messages import MessageOut, SendInput
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
 from handlers.rates import Rate, charge
@@ -45,6 +46,7 @@ from handlers.story_schemas import (
     story_outs,
 )
 from storage import conversations as conversation_store
+from storage import items as item_store
 from storage import media as media_store
 from storage import stories as store
 from storage.stories import NewStory, Story
@@ -103,7 +105,7 @@ async def _story_media(ctx: Context, media_id: uuid.UUID) -> None:
 
 async def _by_key(ctx: Context, key: str) -> StoryOut | None:
     """The story a create with this idempotency key made already, if any."""
-    found = await store.by_key(ctx.services.db, ctx.user.user_id, key)
+    found = await item_store.created_with_key(ctx.services.db, ctx.user.user_id, key)
     if found is None:
         return None
     if found[1] != "story":
@@ -114,7 +116,7 @@ async def _by_key(ctx: Context, key: str) -> StoryOut | None:
 
 @command("story.create", input=CreateInput, rest=("POST", "/stories"), scope=Scope.WRITE_CONTENT,
          status=201, output=StoryOut,
-         rate=Rate("story_create"))
+         rate=Rate("story_create"), is_retry=item_retry)
 async def create(ctx: Context, data: CreateInput) -> StoryOut:
     """Post a story (one of your uploads) for 24 hours; at most 50 active at once."""
     services, me = ctx.services, ctx.user.user_id
@@ -132,7 +134,7 @@ async def create(ctx: Context, data: CreateInput) -> StoryOut:
     async with services.db.transaction() as conn:
         await store.lock_author(conn, me)
         # Under the lock, a concurrent create with the same key has committed or not begun.
-        if key is None or await store.by_key(conn, me, key) is None:
+        if key is None or await item_store.created_with_key(conn, me, key) is None:
             if await store.active_count(conn, me, now) >= limits.stories_active_max:
                 raise CommandError(
                     "conflict", f"you have {limits.stories_active_max} active stories already",

@@ -72,10 +72,12 @@ class Dispatcher:
                                {"transports": list(cmd.transports), "reason": "wrong_transport"})
 
     @staticmethod
-    async def apply_policy(cmd: Command, ctx: Context) -> None:
+    async def apply_policy(cmd: Command, ctx: Context, data: BaseModel) -> None:
         """The declared role, then every declared rate (after the input proved valid)."""
         if cmd.role is not None:
             await require_role(ctx, cmd.role)
+        if cmd.is_retry is not None and await cmd.is_retry(ctx, data):
+            return
         for rate in cmd.rates:
             await charge(ctx, rate)
 
@@ -95,7 +97,7 @@ class Dispatcher:
             except ValidationError as exc:
                 raise CommandError("invalid_input", "the input is not valid",
                                    validation_details(exc)) from None
-            await self.apply_policy(cmd, ctx)
+            await self.apply_policy(cmd, ctx, data)
             result = await cmd.handler(ctx, data)
             return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         except CommandError as exc:

@@ -216,6 +216,19 @@ async def children_page(
     return visible, None
 
 
+async def created_with_key(db: Database | asyncpg.Connection, author_id: uuid.UUID,
+                           key: str) -> tuple[uuid.UUID, str] | None:
+    """The (id, kind) of the item this author created with this idempotency key, if any.
+
+    One key space per author for every kind (posts, stories, slides, ...).
+    """
+    executor = db.pool if isinstance(db, Database) else db
+    row = await executor.fetchrow(
+        "SELECT id, kind FROM items WHERE author_id = $1 AND idempotency_key = $2",
+        author_id, key)
+    return None if row is None else (row["id"], row["kind"])
+
+
 async def by_idempotency_key(db: Database, author_id: uuid.UUID, key: str) -> Item | None:
     row = await db.pool.fetchrow(
         f"SELECT {ITEM_COLUMNS} FROM items i WHERE i.author_id = $1 AND i.idempotency_key = $2",

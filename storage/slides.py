@@ -142,13 +142,6 @@ async def insert_slide(
     return None if row is None else _slide(row)
 
 
-async def idempotency_kind(db: Database, author_id: uuid.UUID, key: str) -> str | None:
-    """The kind of the author's item made with this key (the key is shared by all kinds)."""
-    kind = await db.pool.fetchval(
-        "SELECT kind FROM items WHERE author_id = $1 AND idempotency_key = $2", author_id, key)
-    return None if kind is None else str(kind)
-
-
 async def by_idempotency_key(db: Database, author_id: uuid.UUID, key: str) -> Slide | None:
     """The author's slide made with this key, deleted or not."""
     row = await db.pool.fetchrow(

@@ -139,16 +139,6 @@ async def active_count(conn: asyncpg.Connection, author_id: uuid.UUID, now: date
         author_id, now))
 
 
-async def by_key(db: Database | asyncpg.Connection, author_id: uuid.UUID,
-                 key: str) -> tuple[uuid.UUID, str] | None:
-    """The (id, kind) of the item this author created with this idempotency key."""
-    executor = db.pool if isinstance(db, Database) else db
-    row = await executor.fetchrow(
-        "SELECT id, kind FROM items WHERE author_id = $1 AND idempotency_key = $2",
-        author_id, key)
-    return None if row is None else (row["id"], row["kind"])
-
-
 async def insert_story(conn: asyncpg.Connection, new: NewStory) -> uuid.UUID | None:
     """Insert the story and its media link; None if its idempotency key was taken meanwhile."""
     story_id = await conn.fetchval(

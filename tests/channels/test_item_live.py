@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from config import Settings
+from config import Rates, Settings
 from handlers.context import Services
 from server.app import command_registry
 from server.resources import SERVICES
@@ -26,8 +26,7 @@ EVENTS = ("item.updated", "comment.new")
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
     """The app, with room for many sign-ups and posts from one address (test_engagement.py)."""
-    return await make_client(limits=settings.limits.model_copy(
-        update={"signups_per_ip": 500, "item_creates_per_window": 500}))
+    return await make_client(rates=Rates(signup=(500, 3600), item_create=(500, 60)))
 
 
 def services_of(client: Any) -> Services:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings
+from config import Rates, Settings
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.item_helpers import block, create, fetch, notes, sql
@@ -22,7 +22,7 @@ KINDS = ["like", "love", "haha", "wow", "sad", "angry"]
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
     """The app, with room for the many sign-ups these tests make from one address."""
-    return await make_client(limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
+    return await make_client(rates=Rates(signup=(500, 3600)))
 
 
 async def react(client: Any, account: Any, item_id: str, kind: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config import Settings
+from config import Rates, Settings
 from handlers.pagination import Position
 from server.resources import SERVICES
 from storage import engagement
@@ -23,7 +23,7 @@ MISSING = "00000000-0000-0000-0000-000000000000"
 @pytest.fixture
 async def client(make_client: AppFactory, settings: Settings) -> Any:
     """The app, with room for many sign-ups from one address (see test_engagement.py)."""
-    return await make_client(limits=settings.limits.model_copy(update={"signups_per_ip": 500}))
+    return await make_client(rates=Rates(signup=(500, 3600)))
 
 
 async def share(client: Any, account: Any, item_id: str, **fields: Any) -> Any:

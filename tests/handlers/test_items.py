@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from config import Settings
+from config import Rates, Settings
 from tests.conftest import AppFactory, signup
 from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.item_helpers import create, fetch, get, sql
@@ -291,8 +291,7 @@ async def test_concurrent_creates_with_one_key_make_one_item(
 
 
 async def test_creates_are_rate_limited(make_client: AppFactory, settings: Settings) -> None:
-    limits = settings.limits.model_copy(update={"item_creates_per_window": 3})
-    client = await make_client(limits=limits)
+    client = await make_client(rates=Rates(item_create=(3, 60)))
     alice = await signup(client)
     for _ in range(3):
         await create(client, alice)

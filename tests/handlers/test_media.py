@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from config import Limits, Settings
+from config import Limits, Rates, Settings
 from handlers.media import sniff
 from storage.blobs import BlobTooLarge, LocalBlobStore, check_key
 from tests import media_files
@@ -293,7 +293,7 @@ async def test_upload_needs_a_valid_token(client: Any) -> None:
 
 
 async def test_uploads_are_rate_limited_per_user(make_client: AppFactory) -> None:
-    client = await make_client(limits=Limits(media_uploads_per_window=2))
+    client = await make_client(rates=Rates(media_upload=(2, 60)))
     alice, bob = await signup(client), await signup(client)
     for _ in range(2):
         assert (await upload(client, alice, GIF)).status == 202

@@ -386,7 +386,8 @@ async def test_purge_removes_expired_story_media_but_keeps_highlighted_and_share
 async def test_configured_limits_are_enforced(make_client: AppFactory, settings: Settings) -> None:
     client = await make_client(
         limits=Limits(story_caption_chars=5, highlights_max=1, highlight_stories_max=2),
-        rates=Rates(story_create=(4, 3600), story_react=(2, 10)))
+        # The refused long caption below counts against story_create too: 1 + 4 posts.
+        rates=Rates(story_create=(5, 3600), story_react=(2, 10)))
     author, fan = await signup(client), await signup(client)
     await follow(settings, fan, author)
     media_id = await upload(client, author)

@@ -283,10 +283,17 @@ async def test_presence_query_over_rest(
         resp = await node.put(f"/v1/users/me/following/{followee.id}", headers=account.headers)
         assert resp.status == 200, await resp.text()
     await connect_socket(online.access_token, target=node)
-    resp = await node.get(f"/v1/presence?user_ids={online.id},{offline.id}",
-                          headers=account.headers)
-    assert resp.status == 200, await resp.text()
-    body = await resp.json()
+    # The connect is acknowledged before its presence is recorded: wait until it is.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        resp = await node.get(f"/v1/presence?user_ids={online.id},{offline.id}",
+                              headers=account.headers)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        if body["presence"][0]["status"] == "online" or \
+                asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert [(p["user_id"], p["status"]) for p in body["presence"]] == [
         (online.id, "online"), (offline.id, "offline")]
     assert body["presence"][0]["last_seen"] is not None

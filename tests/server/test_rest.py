@@ -245,21 +245,26 @@ async def test_unexpected_exception_is_500_internal_logged_and_survived(
 
 
 async def test_unexpected_exception_outside_a_command_is_a_json_500(
-    client: Any, monkeypatch: pytest.MonkeyPatch, server_log: Collect
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch, server_log: Collect
 ) -> None:
     from server.resources import METRICS
+
+    # /metrics is on the API port only with a token (docs/operations.md).
+    token = "m" * 32
+    client = await make_client(metrics_token=token)
+    auth = {"Authorization": f"Bearer {token}"}
 
     def broken() -> bytes:
         raise RuntimeError("renderer broke")
 
     monkeypatch.setattr(client.app[METRICS], "render", broken)
-    resp = await client.get("/metrics", headers={"X-Request-Id": "req-metrics"})
+    resp = await client.get("/metrics", headers={"X-Request-Id": "req-metrics", **auth})
     assert resp.status == 500
     assert_error(await resp.json(), "internal")
     assert resp.headers["X-Request-Id"] == "req-metrics"
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in server_log.records)
     monkeypatch.undo()
-    assert (await client.get("/metrics")).status == 200
+    assert (await client.get("/metrics", headers=auth)).status == 200
 
 
 async def test_list_pages_carry_a_next_link(client: Any) -> None:

@@ -61,7 +61,7 @@ async def refused_connect(client: Any) -> AsyncIterator[Callable[..., Any]]:
 def make_token(secret: str = JWT_SECRET, **overrides: Any) -> str:
     now = int(time.time())
     claims = {"iss": "hotspot", "sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()),
-              "scopes": ["*"], "iat": now, "exp": now + 600, "jti": "j" + str(now), **overrides}
+              "scopes": ["*"], "iat": now, "exp": now + 86400, "jti": "j" + str(now), **overrides}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 

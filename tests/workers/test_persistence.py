@@ -14,7 +14,7 @@ import asyncpg
 import socketio
 
 from channels.bus import InProcessBus
-from config import Limits, Settings
+from config import Rates, Settings
 from storage.db import Database
 from storage.messages import MessageDraft
 from tests.conftest import AppFactory, SocketFactory, free_port, process_env, signup
@@ -139,7 +139,7 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     # The only app here runs no workers: every send must go through the worker process.
     node = await make_client(inprocess_workers=False, send_timeout_s=1.0,
-                             limits=Limits(messages_per_window=1000))
+                             rates=Rates(message_send=(1000, 10)))
     alice, bob = await signup(node), await signup(node)
     conversation_id = await make_group(settings, alice, bob)
     sio = await open_socket(node, alice.access_token)
