@@ -227,7 +227,7 @@ def _fmt(value: float, digits: int = 1) -> str:
 
 def result_table(phases: dict[str, Phase]) -> list[list[str]]:
     hs, base = phases["hotspot"].summary(), phases["baseline"].summary()
-    rows = [["metric", "HotSpot feed.home", "bare aiohttp, static page", "ratio (HotSpot/bare)"]]
+    rows = [["metric", "HotSpot feed.list_home", "bare aiohttp, static page", "ratio (HotSpot/bare)"]]
     for title, key, digits in (("latency p50 (ms)", "p50", 1), ("latency p90 (ms)", "p90", 1),
                                ("latency p99 (ms)", "p99", 1), ("latency max (ms)", "max", 1),
                                ("server CPU per request (ms)", "cpu_ms", 2)):

@@ -1,6 +1,6 @@
 """The server's VAPID key (RFC 8292): Web Push is signed with it, clients subscribe with its public half.
 
-It lives below both handlers/ (push.config shows the public key) and workers/ (the sender signs).
+It lives below both handlers/ (push.get_config shows the public key) and workers/ (the sender signs).
 """
 
 from __future__ import annotations

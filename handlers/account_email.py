@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from pydantic import Field
-
-from handlers.account_schemas import Accepted, Email, OwnProfile
-from handlers.auth import TokenInput, send_verification_email, taken
-from handlers.commands import Empty, Input, command
+from handlers.account_schemas import (
+    Accepted,
+    ChangeEmailInput,
+    OwnProfile,
+    TokenInput,
+)
+from handlers.auth import send_verification_email, taken
+from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email
@@ -32,11 +35,6 @@ log = logging.getLogger(__name__)
 
 # Every mail carrying a verification link counts here, per account, whichever command sent it.
 VERIFICATION_MAILS = Rate("verification_mail")
-
-
-class ChangeEmailInput(Input):
-    email: Email = Field(description="the new address; it must confirm a mailed link")
-    current_password: str = Field(min_length=1, max_length=256)
 
 
 def mask_email(address: str) -> str:
@@ -77,7 +75,7 @@ async def _mail_change_link(ctx: Context, user: User, new_email: str) -> None:
         })
 
 
-@command("users.me.email.change", input=ChangeEmailInput, rest=("POST", "/users/me/email"),
+@command("account.email.change", input=ChangeEmailInput, rest=("POST", "/users/me/email"),
          scope=Scope.ACCOUNT, status=202, output=OwnProfile, rate=Rate("account_change"))
 async def change_email(ctx: Context, data: ChangeEmailInput) -> OwnProfile:
     """Start changing your email: needs the password; the new address confirms a mailed link."""
@@ -103,7 +101,7 @@ async def change_email(ctx: Context, data: ChangeEmailInput) -> OwnProfile:
     return OwnProfile.of(await _me(ctx))
 
 
-@command("users.me.email.cancel", rest=("DELETE", "/users/me/email"), scope=Scope.ACCOUNT,
+@command("account.email.cancel", rest=("DELETE", "/users/me/email"), scope=Scope.ACCOUNT,
          output=OwnProfile, rate=Rate("account_change"))
 async def cancel_email_change(ctx: Context, data: Empty) -> OwnProfile:
     """Drop your pending email change; its link stops working."""

@@ -1,4 +1,4 @@
-"""Input and output schemas shared by the auth and users commands."""
+"""Wire models of accounts: sign-up, login, tokens, profiles, email, phone and password."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from handlers.commands import Input
 from handlers.network_schemas import RelationshipOut
 from storage.users import User
 
@@ -97,7 +107,7 @@ class OwnProfile(PublicProfile):
     email: str | None = Field(description="the address you log in and reset with")
     email_verified: bool
     pending_email: str | None = Field(
-        description="an address you asked to change to (users.me.email.change); it replaces "
+        description="an address you asked to change to (account.email.change); it replaces "
                     "email once the link mailed to it is confirmed")
     pending_email_expires_at: datetime | None = Field(
         description="when the link mailed to pending_email stops working")
@@ -131,3 +141,90 @@ class TokenPair(BaseModel):
 
 class AuthResult(TokenPair):
     user: OwnProfile
+
+
+class UpdateProfileInput(Input):
+    username: Username | None = None
+    email: object = Field(default=None, description="refused: the email changes with "
+                          "account.email.change (POST /v1/users/me/email), which needs the "
+                          "password and a confirmed link")
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = None
+    is_private: bool | None = Field(default=None, description="false approves pending follow requests")
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email_moved(cls, value: object) -> object:
+        # A stolen access token must not be enough to move the account to another address.
+        raise PydanticCustomError(
+            "use_email_change", "the email changes with account.email.change "
+            "(POST /v1/users/me/email), which needs your current password")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UpdateProfileInput:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        for required in ("username", "display_name", "is_private"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be removed")
+        return self
+
+
+class DeleteAccountInput(Input):
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ChangePasswordInput(Input):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: Password
+
+
+class UserIdInput(Input):
+    user_id: uuid.UUID
+
+
+class UsernameInput(Input):
+    username: LookupName = Field(min_length=1, max_length=30)
+
+
+class PhoneInput(Input):
+    phone: str = Field(min_length=4, max_length=20, description="E.164, e.g. +14155550123")
+
+
+class PhoneCodeInput(Input):
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class SignupInput(Input):
+    username: Username
+    email: Email
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class LoginCredentials(Input):
+    login: LookupName = Field(min_length=1, max_length=254, description="username or email")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshInput(Input):
+    refresh_token: OpaqueToken
+
+
+class TokenInput(Input):
+    token: OpaqueToken
+
+
+class PasswordResetInput(Input):
+    email: Email
+
+
+class PasswordResetConfirmInput(Input):
+    token: OpaqueToken
+    new_password: Password
+
+
+class ChangeEmailInput(Input):
+    email: Email = Field(description="the new address; it must confirm a mailed link")
+    current_password: str = Field(min_length=1, max_length=256)

@@ -6,21 +6,18 @@ import logging
 import uuid
 from datetime import timedelta
 
-from pydantic import Field
-
 from handlers.account_schemas import (
     Accepted,
     AuthResult,
-    DisplayName,
-    Email,
-    LookupName,
-    OpaqueToken,
+    LoginCredentials,
     OwnProfile,
-    Password,
+    PasswordResetConfirmInput,
+    PasswordResetInput,
+    RefreshInput,
+    SignupInput,
     TokenPair,
-    Username,
 )
-from handlers.commands import Empty, Input, command
+from handlers.commands import Empty, command
 from handlers.context import Context, Services
 from handlers.errors import CommandError, invalid
 from handlers.outbound import enqueue_email
@@ -42,35 +39,6 @@ LOGIN_FAILURES_IP = Rate("login_failures_ip", per="ip")
 LOGIN_FAILURES_ACCOUNT = Rate("login_failures_account", per="subject")
 # Reset mails per account, refused silently so the answer never tells an account exists.
 RESET_MAILS = Rate("password_reset_mail", per="subject")
-
-
-class SignupInput(Input):
-    username: Username
-    email: Email
-    password: Password
-    display_name: DisplayName | None = None
-
-
-class LoginCredentials(Input):
-    login: LookupName = Field(min_length=1, max_length=254, description="username or email")
-    password: str = Field(min_length=1, max_length=256)
-
-
-class RefreshInput(Input):
-    refresh_token: OpaqueToken
-
-
-class TokenInput(Input):
-    token: OpaqueToken
-
-
-class PasswordResetInput(Input):
-    email: Email
-
-
-class PasswordResetConfirmInput(Input):
-    token: OpaqueToken
-    new_password: Password
 
 
 async def open_session(ctx: Context, user: User) -> AuthResult:
@@ -211,7 +179,7 @@ async def logout(ctx: Context, data: RefreshInput) -> None:
     await end_sessions(services, session.user_id, [session.id], "logout")
 
 
-@command("auth.logout_all", rest=("POST", "/auth/logout-all"), scope=Scope.ACCOUNT, status=204,
+@command("auth.logout_all", rest=("POST", "/auth/logout_all"), scope=Scope.ACCOUNT, status=204,
          rate=Rate("account_change"))
 async def logout_all(ctx: Context, data: Empty) -> None:
     """End every session of the caller's account, on every device."""
@@ -225,7 +193,7 @@ async def revoke_everything(services: Services, user_id: uuid.UUID, reason: str)
     await services.realtime.end_sessions(user_id, None, reason)
 
 
-@command("auth.password_reset", input=PasswordResetInput, rest=("POST", "/auth/password-reset"),
+@command("auth.password_reset.request", input=PasswordResetInput, rest=("POST", "/auth/password_reset"),
          auth="none", status=202, output=Accepted,
          rate=Rate("password_reset", per="ip"))
 async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
@@ -257,7 +225,7 @@ async def password_reset(ctx: Context, data: PasswordResetInput) -> Accepted:
 
 
 @command("auth.password_reset.confirm", input=PasswordResetConfirmInput,
-         rest=("POST", "/auth/password-reset/confirm"), auth="none", status=204,
+         rest=("POST", "/auth/password_reset/confirm"), auth="none", status=204,
          rate=Rate("password_reset_confirm", per="ip"))
 async def password_reset_confirm(ctx: Context, data: PasswordResetConfirmInput) -> None:
     """Set a new password with a reset token; every session of the account ends."""

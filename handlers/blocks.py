@@ -47,7 +47,7 @@ async def unblock(ctx: Context, data: BlockInput) -> None:
     await ctx.services.presence.access_changed([ctx.user.user_id], [data.user_id])
 
 
-@command("user.blocks", rest=("GET", "/users/me/blocks"), scope=Scope.READ_NETWORK, output=BlockList,
+@command("block.list", rest=("GET", "/users/me/blocks"), scope=Scope.READ_NETWORK, output=BlockList,
          rate=Rate("reads"))
 async def blocks(ctx: Context, data: Empty) -> BlockList:
     """The users you have blocked, most recent first (at most 1,000)."""

@@ -53,7 +53,7 @@ class CampaignCreateInput(Input):
 
 
 class CampaignIdInput(Input):
-    id: uuid.UUID
+    campaign_id: uuid.UUID
 
 
 class CampaignListInput(Input):

@@ -113,12 +113,12 @@ async def _announce(ctx: Context, info: CampaignInfo) -> None:
 
 
 @command("outreach.campaign.start", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/start"), scope=Scope.ADMIN, output=CampaignInfo,
+         rest=("POST", "/outreach/campaigns/{campaign_id}/start"), scope=Scope.ADMIN, output=CampaignInfo,
          role="admin", rate=Rate("campaign_manage"))
 async def start_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Freeze the audience and start sending in throttled batches (admin)."""
     services = ctx.services
-    campaign, _ = await _load(ctx, data.id)
+    campaign, _ = await _load(ctx, data.campaign_id)
     if campaign.status != "draft":
         raise CommandError("conflict", f"the campaign is already {campaign.status}")
     if not await services.queue.ping():
@@ -135,20 +135,20 @@ async def start_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     return info
 
 
-@command("outreach.campaign.get", input=CampaignIdInput, rest=("GET", "/outreach/campaigns/{id}"),
+@command("outreach.campaign.get", input=CampaignIdInput, rest=("GET", "/outreach/campaigns/{campaign_id}"),
          scope=Scope.ADMIN, output=CampaignInfo,
          role="admin", rate=Rate("reads"))
 async def get_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """A campaign with its progress: total, pending, sent, failed, skipped (admin)."""
-    return (await _load(ctx, data.id))[1]
+    return (await _load(ctx, data.campaign_id))[1]
 
 
 @command("outreach.campaign.pause", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/pause"), scope=Scope.ADMIN, output=CampaignInfo,
+         rest=("POST", "/outreach/campaigns/{campaign_id}/pause"), scope=Scope.ADMIN, output=CampaignInfo,
          role="admin", rate=Rate("campaign_manage"))
 async def pause_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Stop sending after the batches in hand; resume continues where it stopped (admin)."""
-    campaign, _ = await _load(ctx, data.id)
+    campaign, _ = await _load(ctx, data.campaign_id)
     if not await store.set_status(ctx.services.db, campaign.id, "paused", only_from="running"):
         raise CommandError("conflict", f"only a running campaign can be paused, not "
                                        f"{campaign.status}")
@@ -158,12 +158,12 @@ async def pause_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
 
 
 @command("outreach.campaign.resume", input=CampaignIdInput,
-         rest=("POST", "/outreach/campaigns/{id}/resume"), scope=Scope.ADMIN, output=CampaignInfo,
+         rest=("POST", "/outreach/campaigns/{campaign_id}/resume"), scope=Scope.ADMIN, output=CampaignInfo,
          role="admin", rate=Rate("campaign_manage"))
 async def resume_campaign(ctx: Context, data: CampaignIdInput) -> CampaignInfo:
     """Continue a paused campaign: the batches with recipients left are queued again (admin)."""
     services = ctx.services
-    campaign, _ = await _load(ctx, data.id)
+    campaign, _ = await _load(ctx, data.campaign_id)
     if not await services.queue.ping():
         raise CommandError("unavailable", "the queue is unavailable; try again")
     if not await store.set_status(services.db, campaign.id, "running", only_from="paused"):

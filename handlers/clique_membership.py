@@ -94,19 +94,19 @@ async def leave(ctx: Context, data: CliqueIdInput) -> None:
             await store.set_role(conn, clique.id, heir, "owner")
 
 
-@command("clique.requests", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/requests"),
+@command("clique.request.list", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/requests"),
          scope=Scope.READ_CLIQUES, output=RequestPage,
          rate=Rate("reads"))
 async def requests(ctx: Context, data: CliquePageInput) -> RequestPage:
     """Pending join requests, newest first (moderators and above)."""
     require_rank((await clique_view(ctx, data.clique_id)).viewer, "moderator")
     rows = await lists.requests(ctx.services.db, data.clique_id, data.limit + 1,
-                                cursor_position(data, "clique.requests"))
+                                cursor_position(data, "clique.request.list"))
     page, next_cursor = page_of(rows, data.limit, lambda r: Position(r.requested_at, r.user.id))
     return RequestPage(requests=[request_out(r) for r in page], next_cursor=next_cursor)
 
 
-@command("clique.approve", input=UserInput,
+@command("clique.request.approve", input=UserInput,
          rest=("POST", "/cliques/{clique_id}/requests/{user_id}/approve"), scope=Scope.WRITE_CLIQUES,
          output=CliqueMemberOut,
          rate=Rate("clique_moderate"))
@@ -121,7 +121,7 @@ async def approve(ctx: Context, data: UserInput) -> CliqueMemberOut:
     return member_out(found)
 
 
-@command("clique.reject", input=UserInput, rest=("DELETE", "/cliques/{clique_id}/requests/{user_id}"),
+@command("clique.request.reject", input=UserInput, rest=("DELETE", "/cliques/{clique_id}/requests/{user_id}"),
          scope=Scope.WRITE_CLIQUES, status=204,
          rate=Rate("clique_moderate"))
 async def reject(ctx: Context, data: UserInput) -> None:
@@ -160,13 +160,13 @@ async def invite(ctx: Context, data: UserInput) -> InviteOut:
                      invited_at=made.created_at)
 
 
-@command("clique.invites", input=PageInput, rest=("GET", "/users/me/clique-invites"),
+@command("clique.invite.list", input=PageInput, rest=("GET", "/users/me/clique_invites"),
          scope=Scope.READ_CLIQUES, output=InvitePage,
          rate=Rate("reads"))
 async def invites(ctx: Context, data: PageInput) -> InvitePage:
     """Your pending invites to cliques, newest first."""
     rows = await lists.invites_for(ctx.services.db, ctx.user.user_id, data.limit + 1,
-                                   cursor_position(data, "clique.invites"))
+                                   cursor_position(data, "clique.invite.list"))
     page, next_cursor = page_of(rows, data.limit, lambda i: page_position(i.clique))
     return InvitePage(invites=[
         MyInviteOut(clique=clique_out(i.clique), invited_at=i.clique.at,
@@ -174,8 +174,8 @@ async def invites(ctx: Context, data: PageInput) -> InvitePage:
         for i in page], next_cursor=next_cursor)
 
 
-@command("clique.decline_invite", input=CliqueIdInput,
-         rest=("DELETE", "/users/me/clique-invites/{clique_id}"), scope=Scope.WRITE_CLIQUES, status=204,
+@command("clique.invite.decline", input=CliqueIdInput,
+         rest=("DELETE", "/users/me/clique_invites/{clique_id}"), scope=Scope.WRITE_CLIQUES, status=204,
          rate=Rate("clique_join"))
 async def decline_invite(ctx: Context, data: CliqueIdInput) -> None:
     """Decline an invite to a clique."""
@@ -209,7 +209,7 @@ async def unfollow(ctx: Context, data: CliqueIdInput) -> CliqueOut:
     return await clique_card(ctx, data.clique_id)
 
 
-@command("clique.members", input=MembersInput, rest=("GET", "/cliques/{clique_id}/members"),
+@command("clique.member.list", input=MembersInput, rest=("GET", "/cliques/{clique_id}/members"),
          scope=Scope.READ_CLIQUES, output=MemberPage,
          rate=Rate("reads"))
 async def members(ctx: Context, data: MembersInput) -> MemberPage:
@@ -219,6 +219,6 @@ async def members(ctx: Context, data: MembersInput) -> MemberPage:
     if found.clique.is_private and found.viewer.role is None:
         raise forbidden("only members see a private clique's members", "members_only")
     rows = await lists.members(ctx.services.db, data.clique_id, ctx.user.user_id, data.role,
-                               data.limit + 1, cursor_position(data, "clique.members"))
+                               data.limit + 1, cursor_position(data, "clique.member.list"))
     page, next_cursor = page_of(rows, data.limit, lambda m: Position(m.joined_at, m.user.id))
     return MemberPage(members=[member_out(m) for m in page], next_cursor=next_cursor)

@@ -43,7 +43,7 @@ from storage.cliques import RANKS
 from storage.items import tombstone
 
 
-@command("clique.set_role", input=SetRoleInput,
+@command("clique.member.set_role", input=SetRoleInput,
          rest=("PUT", "/cliques/{clique_id}/members/{user_id}/role"), scope=Scope.WRITE_CLIQUES,
          output=CliqueMemberOut,
          rate=Rate("clique_moderate"))
@@ -77,7 +77,7 @@ async def transfer_ownership(ctx: Context, data: UserInput) -> CliqueOut:
     return await clique_card(ctx, data.clique_id)
 
 
-@command("clique.remove_member", input=UserInput,
+@command("clique.member.remove", input=UserInput,
          rest=("DELETE", "/cliques/{clique_id}/members/{user_id}"), scope=Scope.WRITE_CLIQUES, status=204,
          rate=Rate("clique_moderate"))
 async def remove_member(ctx: Context, data: UserInput) -> None:
@@ -115,19 +115,19 @@ async def unban(ctx: Context, data: UserInput) -> None:
             raise not_found("ban")
 
 
-@command("clique.bans", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/bans"),
+@command("clique.ban.list", input=CliquePageInput, rest=("GET", "/cliques/{clique_id}/bans"),
          scope=Scope.READ_CLIQUES, output=BanPage,
          rate=Rate("reads"))
 async def bans(ctx: Context, data: CliquePageInput) -> BanPage:
     """The clique's bans, newest first (moderators and above)."""
     require_rank((await clique_view(ctx, data.clique_id)).viewer, "moderator")
     rows = await lists.bans(ctx.services.db, data.clique_id, data.limit + 1,
-                            cursor_position(data, "clique.bans"))
+                            cursor_position(data, "clique.ban.list"))
     page, next_cursor = page_of(rows, data.limit, lambda b: Position(b.banned_at, b.user.id))
     return BanPage(bans=[ban_out(b) for b in page], next_cursor=next_cursor)
 
 
-@command("clique.remove_item", input=ItemInput,
+@command("clique.item.remove", input=ItemInput,
          rest=("DELETE", "/cliques/{clique_id}/items/{item_id}"), scope=Scope.WRITE_CLIQUES, status=204,
          rate=Rate("clique_moderate"))
 async def remove_item(ctx: Context, data: ItemInput) -> None:

@@ -254,7 +254,7 @@ async def update(ctx: Context, data: UpdateInput) -> ConversationOut:
     return await _view(ctx, data.conversation_id)
 
 
-@command("conversation.add_members", input=AddMembersInput,
+@command("conversation.member.add", input=AddMembersInput,
          rest=("POST", "/conversations/{conversation_id}/members"), scope=Scope.WRITE_MESSAGES,
          output=AddMembersOut,
          rate=Rate("conversation_manage"))
@@ -286,7 +286,7 @@ async def add_members(ctx: Context, data: AddMembersInput) -> AddMembersOut:
     return AddMembersOut(added=new, conversation=await _view(ctx, data.conversation_id))
 
 
-@command("conversation.remove_member", input=MemberInput,
+@command("conversation.member.remove", input=MemberInput,
          rest=("DELETE", "/conversations/{conversation_id}/members/{user_id}"),
          scope=Scope.WRITE_MESSAGES, status=204,
          rate=Rate("conversation_manage"))
@@ -344,7 +344,7 @@ async def leave(ctx: Context, data: ConversationIdInput) -> None:
     await ctx.services.presence.access_changed([me])
 
 
-@command("conversation.set_role", input=SetRoleInput,
+@command("conversation.member.set_role", input=SetRoleInput,
          rest=("PUT", "/conversations/{conversation_id}/members/{user_id}/role"),
          scope=Scope.WRITE_MESSAGES, output=ConversationOut,
          rate=Rate("conversation_manage"))

@@ -183,12 +183,12 @@ def _reactor_position(reactor: Reactor) -> Position:
     return Position(reactor.created_at, reactor.user_id)
 
 
-@command("item.reactions", input=ReactionsInput, rest=("GET", "/items/{item_id}/reactions"),
+@command("item.reaction.list", input=ReactionsInput, rest=("GET", "/items/{item_id}/reactions"),
          scope=Scope.READ_CONTENT, output=ReactorPage,
          rate=Rate("reads"))
 async def reactions(ctx: Context, data: ReactionsInput) -> ReactorPage:
     """Who reacted to an item, newest first (optionally one kind); blocked users are left out."""
-    after = decode_cursor(data.cursor, "item.reactions")
+    after = decode_cursor(data.cursor, "item.reaction.list")
     item = await visible_item(ctx, data.item_id)
     rows = await store.reactors_page(ctx.services.db, ctx.user.user_id, item.id, data.kind,
                                      (after.at, after.id) if after else None, data.limit + 1)

@@ -8,63 +8,26 @@ and next_cursor says where to go on. docs/feeds.md describes each list.
 
 from __future__ import annotations
 
-import re
-import uuid
-from typing import Literal
-
-from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
-
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
+from handlers.feed_schemas import (
+    CliqueItemsInput,
+    CommentsInput,
+    HomeInput,
+    SavedInput,
+    TagInput,
+    UserItemsInput,
+)
 from handlers.item_schemas import ItemPage
 from handlers.items import answers_page
-from handlers.pagination import PageInput, Position, decode_cursor, encode_cursor, page_of
+from handlers.pagination import Position, decode_cursor, encode_cursor, page_of
 from handlers.rates import Rate
 from handlers.scopes import Scope
 from storage import engagement as engagement_store
 from storage import feeds as store
 from storage.feeds import FeedPage, Mark
 from storage.views.items import hydrate
-
-# A tag as item.create stores it (handlers/items.py TAG): word characters, lower-cased.
-TAG = re.compile(r"\w{1,64}")
-
-
-class HomeInput(PageInput):
-    """A page of the home feed."""
-
-
-class UserItemsInput(PageInput):
-    user_id: uuid.UUID
-    kind: Literal["post", "notice", "share", "slide"] | None = Field(
-        default=None, description="only items of this kind (default: all four)")
-
-
-class CliqueItemsInput(PageInput):
-    clique_id: uuid.UUID
-
-
-class CommentsInput(PageInput):
-    item_id: uuid.UUID
-
-
-class TagInput(PageInput):
-    tag: str = Field(max_length=65, description="with or without '#', any case")
-
-    @field_validator("tag")
-    @classmethod
-    def _normalise(cls, value: str) -> str:
-        tag = value.removeprefix("#").lower()
-        if not TAG.fullmatch(tag):
-            raise PydanticCustomError(
-                "tag_invalid", "a tag is 1 to 64 letters, digits or underscores, after an optional '#'")
-        return tag
-
-
-class SavedInput(PageInput):
-    """A page of your saved items."""
 
 
 def _after(cursor: str | None, list_name: str) -> Mark | None:
@@ -78,24 +41,24 @@ async def _page(ctx: Context, page: FeedPage) -> ItemPage:
                     next_cursor=cursor)
 
 
-@command("feed.home", input=HomeInput, rest=("GET", "/feeds/home"), scope=Scope.READ_CONTENT,
+@command("feed.list_home", input=HomeInput, rest=("GET", "/feeds/home"), scope=Scope.READ_CONTENT,
          output=ItemPage,
          rate=Rate("reads"))
 async def home(ctx: Context, data: HomeInput) -> ItemPage:
     """Your home feed, newest first: people you follow, friends, you, and your cliques."""
     services = ctx.services
-    page = await store.home(services.db, ctx.user.user_id, _after(data.cursor, "feed.home"),
+    page = await store.home(services.db, ctx.user.user_id, _after(data.cursor, "feed.list_home"),
                             data.limit, services.clock())
     return await _page(ctx, page)
 
 
-@command("feed.user", input=UserItemsInput, rest=("GET", "/users/{user_id}/items"),
+@command("feed.list_user", input=UserItemsInput, rest=("GET", "/users/{user_id}/items"),
          scope=Scope.READ_CONTENT, output=ItemPage,
          rate=Rate("reads"))
 async def user_items(ctx: Context, data: UserItemsInput) -> ItemPage:
     """A user's posts, notices, shares and slides that you may see, newest first."""
     services, me = ctx.services, ctx.user.user_id
-    after = _after(data.cursor, "feed.user")
+    after = _after(data.cursor, "feed.list_user")
     access = await store.user_access(services.db, me, data.user_id)
     if not access.exists:
         raise CommandError("not_found", "no such user")
@@ -107,13 +70,13 @@ async def user_items(ctx: Context, data: UserItemsInput) -> ItemPage:
     return await _page(ctx, page)
 
 
-@command("feed.clique", input=CliqueItemsInput, rest=("GET", "/cliques/{clique_id}/items"),
+@command("feed.list_clique", input=CliqueItemsInput, rest=("GET", "/cliques/{clique_id}/items"),
          scope=Scope.READ_CONTENT, output=ItemPage,
          rate=Rate("reads"))
 async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
     """A clique's posts, newest first: a public clique's for anyone, a private one's for members."""
     services, me = ctx.services, ctx.user.user_id
-    after = _after(data.cursor, "feed.clique")
+    after = _after(data.cursor, "feed.list_clique")
     if not await store.may_read_clique(services.db, me, data.clique_id):
         raise CommandError("not_found", "no such clique")
     page = await store.by_clique(services.db, me, data.clique_id, after, data.limit,
@@ -121,32 +84,32 @@ async def clique_items(ctx: Context, data: CliqueItemsInput) -> ItemPage:
     return await _page(ctx, page)
 
 
-@command("feed.comments", input=CommentsInput, rest=("GET", "/items/{item_id}/comments"),
+@command("item.comment.list", input=CommentsInput, rest=("GET", "/items/{item_id}/comments"),
          scope=Scope.READ_CONTENT, output=ItemPage,
          rate=Rate("reads"))
 async def comments(ctx: Context, data: CommentsInput) -> ItemPage:
     """The comments of an item you may see, oldest first; deleted ones stay as tombstones."""
-    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "feed.comments")
+    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "item.comment.list")
 
 
-@command("feed.tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope=Scope.READ_CONTENT,
+@command("feed.list_tag", input=TagInput, rest=("GET", "/tags/{tag}"), scope=Scope.READ_CONTENT,
          output=ItemPage,
          rate=Rate("reads"))
 async def tag(ctx: Context, data: TagInput) -> ItemPage:
     """Items carrying a #tag that you may see, newest first."""
     services = ctx.services
     page = await store.by_tag(services.db, ctx.user.user_id, data.tag,
-                              _after(data.cursor, "feed.tag"), data.limit, services.clock())
+                              _after(data.cursor, "feed.list_tag"), data.limit, services.clock())
     return await _page(ctx, page)
 
 
-@command("feed.saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope=Scope.READ_CONTENT,
+@command("feed.list_saved", input=SavedInput, rest=("GET", "/users/me/saved"), scope=Scope.READ_CONTENT,
          output=ItemPage,
          rate=Rate("reads"))
 async def saved(ctx: Context, data: SavedInput) -> ItemPage:
     """Items you saved that you may still see, most recently saved first (deleted ones as tombstones)."""
     services, me = ctx.services, ctx.user.user_id
-    rows = await engagement_store.saved_page(services.db, me, _after(data.cursor, "feed.saved"),
+    rows = await engagement_store.saved_page(services.db, me, _after(data.cursor, "feed.list_saved"),
                                              data.limit + 1, services.clock())
     page, next_cursor = page_of(rows, data.limit, lambda row: Position(row[0], row[1].id))
     return ItemPage(items=await hydrate(services.db, me, [item for _, item in page]),

@@ -350,17 +350,17 @@ async def get(ctx: Context, data: ItemIdInput) -> ItemOut:
     return await one(ctx, await visible_item(ctx, data.item_id))
 
 
-@command("item.replies", input=RepliesInput, rest=("GET", "/items/{item_id}/replies"),
+@command("item.reply.list", input=RepliesInput, rest=("GET", "/items/{item_id}/replies"),
          scope=Scope.READ_CONTENT, output=ItemPage,
          rate=Rate("reads"))
 async def replies(ctx: Context, data: RepliesInput) -> ItemPage:
     """The direct answers to an item you may see, oldest first; deleted ones stay as tombstones."""
-    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "item.replies")
+    return await answers_page(ctx, data.item_id, data.cursor, data.limit, "item.reply.list")
 
 
 async def answers_page(ctx: Context, item_id: uuid.UUID, cursor: str | None, limit: int,
                        list_name: str) -> ItemPage:
-    """One page of an item's direct answers (item.replies, feed.comments), oldest first."""
+    """One page of an item's direct answers (item.reply.list, item.comment.list), oldest first."""
     after = decode_cursor(cursor, list_name)
     await visible_item(ctx, item_id)
     me = ctx.user.user_id
@@ -419,15 +419,15 @@ def _edit_position(edit: Edit) -> Position:
     return Position(edit.edited_at, uuid.UUID(int=edit.id))
 
 
-@command("item.edits", input=EditsInput, rest=("GET", "/items/{item_id}/edits"),
+@command("item.edit.list", input=EditsInput, rest=("GET", "/items/{item_id}/edits"),
          scope=Scope.READ_CONTENT, output=EditPage,
          rate=Rate("reads"))
 async def edits(ctx: Context, data: EditsInput) -> EditPage:
     """Earlier versions of an item you may see, newest first."""
     await visible_item(ctx, data.item_id)
-    after = decode_cursor(data.cursor, "item.edits")
+    after = decode_cursor(data.cursor, "item.edit.list")
     if after is not None and after.id.int >= 2**63:
-        raise invalid("cursor", "not a cursor from item.edits", "cursor_invalid")
+        raise invalid("cursor", "not a cursor from item.edit.list", "cursor_invalid")
     rows = await store.edits_page(ctx.services.db, data.item_id,
                                   None if after is None else after.id.int, data.limit + 1)
     page, next_cursor = page_of(rows, data.limit, _edit_position)

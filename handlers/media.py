@@ -218,13 +218,13 @@ async def visible(ctx: Context, media_id: uuid.UUID) -> Media:
     return media
 
 
-@command("media.get", input=MediaIdInput, rest=("GET", "/media/{id}"), scope=Scope.READ_MEDIA,
+@command("media.get", input=MediaIdInput, rest=("GET", "/media/{media_id}"), scope=Scope.READ_MEDIA,
          output=MediaOut,
          rate=Rate("reads"))
 async def get(ctx: Context, data: MediaIdInput) -> MediaOut:
     """A media's status, metadata and variant URLs, for its owner and members where a message
     carries it."""
-    media = await visible(ctx, data.id)
+    media = await visible(ctx, data.media_id)
     return MediaOut.of(media, await media_store.renditions(ctx.services.db, media.id))
 
 

@@ -8,4 +8,4 @@ from handlers.commands import Input
 
 
 class MediaIdInput(Input):
-    id: uuid.UUID
+    media_id: uuid.UUID

@@ -96,7 +96,8 @@ async def _visible_list(ctx: Context, data: UserListInput, relation: Relation, n
 # --- follow ----------------------------------------------------------------------------------
 
 
-@command("user.follow", input=UserRef, rest=("PUT", "/users/me/following/{user_id}"), scope=Scope.WRITE_NETWORK,
+@command("user.follow", input=UserRef, rest=("PUT", "/users/me/following/{user_id}"),
+         scope=Scope.WRITE_NETWORK,
          output=FollowOut,
          rate=Rate("follow"))
 async def follow(ctx: Context, data: UserRef) -> FollowOut:
@@ -134,7 +135,7 @@ async def remove_follower(ctx: Context, data: UserRef) -> None:
         await ctx.services.presence.access_changed([me], [follower])
 
 
-@command("follow_request.list", input=PageInput, rest=("GET", "/users/me/follow-requests"),
+@command("follow_request.list", input=PageInput, rest=("GET", "/users/me/follow_requests"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def follow_requests(ctx: Context, data: PageInput) -> UserPage:
@@ -142,16 +143,16 @@ async def follow_requests(ctx: Context, data: PageInput) -> UserPage:
     return await _page(ctx, "follow_requests", ctx.user.user_id, data, "follow_request.list")
 
 
-@command("follow_request.sent", input=PageInput, rest=("GET", "/users/me/follow-requests/sent"),
+@command("follow_request.list_sent", input=PageInput, rest=("GET", "/users/me/follow_requests/sent"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def follow_requests_sent(ctx: Context, data: PageInput) -> UserPage:
     """Your pending follow requests to private accounts, newest first."""
-    return await _page(ctx, "follow_requests_sent", ctx.user.user_id, data, "follow_request.sent")
+    return await _page(ctx, "follow_requests_sent", ctx.user.user_id, data, "follow_request.list_sent")
 
 
 @command("follow_request.approve", input=UserRef,
-         rest=("POST", "/users/me/follow-requests/{user_id}/approve"), scope=Scope.WRITE_NETWORK, status=204,
+         rest=("POST", "/users/me/follow_requests/{user_id}/approve"), scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def approve_follow_request(ctx: Context, data: UserRef) -> None:
     """Let a user who asked follow you; approving someone who already follows you is fine."""
@@ -164,7 +165,7 @@ async def approve_follow_request(ctx: Context, data: UserRef) -> None:
                      subject=("user", me), data={"accepted": True})
 
 
-@command("follow_request.reject", input=UserRef, rest=("DELETE", "/users/me/follow-requests/{user_id}"),
+@command("follow_request.reject", input=UserRef, rest=("DELETE", "/users/me/follow_requests/{user_id}"),
          scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def reject_follow_request(ctx: Context, data: UserRef) -> None:
@@ -194,7 +195,7 @@ async def _friends_now(ctx: Context, other: uuid.UUID) -> None:
                  actor_id=me, subject=("user", me), data={"accepted": True})
 
 
-@command("friend.request", input=UserRef, rest=("PUT", "/users/me/friend-requests/sent/{user_id}"),
+@command("friend_request.send", input=UserRef, rest=("PUT", "/users/me/friend_requests/sent/{user_id}"),
          scope=Scope.WRITE_NETWORK, output=FriendOut,
          rate=Rate("friend_request"))
 async def friend_request(ctx: Context, data: UserRef) -> FriendOut:
@@ -212,7 +213,7 @@ async def friend_request(ctx: Context, data: UserRef) -> FriendOut:
     return FriendOut(user_id=other, status="friends" if change.outcome == "friends" else "requested")
 
 
-@command("friend.accept", input=UserRef, rest=("POST", "/users/me/friend-requests/{user_id}/accept"),
+@command("friend_request.accept", input=UserRef, rest=("POST", "/users/me/friend_requests/{user_id}/accept"),
          scope=Scope.WRITE_NETWORK, output=FriendOut,
          rate=Rate("network_manage"))
 async def accept_friend(ctx: Context, data: UserRef) -> FriendOut:
@@ -224,7 +225,7 @@ async def accept_friend(ctx: Context, data: UserRef) -> FriendOut:
     return FriendOut(user_id=other, status="friends")
 
 
-@command("friend.decline", input=UserRef, rest=("DELETE", "/users/me/friend-requests/{user_id}"),
+@command("friend_request.decline", input=UserRef, rest=("DELETE", "/users/me/friend_requests/{user_id}"),
          scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def decline_friend(ctx: Context, data: UserRef) -> None:
@@ -232,7 +233,7 @@ async def decline_friend(ctx: Context, data: UserRef) -> None:
     await store.drop_friend_request(ctx.services.db, await _known(ctx, data.user_id), ctx.user.user_id)
 
 
-@command("friend.cancel", input=UserRef, rest=("DELETE", "/users/me/friend-requests/sent/{user_id}"),
+@command("friend_request.cancel", input=UserRef, rest=("DELETE", "/users/me/friend_requests/sent/{user_id}"),
          scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def cancel_friend_request(ctx: Context, data: UserRef) -> None:
@@ -250,20 +251,20 @@ async def remove_friend(ctx: Context, data: UserRef) -> None:
         await ctx.services.presence.access_changed([me], [other])
 
 
-@command("friend.requests", input=PageInput, rest=("GET", "/users/me/friend-requests"),
+@command("friend_request.list", input=PageInput, rest=("GET", "/users/me/friend_requests"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def friend_requests(ctx: Context, data: PageInput) -> UserPage:
     """Who asks to be your friend, newest first."""
-    return await _page(ctx, "friend_requests", ctx.user.user_id, data, "friend.requests")
+    return await _page(ctx, "friend_requests", ctx.user.user_id, data, "friend_request.list")
 
 
-@command("friend.requests_sent", input=PageInput, rest=("GET", "/users/me/friend-requests/sent"),
+@command("friend_request.list_sent", input=PageInput, rest=("GET", "/users/me/friend_requests/sent"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def friend_requests_sent(ctx: Context, data: PageInput) -> UserPage:
     """Your pending friend requests, newest first."""
-    return await _page(ctx, "friend_requests_sent", ctx.user.user_id, data, "friend.requests_sent")
+    return await _page(ctx, "friend_requests_sent", ctx.user.user_id, data, "friend_request.list_sent")
 
 
 # --- mutes and close friends -----------------------------------------------------------------
@@ -285,7 +286,8 @@ async def mute(ctx: Context, data: MuteInput) -> UserMuteOut:
     return UserMuteOut(user_id=other, muted=True, until=until)
 
 
-@command("user.unmute", input=UserRef, rest=("DELETE", "/users/me/mutes/{user_id}"), scope=Scope.WRITE_NETWORK,
+@command("user.unmute", input=UserRef, rest=("DELETE", "/users/me/mutes/{user_id}"),
+         scope=Scope.WRITE_NETWORK,
          output=UserMuteOut,
          rate=Rate("network_manage"))
 async def unmute(ctx: Context, data: UserRef) -> UserMuteOut:
@@ -295,19 +297,19 @@ async def unmute(ctx: Context, data: UserRef) -> UserMuteOut:
     return UserMuteOut(user_id=other, muted=False, until=None)
 
 
-@command("user.mutes", input=PageInput, rest=("GET", "/users/me/mutes"), scope=Scope.READ_NETWORK,
+@command("mute.list", input=PageInput, rest=("GET", "/users/me/mutes"), scope=Scope.READ_NETWORK,
          output=MutePage,
          rate=Rate("reads"))
 async def mutes(ctx: Context, data: PageInput) -> MutePage:
     """The users you mute (mutes still in force), newest first."""
-    after = decode_cursor(data.cursor, "user.mutes")
+    after = decode_cursor(data.cursor, "mute.list")
     rows = await lists.mutes_page(ctx.services.db, ctx.user.user_id, ctx.services.clock(),
                                   data.limit + 1, None if after is None else (after.at, after.id))
     users, next_cursor = page_of(rows, data.limit, _position)
     return MutePage(users=[MutedUserOut.of_mute(u) for u in users], next_cursor=next_cursor)
 
 
-@command("close_friend.add", input=UserRef, rest=("PUT", "/users/me/close-friends/{user_id}"),
+@command("close_friend.add", input=UserRef, rest=("PUT", "/users/me/close_friends/{user_id}"),
          scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def add_close_friend(ctx: Context, data: UserRef) -> None:
@@ -317,7 +319,7 @@ async def add_close_friend(ctx: Context, data: UserRef) -> None:
             limit=CLOSE_FRIENDS_MAX, full_reason="close_friends_full")
 
 
-@command("close_friend.remove", input=UserRef, rest=("DELETE", "/users/me/close-friends/{user_id}"),
+@command("close_friend.remove", input=UserRef, rest=("DELETE", "/users/me/close_friends/{user_id}"),
          scope=Scope.WRITE_NETWORK, status=204,
          rate=Rate("network_manage"))
 async def remove_close_friend(ctx: Context, data: UserRef) -> None:
@@ -325,7 +327,8 @@ async def remove_close_friend(ctx: Context, data: UserRef) -> None:
     await store.remove_close_friend(ctx.services.db, ctx.user.user_id, await _known(ctx, data.user_id))
 
 
-@command("close_friend.list", input=PageInput, rest=("GET", "/users/me/close-friends"), scope=Scope.READ_NETWORK,
+@command("close_friend.list", input=PageInput, rest=("GET", "/users/me/close_friends"),
+         scope=Scope.READ_NETWORK,
          output=UserPage,
          rate=Rate("reads"))
 async def close_friends(ctx: Context, data: PageInput) -> UserPage:
@@ -336,31 +339,31 @@ async def close_friends(ctx: Context, data: PageInput) -> UserPage:
 # --- lists and suggestions -------------------------------------------------------------------
 
 
-@command("user.followers", input=UserListInput, rest=("GET", "/users/{user_id}/followers"),
+@command("follower.list", input=UserListInput, rest=("GET", "/users/{user_id}/followers"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def followers(ctx: Context, data: UserListInput) -> UserPage:
     """A user's followers, newest first; a private account's only for itself, followers and friends."""
-    return await _visible_list(ctx, data, "followers", "user.followers")
+    return await _visible_list(ctx, data, "followers", "follower.list")
 
 
-@command("user.following", input=UserListInput, rest=("GET", "/users/{user_id}/following"),
+@command("following.list", input=UserListInput, rest=("GET", "/users/{user_id}/following"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def following(ctx: Context, data: UserListInput) -> UserPage:
-    """Whom a user follows, newest first; private accounts as for user.followers."""
-    return await _visible_list(ctx, data, "following", "user.following")
+    """Whom a user follows, newest first; private accounts as for follower.list."""
+    return await _visible_list(ctx, data, "following", "following.list")
 
 
-@command("user.friends", input=UserListInput, rest=("GET", "/users/{user_id}/friends"),
+@command("friend.list", input=UserListInput, rest=("GET", "/users/{user_id}/friends"),
          scope=Scope.READ_NETWORK, output=UserPage,
          rate=Rate("reads"))
 async def friends(ctx: Context, data: UserListInput) -> UserPage:
-    """A user's friends, newest friendships first; private accounts as for user.followers."""
-    return await _visible_list(ctx, data, "friends", "user.friends")
+    """A user's friends, newest friendships first; private accounts as for follower.list."""
+    return await _visible_list(ctx, data, "friends", "friend.list")
 
 
-@command("user.suggestions", input=SuggestionsInput, rest=("GET", "/users/me/suggestions"),
+@command("suggestion.list", input=SuggestionsInput, rest=("GET", "/users/me/suggestions"),
          scope=Scope.READ_NETWORK, output=SuggestionList,
          rate=Rate("reads"))
 async def suggestions(ctx: Context, data: SuggestionsInput) -> SuggestionList:

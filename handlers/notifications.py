@@ -83,7 +83,7 @@ async def mark_read(ctx: Context, data: MarkReadInput) -> MarkReadOut:
     return MarkReadOut(marked=marked, unread_count=unread)
 
 
-@command("notification.unread_count", rest=("GET", "/notifications/unread_count"),
+@command("notification.count_unread", rest=("GET", "/notifications/unread_count"),
          scope=Scope.READ_NOTIFICATIONS, output=UnreadOut,
          rate=Rate("reads"))
 async def unread_count(ctx: Context, data: Empty) -> UnreadOut:
@@ -105,7 +105,7 @@ async def _preferences(ctx: Context) -> PreferencesOut:
                                                              timezone=hours.timezone))
 
 
-@command("notification.preferences.get", rest=("GET", "/notifications/preferences"),
+@command("notification.get_preferences", rest=("GET", "/notifications/preferences"),
          scope=Scope.READ_NOTIFICATIONS, output=PreferencesOut,
          rate=Rate("reads"))
 async def get_preferences(ctx: Context, data: Empty) -> PreferencesOut:
@@ -113,7 +113,7 @@ async def get_preferences(ctx: Context, data: Empty) -> PreferencesOut:
     return await _preferences(ctx)
 
 
-@command("notification.preferences.set", input=PreferencesInput,
+@command("notification.set_preferences", input=PreferencesInput,
          rest=("PATCH", "/notifications/preferences"), scope=Scope.WRITE_NOTIFICATIONS,
          output=PreferencesOut,
          rate=Rate("notification_write"))
@@ -124,7 +124,7 @@ async def set_preferences(ctx: Context, data: PreferencesInput) -> PreferencesOu
     return await _preferences(ctx)
 
 
-@command("notification.quiet_hours.set", input=QuietHoursInput,
+@command("notification.set_quiet_hours", input=QuietHoursInput,
          rest=("PUT", "/notifications/quiet_hours"), scope=Scope.WRITE_NOTIFICATIONS,
          output=PreferencesOut,
          rate=Rate("notification_write"))
@@ -135,7 +135,7 @@ async def set_quiet_hours(ctx: Context, data: QuietHoursInput) -> PreferencesOut
     return await _preferences(ctx)
 
 
-@command("notification.quiet_hours.clear", rest=("DELETE", "/notifications/quiet_hours"),
+@command("notification.clear_quiet_hours", rest=("DELETE", "/notifications/quiet_hours"),
          scope=Scope.WRITE_NOTIFICATIONS, output=PreferencesOut,
          rate=Rate("notification_write"))
 async def clear_quiet_hours(ctx: Context, data: Empty) -> PreferencesOut:

@@ -47,7 +47,7 @@ def _email(raw: str) -> str:
         raise invalid("to", "not a valid email address", "email_format") from None
 
 
-@command("outreach.test.send", input=TestSendInput, rest=("POST", "/outreach/test-send"),
+@command("outreach.test.send", input=TestSendInput, rest=("POST", "/outreach/test_send"),
          scope=Scope.ADMIN, status=202, output=Queued,
          role="admin", rate=Rate("test_send_admin"))
 async def test_send(ctx: Context, data: TestSendInput) -> Queued:
@@ -81,7 +81,7 @@ async def _require_devices(ctx: Context, user_id: uuid.UUID) -> None:
                            {"reason": "no_push_subscription"})
 
 
-@command("outreach.test.send_me", input=TestSendMeInput, rest=("POST", "/outreach/test-send/me"),
+@command("outreach.test.send_me", input=TestSendMeInput, rest=("POST", "/outreach/test_send/me"),
          scope=Scope.ACCOUNT, status=202, output=Queued,
          rate=Rate("test_send"))
 async def test_send_me(ctx: Context, data: TestSendMeInput) -> Queued:
@@ -125,7 +125,7 @@ async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> Unsubscribed:
     return await unsubscribe_with_token(ctx, data.token)
 
 
-@command("outreach.subscriptions.get", rest=("GET", "/outreach/subscriptions"),
+@command("outreach.get_subscriptions", rest=("GET", "/outreach/subscriptions"),
          scope=Scope.READ_PROFILE, output=Subscriptions,
          rate=Rate("reads"))
 async def get_subscriptions(ctx: Context, data: Empty) -> Subscriptions:
@@ -134,7 +134,7 @@ async def get_subscriptions(ctx: Context, data: Empty) -> Subscriptions:
     return Subscriptions(**{channel: channel not in out for channel in CHANNELS})
 
 
-@command("outreach.subscriptions.set", input=SubscriptionInput,
+@command("outreach.set_subscriptions", input=SubscriptionInput,
          rest=("PATCH", "/outreach/subscriptions"), scope=Scope.WRITE_PROFILE, output=Subscriptions,
          rate=Rate("outreach_subscriptions"))
 async def set_subscription(ctx: Context, data: SubscriptionInput) -> Subscriptions:

@@ -3,69 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
-
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from channels.events import PresenceChanged
 from channels.presence import BACKEND_ERRORS, WatchLimitExceeded
-from handlers.commands import Input, command
+from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.messages import membership, refuse_blocked_dm
+from handlers.presence_schemas import (
+    ConversationInput,
+    PresenceList,
+    PresenceWatch,
+    TypingOut,
+    UserIdsInput,
+    Watching,
+)
 from handlers.rates import Rate
 from handlers.scopes import Scope
 from storage.presence import presence_visible
-
-# Per call; the total a socket may watch is limits.presence_subscribe_max.
-USER_IDS_PER_CALL = 200
-
-
-def _split_commas(value: Any) -> Any:
-    # REST passes the list in one query parameter: ?user_ids=<id>,<id>
-    return value.split(",") if isinstance(value, str) else value
-
-
-def _unique(values: list[uuid.UUID]) -> list[uuid.UUID]:
-    if len(set(values)) != len(values):
-        raise ValueError("user ids must be unique")
-    return values
-
-
-UserIds = Annotated[
-    list[uuid.UUID], BeforeValidator(_split_commas),
-    Field(min_length=1, max_length=USER_IDS_PER_CALL,
-          description=f"1 to {USER_IDS_PER_CALL} distinct user ids (comma-separated over REST)"),
-    AfterValidator(_unique),
-]
-
-
-class ConversationInput(Input):
-    conversation_id: uuid.UUID
-
-
-class TypingOut(BaseModel):
-    conversation_id: uuid.UUID
-    active: bool
-    relayed: bool = Field(description="false when the group is over the typing relay limit")
-    expires_in_s: float | None = Field(description="when the server ends it unless refreshed")
-
-
-class UserIdsInput(Input):
-    user_ids: UserIds
-
-
-class PresenceList(BaseModel):
-    presence: list[PresenceChanged]
-
-
-class PresenceWatch(BaseModel):
-    presence: list[PresenceChanged]
-    watching: int = Field(description="how many users this socket now watches")
-
-
-class Watching(BaseModel):
-    watching: int
 
 
 @command("typing.start", input=ConversationInput,

@@ -48,7 +48,7 @@ def _check_endpoint(settings: Settings, endpoint: str) -> None:
         raise invalid("endpoint", exc.message, exc.reason) from None
 
 
-@command("push.config", rest=("GET", "/push/config"), auth="none", output=PushConfigOut,
+@command("push.get_config", rest=("GET", "/push/config"), auth="none", output=PushConfigOut,
          rate=Rate("public_reads", per="ip"))
 async def config(ctx: Context, data: Empty) -> PushConfigOut:
     """What a client needs to subscribe to push: the VAPID public key for Web Push."""
@@ -86,7 +86,7 @@ async def unsubscribe(ctx: Context, data: UnsubscribeInput) -> None:
                             token=data.token)
 
 
-@command("push.subscriptions", rest=("GET", "/push/subscriptions"), scope=Scope.READ_NOTIFICATIONS,
+@command("push.list_subscriptions", rest=("GET", "/push/subscriptions"), scope=Scope.READ_NOTIFICATIONS,
          output=SubscriptionList,
          rate=Rate("reads"))
 async def subscriptions(ctx: Context, data: Empty) -> SubscriptionList:

@@ -286,21 +286,21 @@ def _decode_trending(cursor: str) -> tuple[datetime, float, uuid.UUID]:
             raise ValueError("not a trending cursor")
         return at, float(score), uuid.UUID(slide_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid("cursor", "not a cursor from slide.feed trending", "cursor_invalid") from None
+        raise invalid("cursor", "not a cursor from slide.list_feed trending", "cursor_invalid") from None
 
 
 def _position(slide: Slide) -> Position:
     return Position(slide.created_at, slide.id)
 
 
-@command("slide.feed", input=FeedInput, rest=("GET", "/slides"), scope=Scope.READ_CONTENT,
+@command("slide.list_feed", input=FeedInput, rest=("GET", "/slides"), scope=Scope.READ_CONTENT,
          output=SlidePage,
          rate=Rate("reads"))
 async def feed(ctx: Context, data: FeedInput) -> SlidePage:
     """Slides from people you follow (newest first), or trending ones (by recent engagement)."""
     services, me = ctx.services, ctx.user.user_id
     if data.mode == "following":
-        after = decode_cursor(data.cursor, "slide.feed following")
+        after = decode_cursor(data.cursor, "slide.list_feed following")
         rows = await store.following(services.db, me, services.clock(),
                                      (after.at, after.id) if after else None, data.limit + 1)
         page, cursor = page_of(rows, data.limit, _position)
@@ -320,13 +320,13 @@ async def feed(ctx: Context, data: FeedInput) -> SlidePage:
     return SlidePage(slides=await slide_outs(services.db, me, slides), next_cursor=next_cursor)
 
 
-@command("slide.replies_to", input=RepliesToInput, rest=("GET", "/slides/replies/{comment_id}"),
+@command("slide.list_replies", input=RepliesToInput, rest=("GET", "/slides/replies/{comment_id}"),
          scope=Scope.READ_CONTENT, output=SlidePage,
          rate=Rate("reads"))
 async def replies_to(ctx: Context, data: RepliesToInput) -> SlidePage:
     """The video replies to a comment you may see, newest first."""
     services, me = ctx.services, ctx.user.user_id
-    after = decode_cursor(data.cursor, "slide.replies_to")
+    after = decode_cursor(data.cursor, "slide.list_replies")
     if not await store.visible_comment(services.db, data.comment_id, me):
         raise CommandError("not_found", "no such comment")
     rows = await store.replies_to(services.db, data.comment_id, me,

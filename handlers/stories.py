@@ -6,7 +6,7 @@ The rules (docs/stories.md has the full list):
   optional caption, allow_replies and allow_comments. It expires story_lifetime_s (24 h)
   after it is posted; every query compares expires_at with ctx.services.clock().
 - Others read a story while it is active, and after that only while it is in one of
-  the author's highlights; the author reads their own at any time (story.archive).
+  the author's highlights; the author reads their own at any time (story.list_archived).
 - Viewing, reacting and replying need an active story within the audience; anything
   else answers not_found, so an invisible story's existence is not revealed.
 - story.react goes through the content engine's one reaction path
@@ -14,7 +14,7 @@ The rules (docs/stories.md has the full list):
 - story.reply sends a DM to the author through the messaging path (message.send's use
   case), carrying the story's id as the message's story_id; its client_id is required,
   as message.send's, so a retried reply never makes a second message.
-The tray (story.feed) is handlers/story_tray.py, views handlers/story_views.py, highlights
+The tray (story.list_feed) is handlers/story_tray.py, views handlers/story_views.py, highlights
 handlers/highlights.py.
 """
 
@@ -30,7 +30,7 @@ from handlers.context import Context
 from handlers.conversation_schemas import OpenDirectInput
 from handlers.errors import CommandError, invalid
 from handlers.idempotency import item_retry
-from handlers.messages import MessageOut, SendInput
+from handlers.message_schemas import MessageOut, SendInput
 from handlers.pagination import PageInput, Position, decode_cursor, page_of
 from handlers.rates import Rate, charge
 from handlers.scopes import Scope
@@ -161,7 +161,7 @@ async def get(ctx: Context, data: StoryIdInput) -> StoryOut:
     return await _out(ctx, await _readable(ctx, data.story_id))
 
 
-@command("story.mine", rest=("GET", "/stories/mine"), scope=Scope.READ_CONTENT, output=StoryList,
+@command("story.list_mine", rest=("GET", "/stories/mine"), scope=Scope.READ_CONTENT, output=StoryList,
          rate=Rate("reads"))
 async def mine(ctx: Context, data: Empty) -> StoryList:
     """Your active stories, oldest first (at most 50, the active limit), with view counts."""
@@ -170,13 +170,13 @@ async def mine(ctx: Context, data: Empty) -> StoryList:
     return StoryList(stories=await story_outs(ctx.services.db, stories, me, now))
 
 
-@command("story.archive", input=PageInput, rest=("GET", "/stories/archive"),
+@command("story.list_archived", input=PageInput, rest=("GET", "/stories/archive"),
          scope=Scope.READ_CONTENT, output=StoryPage,
          rate=Rate("reads"))
 async def archive(ctx: Context, data: PageInput) -> StoryPage:
     """Your expired stories, most recently expired first; only you see your archive."""
     me, now = ctx.user.user_id, ctx.services.clock()
-    after = decode_cursor(data.cursor, "story.archive")
+    after = decode_cursor(data.cursor, "story.list_archived")
     rows = await store.archive(ctx.services.db, me, now, data.limit + 1,
                                None if after is None else (after.at, after.id))
     page, next_cursor = page_of(rows, data.limit, lambda s: Position(s.expires_at, s.id))

@@ -1,4 +1,4 @@
-"""The story tray (story.feed): active stories of the people you follow and your friends."""
+"""The story tray (story.list_feed): active stories of the people you follow and your friends."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _feed_after(position: Position | None,
     return unseen, position.at - UNSEEN_SHIFT if unseen else position.at, position.id
 
 
-@command("story.feed", input=PageInput, rest=("GET", "/stories/feed"), scope=Scope.READ_CONTENT,
+@command("story.list_feed", input=PageInput, rest=("GET", "/stories/feed"), scope=Scope.READ_CONTENT,
          output=FeedPage,
          rate=Rate("reads"))
 async def feed(ctx: Context, data: PageInput) -> FeedPage:
@@ -41,7 +41,7 @@ async def feed(ctx: Context, data: PageInput) -> FeedPage:
     a page holds up to `limit` authors, each with all their stories you may see.
     """
     db, me, now = ctx.services.db, ctx.user.user_id, ctx.services.clock()
-    after = _feed_after(decode_cursor(data.cursor, "story.feed"), now)
+    after = _feed_after(decode_cursor(data.cursor, "story.list_feed"), now)
     authors, next_cursor = page_of(await store.feed_authors(db, me, now, data.limit + 1, after),
                                    data.limit, _feed_position)
     stories = await store.active_of(db, [a.author_id for a in authors], me, now)

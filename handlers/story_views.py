@@ -1,4 +1,4 @@
-"""Story views: story.view counts each viewer once and tells the author live; story.viewers."""
+"""Story views: story.view counts each viewer once and tells the author live; story.viewer.list."""
 
 from __future__ import annotations
 
@@ -42,18 +42,18 @@ async def view(ctx: Context, data: StoryIdInput) -> StoryViewOut:
                 "story_id": str(story.id), "viewer": StoryUserOut.of(viewer).model_dump(mode="json"),
                 "view_count": count})
         except Exception:
-            # The view is stored; the author sees it in story.viewers all the same.
+            # The view is stored; the author sees it in story.viewer.list all the same.
             log.warning("story.viewed not published", extra={"story_id": str(story.id)})
     return StoryViewOut(story_id=story.id, counted=True)
 
 
-@command("story.viewers", input=ViewersInput, rest=("GET", "/stories/{story_id}/viewers"),
+@command("story.viewer.list", input=ViewersInput, rest=("GET", "/stories/{story_id}/viewers"),
          scope=Scope.READ_CONTENT, output=ViewersPage,
          rate=Rate("reads"))
 async def viewers(ctx: Context, data: ViewersInput) -> ViewersPage:
     """Who viewed your story (active or archived), newest first, with their reactions."""
     story = await own_story(ctx, data.story_id)
-    after = decode_cursor(data.cursor, "story.viewers")
+    after = decode_cursor(data.cursor, "story.viewer.list")
     rows = await store.viewers(ctx.services.db, story.id, data.limit + 1,
                                None if after is None else (after.at, after.id))
     page, next_cursor = page_of(rows, data.limit, lambda v: Position(v.viewed_at, v.user.id))

@@ -10,23 +10,22 @@ from datetime import timedelta
 from typing import Any
 
 import phonenumbers
-from pydantic import Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from handlers.account_schemas import (
     Accepted,
-    AvatarUrl,
-    Bio,
-    DisplayName,
-    LookupName,
+    ChangePasswordInput,
+    DeleteAccountInput,
     OwnProfile,
-    Password,
+    PhoneCodeInput,
+    PhoneInput,
     PublicProfile,
-    Username,
+    UpdateProfileInput,
+    UserIdInput,
+    UsernameInput,
     UserProfile,
 )
 from handlers.auth import revoke_everything, taken
-from handlers.commands import Empty, Input, command
+from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.network_schemas import RelationshipOut
@@ -44,59 +43,6 @@ from storage.users import User
 
 # E.164 proper: no spaces, dashes or letters (phonenumbers alone accepts "+1800FLOWERS").
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
-
-
-class UpdateProfileInput(Input):
-    username: Username | None = None
-    email: object = Field(default=None, description="refused: the email changes with "
-                          "users.me.email.change (POST /v1/users/me/email), which needs the "
-                          "password and a confirmed link")
-    display_name: DisplayName | None = None
-    bio: Bio | None = None
-    avatar_url: AvatarUrl | None = None
-    is_private: bool | None = Field(default=None, description="false approves pending follow requests")
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email_moved(cls, value: object) -> object:
-        # A stolen access token must not be enough to move the account to another address.
-        raise PydanticCustomError(
-            "use_email_change", "the email changes with users.me.email.change "
-            "(POST /v1/users/me/email), which needs your current password")
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> UpdateProfileInput:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        for required in ("username", "display_name", "is_private"):
-            if required in self.model_fields_set and getattr(self, required) is None:
-                raise ValueError(f"{required} cannot be removed")
-        return self
-
-
-class DeleteAccountInput(Input):
-    password: str = Field(min_length=1, max_length=256)
-
-
-class ChangePasswordInput(Input):
-    current_password: str = Field(min_length=1, max_length=256)
-    new_password: Password
-
-
-class UserIdInput(Input):
-    id: uuid.UUID
-
-
-class UsernameInput(Input):
-    username: LookupName = Field(min_length=1, max_length=30)
-
-
-class PhoneInput(Input):
-    phone: str = Field(min_length=4, max_length=20, description="E.164, e.g. +14155550123")
-
-
-class PhoneCodeInput(Input):
-    code: str = Field(pattern=r"^[0-9]{6}$")
 
 
 # Wrong passwords given to confirm an action, per account: a failure counter.
@@ -119,18 +65,18 @@ async def _me(ctx: Context) -> User:
     return user
 
 
-@command("users.me.get", rest=("GET", "/users/me"), scope=Scope.READ_PROFILE, output=OwnProfile,
+@command("account.get", rest=("GET", "/users/me"), scope=Scope.READ_PROFILE, output=OwnProfile,
          rate=Rate("reads"))
 async def get_me(ctx: Context, data: Empty) -> OwnProfile:
     """Your own profile, with email and phone."""
     return OwnProfile.of(await _me(ctx))
 
 
-@command("users.me.update", input=UpdateProfileInput, rest=("PATCH", "/users/me"),
+@command("account.update", input=UpdateProfileInput, rest=("PATCH", "/users/me"),
          scope=Scope.WRITE_PROFILE, output=OwnProfile,
          rate=Rate("profile_update"))
 async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
-    """Change profile fields (not the email: users.me.email.change)."""
+    """Change profile fields (not the email: account.email.change)."""
     changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
     try:
         user = await user_store.update_profile(ctx.services.db, ctx.user.user_id, changes)
@@ -143,7 +89,7 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
     return OwnProfile.of(user)
 
 
-@command("users.me.delete", input=DeleteAccountInput, rest=("DELETE", "/users/me"),
+@command("account.delete", input=DeleteAccountInput, rest=("DELETE", "/users/me"),
          scope=Scope.ACCOUNT, status=204,
          rate=Rate("account_change"))
 async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
@@ -159,7 +105,7 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
     await revoke_everything(services, user.id, "account_deleted")
 
 
-@command("users.me.password", input=ChangePasswordInput, rest=("POST", "/users/me/password"),
+@command("account.password.change", input=ChangePasswordInput, rest=("POST", "/users/me/password"),
          scope=Scope.ACCOUNT, status=204,
          rate=Rate("account_change"))
 async def change_password(ctx: Context, data: ChangePasswordInput) -> None:
@@ -189,19 +135,19 @@ async def _profile(ctx: Context, user: User | None) -> UserProfile:
     return UserProfile(**PublicProfile.of(user).model_dump(), relationship=relationship)
 
 
-@command("users.get", input=UserIdInput, rest=("GET", "/users/{id}"), scope=Scope.READ_PROFILE,
+@command("user.get", input=UserIdInput, rest=("GET", "/users/{user_id}"), scope=Scope.READ_PROFILE,
          output=UserProfile,
          rate=Rate("reads"))
 async def get_user(ctx: Context, data: UserIdInput) -> UserProfile:
     """A user's public profile by id, with counts and how you stand with them."""
-    return await _profile(ctx, await user_store.get_user(ctx.services.db, data.id))
+    return await _profile(ctx, await user_store.get_user(ctx.services.db, data.user_id))
 
 
-@command("users.by_username", input=UsernameInput, rest=("GET", "/users/by-username/{username}"),
+@command("user.get_by_username", input=UsernameInput, rest=("GET", "/users/by_username/{username}"),
          scope=Scope.READ_PROFILE, output=UserProfile,
          rate=Rate("reads"))
 async def get_user_by_username(ctx: Context, data: UsernameInput) -> UserProfile:
-    """A user's public profile by username (any letter case), as users.get shows it."""
+    """A user's public profile by username (any letter case), as user.get shows it."""
     return await _profile(ctx, await user_store.get_user_by_username(ctx.services.db, data.username))
 
 
@@ -220,7 +166,7 @@ def _e164(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@command("users.me.phone.start", input=PhoneInput, rest=("POST", "/users/me/phone"),
+@command("account.phone.start", input=PhoneInput, rest=("POST", "/users/me/phone"),
          scope=Scope.ACCOUNT, status=202, output=Accepted,
          rate=Rate("phone_code"))
 async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
@@ -241,7 +187,7 @@ async def start_phone_verification(ctx: Context, data: PhoneInput) -> Accepted:
     return Accepted()
 
 
-@command("users.me.phone.verify", input=PhoneCodeInput, rest=("POST", "/users/me/phone/verify"),
+@command("account.phone.verify", input=PhoneCodeInput, rest=("POST", "/users/me/phone/verify"),
          scope=Scope.ACCOUNT, output=OwnProfile,
          rate=Rate("phone_verify"))
 async def verify_phone(ctx: Context, data: PhoneCodeInput) -> OwnProfile:

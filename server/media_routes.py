@@ -127,7 +127,7 @@ def make_content_handler(dispatcher: Dispatcher) -> Handler:
         try:
             ctx = _context(request, dispatcher, READ_SCOPE)
             try:
-                media_id = uuid.UUID(request.match_info["id"])
+                media_id = uuid.UUID(request.match_info["media_id"])
             except ValueError:
                 raise invalid("id", "not a valid UUID", "uuid_parsing") from None
             source = await media_handlers.content(ctx, media_id, request.query.get("variant"))
@@ -167,5 +167,5 @@ def add_media_routes(app: web.Application, dispatcher: Dispatcher) -> None:
     """POST /v1/media and GET /v1/media/{id}/content[?variant=...]; GET /v1/media/{id} is the
     media.get command."""
     app.router.add_post("/v1/media", make_upload_handler(dispatcher), name="media.upload")
-    app.router.add_get("/v1/media/{id}/content", make_content_handler(dispatcher),
+    app.router.add_get("/v1/media/{media_id}/content", make_content_handler(dispatcher),
                        name="media.content")

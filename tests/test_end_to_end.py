@@ -137,7 +137,7 @@ async def test_js_on_node_a_reaches_python_on_node_b_and_survives_restart_and_re
         live = await asyncio.wait_for(received.get(), 10)
         assert live["id"] == ack["data"]["id"] and live["body"] == "hello from JS"
 
-        history = (await bob_sio.call("message.history", {"conversation_id": conversation_id},
+        history = (await bob_sio.call("message.list", {"conversation_id": conversation_id},
                                       timeout=10))["data"]["messages"]
         assert [m["id"] for m in history] == [ack["data"]["id"]]
         await bob_sio.disconnect()

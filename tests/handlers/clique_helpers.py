@@ -42,7 +42,7 @@ async def add_members(client: Client, owner: Account, clique_id: str, *accounts:
 
 
 async def set_role(client: Client, actor: Account, clique_id: str, target: Account, role: str) -> Any:
-    return await rest(client, actor, "clique.set_role",
+    return await rest(client, actor, "clique.member.set_role",
                       {"clique_id": clique_id, "user_id": target.id, "role": role})
 
 

@@ -49,8 +49,8 @@ async def relate(client: Client, how: str, a: Account, b: Account) -> None:
         answer = await ok(await rest(client, a, "user.follow", {"user_id": b.id}))
         assert answer["status"] == "following", answer
     elif how == "friendships":
-        await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
-        await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
+        await ok(await rest(client, a, "friend_request.send", {"user_id": b.id}))
+        await ok(await rest(client, b, "friend_request.accept", {"user_id": a.id}))
     else:
         await ok(await rest(client, a, "close_friend.add", {"user_id": b.id}), 204)
 

@@ -51,8 +51,8 @@ async def follow(client: Client, follower: Account, followee: Account) -> None:
 
 async def befriend(client: Client, a: Account, b: Account) -> None:
     """a asks b to be friends and b accepts."""
-    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
-    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
+    await ok(await rest(client, a, "friend_request.send", {"user_id": b.id}))
+    await ok(await rest(client, b, "friend_request.accept", {"user_id": a.id}))
 
 
 async def block(client: Client, blocker: Account, blocked: Account) -> None:
@@ -60,7 +60,7 @@ async def block(client: Client, blocker: Account, blocked: Account) -> None:
 
 
 async def make_private(client: Client, account: Account) -> None:
-    await ok(await rest(client, account, "users.me.update", {"is_private": True}))
+    await ok(await rest(client, account, "account.update", {"is_private": True}))
 
 
 async def notes(client: Client, account: Account, kind: str | None = None) -> list[dict[str, Any]]:

@@ -74,8 +74,8 @@ async def follow(client: Client, follower: Account, followee: Account) -> None:
 
 
 async def befriend(client: Client, a: Account, b: Account) -> None:
-    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
-    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
+    await ok(await rest(client, a, "friend_request.send", {"user_id": b.id}))
+    await ok(await rest(client, b, "friend_request.accept", {"user_id": a.id}))
 
 
 async def block(client: Client, blocker: Account, blocked: Account) -> None:

@@ -88,7 +88,7 @@ async def post_story(client: Client, account: Account, **fields: Any) -> dict[st
 
 
 async def tray(client: Client, account: Account, **page: Any) -> dict[str, Any]:
-    return dict(await ok(await rest(client, account, "story.feed", page)))
+    return dict(await ok(await rest(client, account, "story.list_feed", page)))
 
 
 def tray_ids(page: dict[str, Any]) -> set[str]:

@@ -96,7 +96,7 @@ def new_address() -> str:
 
 def test_the_change_needs_an_account_scope_no_app_can_hold() -> None:
     by_name = {cmd.name: cmd for cmd in command_registry()}
-    for name in ("users.me.email.change", "users.me.email.cancel"):
+    for name in ("account.email.change", "account.email.cancel"):
         scope = by_name[name].scope
         assert scope is not None and not CATALOGUE[scope].grantable, name
 
@@ -148,7 +148,7 @@ async def test_the_new_address_is_pending_until_its_link_is_confirmed(
     token = await change_token(mail, new)
     assert await login_status(client, account.email, account.password) == 200
     assert await login_status(client, new, account.password) == 401
-    resp = await client.post("/v1/auth/password-reset", json={"email": new})
+    resp = await client.post("/v1/auth/password_reset", json={"email": new})
     assert resp.status == 202
     assert await reset_tokens(settings, account) == 0
 
@@ -170,13 +170,13 @@ async def test_links_mailed_to_the_old_address_die_with_the_change(
     client: TestClient[Any, Any], mail: MailSink
 ) -> None:
     account = await verified(client, mail)
-    assert (await client.post("/v1/auth/password-reset", json={"email": account.email})).status \
+    assert (await client.post("/v1/auth/password_reset", json={"email": account.email})).status \
         == 202
     reset = token_from_mail(await mail.wait_for(account.email, "Reset"))
     new = new_address()
     assert (await change(client, account, new)).status == 202
     assert (await client.post(VERIFY, json={"token": await change_token(mail, new)})).status == 200
-    error = await error_of(await client.post("/v1/auth/password-reset/confirm", json={
+    error = await error_of(await client.post("/v1/auth/password_reset/confirm", json={
         "token": reset, "new_password": "taken over!"}), 400, "invalid_input")
     assert fields_of(error) == {"token": "token_stale"}
     assert await login_status(client, new, account.password) == 200
@@ -245,10 +245,10 @@ async def test_securing_the_password_cancels_a_pending_change(
         resp = await client.post(f"{ME}/password", headers=account.headers, json={
             "current_password": account.password, "new_password": "a brand new secret"})
     else:
-        assert (await client.post("/v1/auth/password-reset",
+        assert (await client.post("/v1/auth/password_reset",
                                   json={"email": account.email})).status == 202
         reset = token_from_mail(await mail.wait_for(account.email, "Reset"))
-        resp = await client.post("/v1/auth/password-reset/confirm",
+        resp = await client.post("/v1/auth/password_reset/confirm",
                                  json={"token": reset, "new_password": "a brand new secret"})
     assert resp.status == 204, await resp.text()
     error = await error_of(await client.post(VERIFY, json={"token": await change_token(mail, new)}),
@@ -329,10 +329,10 @@ async def test_change_over_a_socket(
     account = await verified(client, mail)
     sio = await connect_socket(account.access_token)
     new = new_address()
-    reply = await sio.call("users.me.email.change",
+    reply = await sio.call("account.email.change",
                            {"email": new, "current_password": account.password}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["pending_email"] == new
-    reply = await sio.call("users.me.email.change",
+    reply = await sio.call("account.email.change",
                            {"email": new, "current_password": "nope"}, timeout=5)
     assert reply["ok"] is False and reply["error"]["code"] == "forbidden"

@@ -497,7 +497,7 @@ async def test_logout_all_ends_every_session(client: TestClient[Any, Any]) -> No
     second = await login_ok(client, account.email)
     third = await login_ok(client, account.username)
     bystander = await signup(client)
-    resp = await client.post("/v1/auth/logout-all", headers=bearer(second["access_token"]))
+    resp = await client.post("/v1/auth/logout_all", headers=bearer(second["access_token"]))
     assert resp.status == 204, await resp.text()
     for token in (account.access_token, second["access_token"], third["access_token"]):
         assert await status_of_me(client, token) == 401
@@ -527,7 +527,7 @@ async def test_logout_disconnects_the_sessions_socket(
     assert not sio.connected
 
     # The other session's socket is still up and serving commands.
-    reply = await other_sio.call("users.me.get", {}, timeout=5)
+    reply = await other_sio.call("account.get", {}, timeout=5)
     assert reply["ok"] is True, reply
     assert not other_watcher.event.is_set()
 
@@ -544,7 +544,7 @@ async def test_logout_all_disconnects_every_socket(
     sockets = [await connect_socket(account.access_token),
                await connect_socket(other["access_token"])]
     watchers = [Revoked(sio) for sio in sockets]
-    resp = await client.post("/v1/auth/logout-all", headers=account.headers)
+    resp = await client.post("/v1/auth/logout_all", headers=account.headers)
     assert resp.status == 204
     for watcher in watchers:
         await watcher.wait()
@@ -560,7 +560,7 @@ async def test_logout_reaches_a_socket_on_another_node(
     account = await signup(client)
     sio = await connect_socket(account.access_token, target=node_b)
     watcher = Revoked(sio)
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is True
     resp = await client.post("/v1/auth/logout", json={"refresh_token": account.refresh_token})
     assert resp.status == 204
     await watcher.wait()
@@ -574,7 +574,7 @@ async def test_signup_over_an_anonymous_socket_binds_the_session(
     client: TestClient[Any, Any], connect_socket: SocketFactory, mail: MailSink
 ) -> None:
     sio = await connect_socket()
-    reply = await sio.call("users.me.get", {}, timeout=5)
+    reply = await sio.call("account.get", {}, timeout=5)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "unauthorized"
 
@@ -585,7 +585,7 @@ async def test_signup_over_an_anonymous_socket_binds_the_session(
     assert set(data) == {"user", "access_token", "refresh_token", "expires_in", "token_type"}
     assert data["user"]["username"] == body["username"]
 
-    me = await sio.call("users.me.get", {}, timeout=5)
+    me = await sio.call("account.get", {}, timeout=5)
     assert me["ok"] is True, me
     assert me["data"]["id"] == data["user"]["id"]
     assert await status_of_me(client, data["access_token"]) == 200
@@ -601,13 +601,13 @@ async def test_login_over_an_anonymous_socket_binds_the_session(
                            timeout=5)
     assert reply == {"ok": False, "error": {"code": "unauthorized",
                                             "message": "invalid login or password"}}
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is False
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is False
 
     reply = await sio.call("auth.login", {"login": account.email, "password": account.password},
                            timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["user"]["id"] == account.id
-    me = await sio.call("users.me.get", {}, timeout=5)
+    me = await sio.call("account.get", {}, timeout=5)
     assert me["ok"] is True, me
     assert me["data"]["username"] == account.username
 
@@ -642,7 +642,7 @@ async def test_refresh_and_logout_over_a_socket(
     assert reply["ok"] is True, reply
     pair = reply["data"]
     assert pair["refresh_token"] != account.refresh_token
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is True
 
     reply = await sio.call("auth.logout", {"refresh_token": pair["refresh_token"]}, timeout=5)
     assert reply == {"ok": True, "data": None}
@@ -759,7 +759,7 @@ async def test_refresh_token_reuse_disconnects_the_sessions_socket(
     newest = await resp.json()
     sio = await connect_socket(newest["access_token"])
     watcher = Revoked(sio)
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is True
     await error_of(await client.post("/v1/auth/refresh",
                                      json={"refresh_token": account.refresh_token}),
                    401, "unauthorized")

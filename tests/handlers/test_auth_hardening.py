@@ -12,8 +12,8 @@ async def test_password_reset_refuses_everyone_alike_when_mail_cannot_be_queued(
     healthy = await make_client()
     account = await signup(healthy)
     broken = await make_client(amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/")
-    known = await broken.post("/v1/auth/password-reset", json={"email": account.email})
-    unknown = await broken.post("/v1/auth/password-reset", json={"email": "nobody@example.com"})
+    known = await broken.post("/v1/auth/password_reset", json={"email": account.email})
+    unknown = await broken.post("/v1/auth/password_reset", json={"email": "nobody@example.com"})
     assert known.status == unknown.status == 503
     assert (await known.json()) == (await unknown.json())
 
@@ -39,7 +39,7 @@ async def test_reset_mail_states_the_configured_lifetime(
     # Resets are mailed to verified addresses only.
     token = token_from_mail(await mail.wait_for(account.email, "Confirm"))
     assert (await node.post("/v1/auth/email/verify", json={"token": token})).status == 200
-    resp = await node.post("/v1/auth/password-reset", json={"email": account.email})
+    resp = await node.post("/v1/auth/password_reset", json={"email": account.email})
     assert resp.status == 202
     message = await mail.wait_for(account.email, "Reset")
     assert "30 minutes" in message.get_payload()[0].get_payload(decode=True).decode()
@@ -51,7 +51,7 @@ async def test_reset_confirm_with_a_bogus_token_is_refused_and_limited(
     node = await make_client(rates=Rates(password_reset_confirm=(2, 3600)))
     body = {"token": "x" * 40, "new_password": "another good password"}
     for _ in range(2):
-        resp = await node.post("/v1/auth/password-reset/confirm", json=body)
+        resp = await node.post("/v1/auth/password_reset/confirm", json=body)
         assert resp.status == 400
-    resp = await node.post("/v1/auth/password-reset/confirm", json=body)
+    resp = await node.post("/v1/auth/password_reset/confirm", json=body)
     assert resp.status == 429

@@ -19,12 +19,12 @@ async def test_block_and_unblock(client: Client) -> None:
     for _ in range(2):
         await ok(await rest(client, alice, "user.block", {"user_id": bob.id}), 204)
     await ok(await rest(client, alice, "user.block", {"user_id": carol.id}), 204)
-    blocked = (await ok(await rest(client, alice, "user.blocks")))["blocked"]
+    blocked = (await ok(await rest(client, alice, "block.list")))["blocked"]
     assert [b["user_id"] for b in blocked] == [carol.id, bob.id]
-    assert (await ok(await rest(client, bob, "user.blocks")))["blocked"] == []
+    assert (await ok(await rest(client, bob, "block.list")))["blocked"] == []
     for _ in range(2):
         await ok(await rest(client, alice, "user.unblock", {"user_id": bob.id}), 204)
-    blocked = (await ok(await rest(client, alice, "user.blocks")))["blocked"]
+    blocked = (await ok(await rest(client, alice, "block.list")))["blocked"]
     assert [b["user_id"] for b in blocked] == [carol.id]
 
 

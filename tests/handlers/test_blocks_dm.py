@@ -44,7 +44,7 @@ async def test_a_block_stops_typing_reactions_and_edits_in_the_dm(
         error = await refused(await rest(client, me, name, payload), 403, "forbidden")
         assert error["details"]["reason"] == "blocked", (name, error)
     # Nothing changed: the message keeps its body and the one reaction from before.
-    page = await ok(await rest(client, me, "message.history", {"conversation_id": dm["id"]}))
+    page = await ok(await rest(client, me, "message.list", {"conversation_id": dm["id"]}))
     by_id = {m["id"]: m for m in page["messages"]}
     assert by_id[mine["id"]]["body"] == "before the block"
     assert by_id[theirs["id"]]["reactions"] == {"👍": 1}

@@ -165,11 +165,11 @@ async def test_delete_by_owner_then_everything_is_not_found(client: Client) -> N
     gone = {"clique_id": staff.id}
     for name, payload in [
         ("clique.get", gone), ("clique.join", gone), ("clique.leave", gone),
-        ("clique.members", gone), ("clique.update", {**gone, "name": "x"}),
-        ("clique.delete", gone), ("clique.follow", gone), ("clique.requests", gone),
-        ("clique.invite", {**gone, "user_id": staff.outsider.id}), ("clique.bans", gone),
+        ("clique.member.list", gone), ("clique.update", {**gone, "name": "x"}),
+        ("clique.delete", gone), ("clique.follow", gone), ("clique.request.list", gone),
+        ("clique.invite", {**gone, "user_id": staff.outsider.id}), ("clique.ban.list", gone),
         ("clique.ban", {**gone, "user_id": staff.member.id}),
-        ("clique.remove_item", {**gone, "item_id": post["id"]}),
+        ("clique.item.remove", {**gone, "item_id": post["id"]}),
     ]:
         await refused(await rest(client, staff.owner, name, payload), 404, "not_found")
     assert (await ok(await rest(client, staff.member, "clique.list_mine", {})))["cliques"] == []
@@ -201,7 +201,7 @@ async def test_list_mine_pages_most_recently_joined_first(client: Client) -> Non
     ("clique.search", {"q": ""}, "q"),
     ("clique.search", {"q": "q" * 81}, "q"),
     ("clique.search", {"q": "a", "limit": 41}, "limit"),
-    ("clique.invites", {"limit": 41}, "limit"),
+    ("clique.invite.list", {"limit": 41}, "limit"),
 ])
 async def test_list_bad_input(client: Client, name: str, payload: dict[str, Any], field: str) -> None:
     alice = await signup(client)
@@ -259,7 +259,7 @@ async def test_concurrent_joins_keep_the_count(make_client: AppFactory) -> None:
     statuses = await asyncio.gather(*(join(client, j, clique["id"]) for j in joiners))
     assert statuses == ["member"] * 20
     assert (await card(client, owner, clique["id"]))["member_count"] == 21
-    pages = await all_pages(client, owner, "clique.members", "members", {"clique_id": clique["id"]}, 40)
+    pages = await all_pages(client, owner, "clique.member.list", "members", {"clique_id": clique["id"]}, 40)
     assert len(pages[0]) == 21
     await asyncio.gather(*(rest(client, j, "clique.leave", {"clique_id": clique["id"]})
                            for j in joiners[:10]))
@@ -272,35 +272,35 @@ async def test_requests_approve_reject(client: Client) -> None:
     for who in (bob, carol, dan):
         assert await join(client, who, staff.id) == "requested"
     for who in (staff.member, staff.outsider, bob):
-        error = await refused(await rest(client, who, "clique.requests", {"clique_id": staff.id}),
+        error = await refused(await rest(client, who, "clique.request.list", {"clique_id": staff.id}),
                               403, "forbidden")
         assert error["details"]["reason"] == "not_moderator"
-        await refused(await rest(client, who, "clique.approve",
+        await refused(await rest(client, who, "clique.request.approve",
                                  {"clique_id": staff.id, "user_id": carol.id}), 403, "forbidden")
-        await refused(await rest(client, who, "clique.reject",
+        await refused(await rest(client, who, "clique.request.reject",
                                  {"clique_id": staff.id, "user_id": carol.id}), 403, "forbidden")
-    pages = await all_pages(client, staff.moderator, "clique.requests", "requests",
+    pages = await all_pages(client, staff.moderator, "clique.request.list", "requests",
                             {"clique_id": staff.id}, 2)
     listed = [r["user"]["id"] for p in pages for r in p]
     assert [len(p) for p in pages] == [2, 1] and listed == [dan.id, carol.id, bob.id]
     assert pages[0][0]["user"]["username"] == dan.username
-    approved = await ok(await rest(client, staff.moderator, "clique.approve",
+    approved = await ok(await rest(client, staff.moderator, "clique.request.approve",
                                    {"clique_id": staff.id, "user_id": bob.id}))
     assert approved["user"]["id"] == bob.id and approved["role"] == "member"
     assert (await card(client, bob, staff.id))["member_count"] == 5
-    await ok(await rest(client, staff.admin, "clique.reject",
+    await ok(await rest(client, staff.admin, "clique.request.reject",
                         {"clique_id": staff.id, "user_id": carol.id}), 204)
-    for name in ("clique.approve", "clique.reject"):
+    for name in ("clique.request.approve", "clique.request.reject"):
         for target in (bob, carol, staff.outsider):
             await refused(await rest(client, staff.owner, name,
                                      {"clique_id": staff.id, "user_id": target.id}), 404, "not_found")
-    remaining = await ok(await rest(client, staff.owner, "clique.requests", {"clique_id": staff.id}))
+    remaining = await ok(await rest(client, staff.owner, "clique.request.list", {"clique_id": staff.id}))
     assert [r["user"]["id"] for r in remaining["requests"]] == [dan.id]
     # A rejected user may ask again; leave withdraws a pending request.
     assert await join(client, carol, staff.id) == "requested"
     await ok(await rest(client, carol, "clique.leave", {"clique_id": staff.id}), 204)
     assert (await card(client, carol, staff.id))["viewer"]["requested"] is False
-    await refused(await rest(client, staff.owner, "clique.approve",
+    await refused(await rest(client, staff.owner, "clique.request.approve",
                              {"clique_id": staff.id, "user_id": "x"}), 400, "invalid_input")
 
 
@@ -357,25 +357,25 @@ async def test_follow_and_unfollow(client: Client) -> None:
 async def test_members_list(client: Client) -> None:
     staff = await staffed(client, private=True)
     for who in (staff.outsider,):
-        error = await refused(await rest(client, who, "clique.members", {"clique_id": staff.id}),
+        error = await refused(await rest(client, who, "clique.member.list", {"clique_id": staff.id}),
                               403, "forbidden")
         assert error["details"]["reason"] == "members_only"
-    pages = await all_pages(client, staff.member, "clique.members", "members", {"clique_id": staff.id}, 3)
+    pages = await all_pages(client, staff.member, "clique.member.list", "members", {"clique_id": staff.id}, 3)
     assert [len(p) for p in pages] == [3, 1]
     listed = [(m["user"]["id"], m["role"]) for p in pages for m in p]
     assert listed == [(staff.member.id, "member"), (staff.moderator.id, "moderator"),
                       (staff.admin.id, "admin"), (staff.owner.id, "owner")]
-    mods = await ok(await rest(client, staff.member, "clique.members",
+    mods = await ok(await rest(client, staff.member, "clique.member.list",
                                {"clique_id": staff.id, "role": "moderator"}))
     assert [m["user"]["id"] for m in mods["members"]] == [staff.moderator.id]
-    await refused(await rest(client, staff.member, "clique.members",
+    await refused(await rest(client, staff.member, "clique.member.list",
                              {"clique_id": staff.id, "role": "boss"}), 400, "invalid_input")
     public = await staffed(client)
-    seen = await ok(await rest(client, public.outsider, "clique.members", {"clique_id": public.id}))
+    seen = await ok(await rest(client, public.outsider, "clique.member.list", {"clique_id": public.id}))
     assert len(seen["members"]) == 4
     await ok(await rest(client, public.owner, "clique.ban",
                         {"clique_id": public.id, "user_id": public.outsider.id}))
-    error = await refused(await rest(client, public.outsider, "clique.members", {"clique_id": public.id}),
+    error = await refused(await rest(client, public.outsider, "clique.member.list", {"clique_id": public.id}),
                           403, "forbidden")
     assert error["details"]["reason"] == "banned"
 
@@ -386,12 +386,12 @@ async def test_members_list_leaves_out_users_blocked_either_way(client: Client) 
     staff = await staffed(client)
     await ok(await rest(client, staff.admin, "user.block", {"user_id": staff.outsider.id}), 204)
     for viewer, hidden in ((staff.outsider, staff.admin), (staff.admin, None)):
-        seen = await ok(await rest(client, viewer, "clique.members", {"clique_id": staff.id}))
+        seen = await ok(await rest(client, viewer, "clique.member.list", {"clique_id": staff.id}))
         ids = {m["user"]["id"] for m in seen["members"]}
         expected = {staff.owner.id, staff.admin.id, staff.moderator.id, staff.member.id}
         assert ids == expected - ({hidden.id} if hidden else set())
     await ok(await rest(client, staff.member, "user.block", {"user_id": staff.moderator.id}), 204)
-    seen = await ok(await rest(client, staff.moderator, "clique.members", {"clique_id": staff.id}))
+    seen = await ok(await rest(client, staff.moderator, "clique.member.list", {"clique_id": staff.id}))
     assert staff.member.id not in {m["user"]["id"] for m in seen["members"]}
 
 async def test_account_deletion_leaves_every_clique(client: Client) -> None:
@@ -405,15 +405,15 @@ async def test_account_deletion_leaves_every_clique(client: Client) -> None:
     await ok(await rest(client, owner, "clique.invite", {"clique_id": alone["id"], "user_id": fan.id}))
     closed = await make_clique(client, admin, private=True)
     assert await join(client, owner, closed["id"]) == "requested"
-    await ok(await rest(client, owner, "users.me.delete", {"password": owner.password}), 204)
+    await ok(await rest(client, owner, "account.delete", {"password": owner.password}), 204)
     # The admin inherits the shared clique; the clique the owner was alone in is gone.
     seen = await card(client, admin, shared["id"])
     assert seen["owner_id"] == admin.id and seen["member_count"] == 2
     assert (await card(client, admin, followed["id"]))["follower_count"] == 0
-    asked = await ok(await rest(client, admin, "clique.requests", {"clique_id": closed["id"]}))
+    asked = await ok(await rest(client, admin, "clique.request.list", {"clique_id": closed["id"]}))
     assert asked["requests"] == []
     await refused(await rest(client, fan, "clique.get", {"clique_id": alone["id"]}), 404, "not_found")
-    members = await ok(await rest(client, member, "clique.members", {"clique_id": shared["id"]}))
+    members = await ok(await rest(client, member, "clique.member.list", {"clique_id": shared["id"]}))
     assert owner.id not in {m["user"]["id"] for m in members["members"]}
 
 

@@ -102,20 +102,20 @@ async def test_invite_notifies_lists_and_declines(client: Client) -> None:
     chess = [n for n in notes if n["data"].get("clique_id") == first["id"]]
     assert len(chess) == 1 and chess[0]["actor_ids"] == [alice.id] and chess[0]["count"] == 1
     assert "Chess club" in chess[0]["title"] + chess[0]["body"]
-    pages = await all_pages(client, bob, "clique.invites", "invites", {}, 2)
+    pages = await all_pages(client, bob, "clique.invite.list", "invites", {}, 2)
     listed = [i["clique"]["id"] for p in pages for i in p]
     assert [len(p) for p in pages] == [2, 1] and listed == [third["id"], second["id"], first["id"]]
     assert pages[0][0]["invited_by"]["id"] == carol.id and pages[0][0]["clique"]["viewer"]["invited"]
-    await ok(await rest(client, bob, "clique.decline_invite", {"clique_id": first["id"]}), 204)
-    await refused(await rest(client, bob, "clique.decline_invite", {"clique_id": first["id"]}),
+    await ok(await rest(client, bob, "clique.invite.decline", {"clique_id": first["id"]}), 204)
+    await refused(await rest(client, bob, "clique.invite.decline", {"clique_id": first["id"]}),
                   404, "not_found")
-    await refused(await rest(client, bob, "clique.decline_invite", {"clique_id": str(uuid.uuid4())}),
+    await refused(await rest(client, bob, "clique.invite.decline", {"clique_id": str(uuid.uuid4())}),
                   404, "not_found")
     assert await join(client, bob, first["id"]) == "requested"
     # Joining settles the invite; a deleted clique's invite is not listed.
     assert await join(client, bob, second["id"]) == "member"
     await ok(await rest(client, carol, "clique.delete", {"clique_id": third["id"]}), 204)
-    assert (await ok(await rest(client, bob, "clique.invites", {})))["invites"] == []
+    assert (await ok(await rest(client, bob, "clique.invite.list", {})))["invites"] == []
 
 
 async def _at_least(check: Any, n: int) -> list[dict[str, Any]] | None:
@@ -165,7 +165,7 @@ async def test_set_role_rules(client: Client, actor: str, target: str, role: str
 async def test_set_role_bad_input_and_unknown_member(client: Client) -> None:
     staff = await staffed(client)
     for payload, field in [({"role": "owner"}, "role"), ({"role": "king"}, "role"), ({}, "role")]:
-        error = await refused(await rest(client, staff.owner, "clique.set_role", {
+        error = await refused(await rest(client, staff.owner, "clique.member.set_role", {
             "clique_id": staff.id, "user_id": staff.member.id, **payload}), 400, "invalid_input")
         assert field in fields_of(error)
     error = await refused(await set_role(client, staff.admin, staff.id, staff.admin, "member"),
@@ -188,7 +188,7 @@ async def test_transfer_ownership(client: Client) -> None:
     handed = await ok(await rest(client, staff.owner, "clique.transfer_ownership", {
         "clique_id": staff.id, "user_id": staff.member.id}))
     assert handed["owner_id"] == staff.member.id and handed["viewer"]["role"] == "admin"
-    roles = await ok(await rest(client, staff.member, "clique.members", {"clique_id": staff.id}))
+    roles = await ok(await rest(client, staff.member, "clique.member.list", {"clique_id": staff.id}))
     assert {m["user"]["id"]: m["role"] for m in roles["members"]}[staff.member.id] == "owner"
     assert [m["role"] for m in roles["members"]].count("owner") == 1
     # The new owner now rules over the old one.
@@ -212,7 +212,7 @@ async def test_remove_member_rules(client: Client, actor: str, target: str, allo
                 await ok(await set_role(client, staff.owner, staff.id, person, role))
             by_role[extra] = person
     before = (await card(client, staff.owner, staff.id))["member_count"]
-    resp = await rest(client, by_role[actor], "clique.remove_member",
+    resp = await rest(client, by_role[actor], "clique.member.remove",
                       {"clique_id": staff.id, "user_id": by_role[target].id})
     if allowed:
         await ok(resp, 204)
@@ -226,13 +226,13 @@ async def test_remove_member_rules(client: Client, actor: str, target: str, allo
 
 async def test_remove_member_bad_input(client: Client) -> None:
     staff = await staffed(client)
-    await refused(await rest(client, staff.owner, "clique.remove_member",
+    await refused(await rest(client, staff.owner, "clique.member.remove",
                              {"clique_id": staff.id, "user_id": staff.outsider.id}), 404, "not_found")
-    error = await refused(await rest(client, staff.moderator, "clique.remove_member",
+    error = await refused(await rest(client, staff.moderator, "clique.member.remove",
                                      {"clique_id": staff.id, "user_id": staff.moderator.id}),
                           400, "invalid_input")
     assert fields_of(error) == {"user_id"}
-    await refused(await rest(client, staff.owner, "clique.remove_member",
+    await refused(await rest(client, staff.owner, "clique.member.remove",
                              {"clique_id": staff.id, "user_id": "nope"}), 400, "invalid_input")
 
 
@@ -275,7 +275,7 @@ async def test_ban_of_a_requester_and_rules(client: Client) -> None:
     assert await join(client, requester, staff.id) == "requested"
     await ok(await rest(client, staff.moderator, "clique.ban",
                         {"clique_id": staff.id, "user_id": requester.id}))
-    listed = await ok(await rest(client, staff.owner, "clique.requests", {"clique_id": staff.id}))
+    listed = await ok(await rest(client, staff.owner, "clique.request.list", {"clique_id": staff.id}))
     assert listed["requests"] == []
     for actor, target in (("moderator", "admin"), ("admin", "owner"), ("moderator", "moderator"),
                           ("member", "outsider"), ("outsider", "member")):
@@ -304,13 +304,13 @@ async def test_bans_list(client: Client) -> None:
     for target in targets:
         await ok(await rest(client, staff.admin, "clique.ban", {"clique_id": staff.id, "user_id": target.id}))
     for who in ("member", "outsider"):
-        error = await refused(await rest(client, staff.by_role()[who], "clique.bans",
+        error = await refused(await rest(client, staff.by_role()[who], "clique.ban.list",
                                          {"clique_id": staff.id}), 403, "forbidden")
         assert error["details"]["reason"] == "not_moderator"
-    pages = await all_pages(client, staff.moderator, "clique.bans", "bans", {"clique_id": staff.id}, 2)
+    pages = await all_pages(client, staff.moderator, "clique.ban.list", "bans", {"clique_id": staff.id}, 2)
     assert [len(p) for p in pages] == [2, 1]
     assert [b["user"]["id"] for p in pages for b in p] == [t.id for t in reversed(targets)]
-    await refused(await rest(client, staff.owner, "clique.bans", {"clique_id": staff.id, "cursor": "x"}),
+    await refused(await rest(client, staff.owner, "clique.ban.list", {"clique_id": staff.id, "cursor": "x"}),
                   400, "invalid_input")
 
 
@@ -329,7 +329,7 @@ async def test_remove_item_tombstones_clique_posts_and_comments(client: Client) 
                                     {"kind": "post", "body": "my own page"}), 201)
 
     async def remove(actor: str, item_id: str) -> Any:
-        return await rest(client, staff.by_role()[actor], "clique.remove_item",
+        return await rest(client, staff.by_role()[actor], "clique.item.remove",
                           {"clique_id": staff.id, "item_id": item_id})
 
     for actor in ("member", "outsider"):
@@ -354,7 +354,7 @@ async def test_remove_item_tombstones_clique_posts_and_comments(client: Client) 
     kept = await ok(await rest(client, staff.outsider, "item.get", {"item_id": items["owner"]}))
     assert kept["deleted"] is False
     other = await staffed(client)
-    await refused(await rest(client, other.owner, "clique.remove_item",
+    await refused(await rest(client, other.owner, "clique.item.remove",
                              {"clique_id": other.id, "item_id": items["owner"]}), 404, "not_found")
-    await refused(await rest(client, staff.owner, "clique.remove_item",
+    await refused(await rest(client, staff.owner, "clique.item.remove",
                              {"clique_id": staff.id, "item_id": "x"}), 400, "invalid_input")

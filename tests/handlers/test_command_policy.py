@@ -54,7 +54,7 @@ def test_admin_commands_need_the_role_and_an_ungrantable_scope() -> None:
 
 def test_account_security_is_never_grantable_to_apps() -> None:
     by_name = {cmd.name: cmd for cmd in registry()}
-    for name in ("users.me.password", "users.me.delete", "auth.logout_all"):
+    for name in ("account.password.change", "account.delete", "auth.logout_all"):
         scope = by_name[name].scope
         assert scope is not None and not CATALOGUE[scope].grantable, name
 
@@ -110,9 +110,9 @@ async def test_a_declared_rate_is_counted_on_both_doors(
         resp = await client.patch("/v1/users/me", json={"bio": f"b{i}"}, headers=account.headers)
         assert resp.status == 200, await resp.text()
     sio = await connect_socket(account.access_token, target=client)
-    reply = await sio.call("users.me.update", {"bio": "third"}, timeout=5)
+    reply = await sio.call("account.update", {"bio": "third"}, timeout=5)
     assert reply["ok"] is True, reply
-    reply = await sio.call("users.me.update", {"bio": "fourth"}, timeout=5)
+    reply = await sio.call("account.update", {"bio": "fourth"}, timeout=5)
     assert reply["ok"] is False and reply["error"]["code"] == "rate_limited"
     assert 1 <= reply["error"]["details"]["retry_after"] <= 3600
     resp = await client.patch("/v1/users/me", json={"bio": "fifth"}, headers=account.headers)
@@ -152,7 +152,7 @@ async def test_a_token_reaches_exactly_what_its_scopes_cover(
     assert resp.status == 403
     assert (await resp.json())["error"]["details"]["required_scope"] == "write:profile"
     sio = await connect_socket(reader)
-    reply = await sio.call("users.me.password", {"current_password": account.password,
+    reply = await sio.call("account.password.change", {"current_password": account.password,
                                                  "new_password": "another long one"}, timeout=5)
     assert reply["ok"] is False
     assert reply["error"]["details"]["required_scope"] == "account"

@@ -106,23 +106,23 @@ async def test_group_size_limit(make_client: AppFactory) -> None:
     assert fields_of(error) == {"member_ids"} and error["details"]["limit"] == 3
 
     group = await create_group(client, alice, bob)
-    added = await ok(await rest(client, alice, "conversation.add_members",
+    added = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": group["id"], "user_ids": [carol.id]}))
     assert added["added"] == [carol.id] and added["conversation"]["member_count"] == 3
-    error = await refused(await rest(client, alice, "conversation.add_members",
+    error = await refused(await rest(client, alice, "conversation.member.add",
                                      {"conversation_id": group["id"], "user_ids": [dave.id]}),
                           409, "conflict")
     assert error["details"]["limit"] == 3 and error["details"]["member_count"] == 3
     # Members already in the group do not count against the limit.
-    again = await ok(await rest(client, alice, "conversation.add_members",
+    again = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": group["id"], "user_ids": [bob.id, carol.id]}))
     assert again["added"] == []
     # A place freed by a leaver can be taken again.
     await ok(await rest(client, bob, "conversation.leave", {"conversation_id": group["id"]}), 204)
-    added = await ok(await rest(client, alice, "conversation.add_members",
+    added = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": group["id"], "user_ids": [dave.id]}))
     assert added["conversation"]["member_count"] == 3
-    error = await refused(await rest(client, alice, "conversation.add_members", {
+    error = await refused(await rest(client, alice, "conversation.member.add", {
         "conversation_id": group["id"], "user_ids": [erin.id, bob.id, carol.id]}),
         400, "invalid_input")
     assert fields_of(error) == {"user_ids"}
@@ -134,7 +134,7 @@ async def test_concurrent_adds_respect_the_limit(make_client: AppFactory) -> Non
     for _ in range(3):
         group = await create_group(client, alice, bob)
         replies = await asyncio.gather(*(
-            rest(client, alice, "conversation.add_members",
+            rest(client, alice, "conversation.member.add",
                  {"conversation_id": group["id"], "user_ids": [other.id]})
             for other in others))
         assert sorted(r.status for r in replies) == [200] + [409] * (len(others) - 1)
@@ -152,7 +152,7 @@ async def test_users_who_blocked_you_cannot_be_added(client: Client) -> None:
     assert (await ok(await rest(client, alice, "conversation.list")))["conversations"] == []
 
     group = await create_group(client, alice, carol)
-    error = await refused(await rest(client, alice, "conversation.add_members",
+    error = await refused(await rest(client, alice, "conversation.member.add",
                                      {"conversation_id": group["id"], "user_ids": [bob.id]}),
                           403, "forbidden")
     assert error["details"]["user_ids"] == [bob.id]
@@ -160,7 +160,7 @@ async def test_users_who_blocked_you_cannot_be_added(client: Client) -> None:
     await ok(await rest(client, carol, "user.block", {"user_id": alice.id}), 204)
     await create_group(client, bob, alice)
     await ok(await rest(client, bob, "user.unblock", {"user_id": alice.id}), 204)
-    added = await ok(await rest(client, alice, "conversation.add_members",
+    added = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": group["id"], "user_ids": [bob.id]}))
     assert added["added"] == [bob.id]
 
@@ -237,7 +237,7 @@ async def test_update_title_and_avatar(client: Client) -> None:
     assert updated["title"] == "New" and updated["avatar_url"] == "https://x.example/a.png"
     await refused(await rest(client, bob, "conversation.update",
                              {"conversation_id": cid, "title": "Mine"}), 403, "forbidden")
-    await ok(await rest(client, alice, "conversation.set_role",
+    await ok(await rest(client, alice, "conversation.member.set_role",
                         {"conversation_id": cid, "user_id": bob.id, "role": "admin"}))
     by_admin = await ok(await rest(client, bob, "conversation.update",
                                    {"conversation_id": cid, "avatar_url": None}))
@@ -269,9 +269,9 @@ async def test_direct_conversations_cannot_be_managed_or_left(client: Client) ->
     cid = dm["id"]
     for name, payload in (
         ("conversation.update", {"title": "x"}),
-        ("conversation.add_members", {"user_ids": [carol.id]}),
-        ("conversation.remove_member", {"user_id": bob.id}),
-        ("conversation.set_role", {"user_id": bob.id, "role": "admin"}),
+        ("conversation.member.add", {"user_ids": [carol.id]}),
+        ("conversation.member.remove", {"user_id": bob.id}),
+        ("conversation.member.set_role", {"user_id": bob.id, "role": "admin"}),
         ("conversation.leave", {}),
     ):
         error = await refused(await rest(client, alice, name, {"conversation_id": cid, **payload}),
@@ -291,7 +291,7 @@ async def test_add_members_bad_input(client: Client, payload: dict[str, Any], fi
     alice, bob, carol = await people(client, 3)
     group = await create_group(client, alice, carol)
     body = {k: [bob.id if x == "{bob}" else x for x in v] for k, v in payload.items()}
-    error = await refused(await rest(client, alice, "conversation.add_members",
+    error = await refused(await rest(client, alice, "conversation.member.add",
                                      {"conversation_id": group["id"], **body}),
                           400, "invalid_input")
     assert field in fields_of(error)
@@ -300,16 +300,16 @@ async def test_add_members_bad_input(client: Client, payload: dict[str, Any], fi
 async def test_only_admins_add_and_remove(client: Client) -> None:
     alice, bob, carol, dave, erin = await people(client, 5)
     cid = (await create_group(client, alice, bob, carol))["id"]
-    await refused(await rest(client, bob, "conversation.add_members",
+    await refused(await rest(client, bob, "conversation.member.add",
                              {"conversation_id": cid, "user_ids": [dave.id]}), 403, "forbidden")
-    await refused(await rest(client, bob, "conversation.remove_member",
+    await refused(await rest(client, bob, "conversation.member.remove",
                              {"conversation_id": cid, "user_id": carol.id}), 403, "forbidden")
-    await ok(await rest(client, alice, "conversation.set_role",
+    await ok(await rest(client, alice, "conversation.member.set_role",
                         {"conversation_id": cid, "user_id": bob.id, "role": "admin"}))
-    added = await ok(await rest(client, bob, "conversation.add_members",
+    added = await ok(await rest(client, bob, "conversation.member.add",
                                 {"conversation_id": cid, "user_ids": [dave.id, erin.id]}))
     assert set(added["added"]) == {dave.id, erin.id}
-    await ok(await rest(client, bob, "conversation.remove_member",
+    await ok(await rest(client, bob, "conversation.member.remove",
                         {"conversation_id": cid, "user_id": dave.id}), 204)
     assert dave.id not in roles(await view(client, alice, cid))
 
@@ -318,11 +318,11 @@ async def test_remove_member_rules(client: Client) -> None:
     alice, bob, carol, dave, erin = await people(client, 5)
     cid = (await create_group(client, alice, bob, carol, dave))["id"]
     for admin in (bob, carol):
-        await ok(await rest(client, alice, "conversation.set_role",
+        await ok(await rest(client, alice, "conversation.member.set_role",
                             {"conversation_id": cid, "user_id": admin.id, "role": "admin"}))
 
     async def remove(actor: Account, target: str) -> Any:
-        return await rest(client, actor, "conversation.remove_member",
+        return await rest(client, actor, "conversation.member.remove",
                           {"conversation_id": cid, "user_id": target})
 
     error = await refused(await remove(bob, alice.id), 403, "forbidden")
@@ -333,7 +333,7 @@ async def test_remove_member_rules(client: Client) -> None:
     await refused(await remove(bob, str(uuid.uuid4())), 404, "not_found")
     error = await refused(await remove(bob, bob.id), 400, "invalid_input")
     assert fields_of(error) == {"user_id"}
-    error = await refused(await rest(client, bob, "conversation.remove_member",
+    error = await refused(await rest(client, bob, "conversation.member.remove",
                                      {"conversation_id": cid, "user_id": "nope"}),
                           400, "invalid_input")
     assert fields_of(error) == {"user_id"}
@@ -348,7 +348,7 @@ async def test_set_role_and_hand_over(client: Client) -> None:
     cid = (await create_group(client, alice, bob, carol))["id"]
 
     async def set_role(actor: Account, target: str, role: str) -> Any:
-        return await rest(client, actor, "conversation.set_role",
+        return await rest(client, actor, "conversation.member.set_role",
                           {"conversation_id": cid, "user_id": target, "role": role})
 
     await ok(await set_role(alice, bob.id, "admin"))
@@ -369,12 +369,12 @@ async def test_set_role_and_hand_over(client: Client) -> None:
 async def test_owner_leaving_hands_over_to_the_longest_standing_admin(client: Client) -> None:
     alice, bob, carol, dave = await people(client, 4)
     cid = (await create_group(client, alice, bob))["id"]
-    await ok(await rest(client, alice, "conversation.add_members",
+    await ok(await rest(client, alice, "conversation.member.add",
                         {"conversation_id": cid, "user_ids": [carol.id]}))
-    await ok(await rest(client, alice, "conversation.add_members",
+    await ok(await rest(client, alice, "conversation.member.add",
                         {"conversation_id": cid, "user_ids": [dave.id]}))
     for admin in (dave, carol):
-        await ok(await rest(client, alice, "conversation.set_role",
+        await ok(await rest(client, alice, "conversation.member.set_role",
                             {"conversation_id": cid, "user_id": admin.id, "role": "admin"}))
     await ok(await rest(client, alice, "conversation.leave", {"conversation_id": cid}), 204)
     # carol joined before dave; bob, the oldest member, is no admin.
@@ -395,7 +395,7 @@ async def test_owner_leaving_without_admins_hands_over_to_the_longest_standing_m
 ) -> None:
     alice, bob, carol = await people(client, 3)
     cid = (await create_group(client, alice, bob))["id"]
-    await ok(await rest(client, alice, "conversation.add_members",
+    await ok(await rest(client, alice, "conversation.member.add",
                         {"conversation_id": cid, "user_ids": [carol.id]}))
     await ok(await rest(client, alice, "conversation.leave", {"conversation_id": cid}), 204)
     assert roles(await view(client, carol, cid)) == {bob.id: "owner", carol.id: "member"}
@@ -443,14 +443,14 @@ async def test_mute_bad_input(client: Client, payload: dict[str, Any], field: st
 CONVERSATION_COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("conversation.get", {}),
     ("conversation.update", {"title": "x"}),
-    ("conversation.add_members", {"user_ids": ["{other}"]}),
-    ("conversation.remove_member", {"user_id": "{other}"}),
-    ("conversation.set_role", {"user_id": "{other}", "role": "admin"}),
+    ("conversation.member.add", {"user_ids": ["{other}"]}),
+    ("conversation.member.remove", {"user_id": "{other}"}),
+    ("conversation.member.set_role", {"user_id": "{other}", "role": "admin"}),
     ("conversation.leave", {}),
     ("conversation.mute", {}),
     ("conversation.unmute", {}),
-    ("message.history", {}),
-    ("receipt.read", {"seq": 1}),
+    ("message.list", {}),
+    ("receipt.mark_read", {"seq": 1}),
 ]
 
 
@@ -460,7 +460,7 @@ async def test_non_members_get_not_found_from_every_command(client: Client, who:
     cid = (await create_group(client, alice, bob, carol))["id"]
     actor = outsider
     if who == "removed":
-        await ok(await rest(client, alice, "conversation.remove_member",
+        await ok(await rest(client, alice, "conversation.member.remove",
                             {"conversation_id": cid, "user_id": bob.id}), 204)
         actor = bob
     elif who == "left":
@@ -489,7 +489,7 @@ async def test_a_member_who_left_can_be_added_back(client: Client) -> None:
     await ok(await rest(client, bob, "conversation.leave", {"conversation_id": cid}), 204)
     await refused(await rest(client, bob, "conversation.leave", {"conversation_id": cid}),
                   404, "not_found")
-    added = await ok(await rest(client, alice, "conversation.add_members",
+    added = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": cid, "user_ids": [bob.id]}))
     assert added["added"] == [bob.id] and added["conversation"]["member_count"] == 2
     back = await view(client, bob, cid)

@@ -51,7 +51,7 @@ async def test_added_member_gets_joined_then_messages(
     alice_sio, _ = await online(connect_socket, alice)
     carol_sio, carol_inbox = await online(connect_socket, carol)
     await send(alice_sio, cid, "before carol")
-    added = await ok(await rest(client, alice, "conversation.add_members",
+    added = await ok(await rest(client, alice, "conversation.member.add",
                                 {"conversation_id": cid, "user_ids": [carol.id]}))
     assert added["added"] == [carol.id]
     joined = await carol_inbox.wait_for(is_event("member.joined", conversation_id=cid))
@@ -112,7 +112,7 @@ async def test_removed_member_stops_receiving(
     first = await send(alice_sio, cid, "one")
     await carol_inbox.wait_for(is_event("message.new", id=first["id"]))
 
-    await ok(await rest(client, alice, "conversation.remove_member",
+    await ok(await rest(client, alice, "conversation.member.remove",
                         {"conversation_id": cid, "user_id": carol.id}), 204)
     left = await carol_inbox.wait_for(is_event("member.left", conversation_id=cid))
     assert carol_inbox.events[left][1]["reason"] == "removed"
@@ -171,7 +171,7 @@ async def test_sync_of_a_removed_member_stops_at_member_left(
     start = (await ok_ack(call(carol_sio, "sync", {})))["cursor"]
     alice_sio = await connect_socket(alice.access_token)
     before = await send(alice_sio, cid, "before")
-    await ok(await rest(client, alice, "conversation.remove_member",
+    await ok(await rest(client, alice, "conversation.member.remove",
                         {"conversation_id": cid, "user_id": carol.id}), 204)
     await send(alice_sio, cid, "after")
     await ok(await rest(client, alice, "conversation.update",
@@ -185,7 +185,7 @@ async def test_sync_of_a_removed_member_stops_at_member_left(
     assert [e["event"] for e in bob_page["events"]] == [
         "message.new", "member.left", "message.new", "conversation.updated"]
     # Added back, she syncs from her new member.joined on, not what she missed.
-    await ok(await rest(client, alice, "conversation.add_members",
+    await ok(await rest(client, alice, "conversation.member.add",
                         {"conversation_id": cid, "user_ids": [carol.id]}))
     page = await ok_ack(call(carol_sio, "sync", {"cursor": page["cursor"]}))
     assert [e["event"] for e in page["events"]] == ["member.joined"]
@@ -242,7 +242,7 @@ async def test_list_orders_by_activity_and_pages(
     assert pages == [first, dm, second]
 
     # Reading clears unread; muting leaves the per-conversation count but not the total.
-    await ok_ack(call(alice_sio, "receipt.read", {"conversation_id": first, "seq": 3}))
+    await ok_ack(call(alice_sio, "receipt.mark_read", {"conversation_id": first, "seq": 3}))
     await ok_ack(call(alice_sio, "conversation.mute", {"conversation_id": second}))
     listed = await ok(await rest(client, alice, "conversation.list", {"limit": 50}))
     by_id = {c["id"]: c for c in listed["conversations"]}

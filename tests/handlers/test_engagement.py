@@ -94,7 +94,7 @@ async def test_items_one_cannot_see_are_not_found(client: Any) -> None:
     await block(client, carol, bob)
     for item in (private, followers, public):
         await refused(await react(client, bob, item["id"], "like"), 404, "not_found")
-        await refused(await rest(client, bob, "item.reactions", {"item_id": item["id"]}), 404,
+        await refused(await rest(client, bob, "item.reaction.list", {"item_id": item["id"]}), 404,
                       "not_found")
         await refused(await rest(client, bob, "item.unreact", {"item_id": item["id"]}), 404,
                       "not_found")
@@ -176,27 +176,27 @@ async def test_who_reacted_newest_first_paged_and_without_blocked_users(client: 
     post = await create(client, alice)
     for user, kind in zip(users, ["like", "love", "like", "wow"], strict=True):
         await ok(await react(client, user, post["id"], kind))
-    page = await ok(await rest(client, alice, "item.reactions", {"item_id": post["id"]}))
+    page = await ok(await rest(client, alice, "item.reaction.list", {"item_id": post["id"]}))
     assert [r["user"]["id"] for r in page["reactions"]] == [u.id for u in reversed(users)]
     assert page["reactions"][0]["kind"] == "wow" and page["next_cursor"] is None
     assert page["reactions"][0]["user"]["username"] == users[3].username
-    likes = await ok(await rest(client, alice, "item.reactions",
+    likes = await ok(await rest(client, alice, "item.reaction.list",
                                 {"item_id": post["id"], "kind": "like"}))
     assert [r["user"]["id"] for r in likes["reactions"]] == [users[2].id, users[0].id]
-    first = await ok(await rest(client, alice, "item.reactions", {"item_id": post["id"], "limit": 3}))
+    first = await ok(await rest(client, alice, "item.reaction.list", {"item_id": post["id"], "limit": 3}))
     assert len(first["reactions"]) == 3 and first["next_cursor"]
-    rest_of = await ok(await rest(client, alice, "item.reactions",
+    rest_of = await ok(await rest(client, alice, "item.reaction.list",
                                   {"item_id": post["id"], "limit": 3, "cursor": first["next_cursor"]}))
     assert [r["user"]["id"] for r in rest_of["reactions"]] == [users[0].id]
     await block(client, alice, users[1])
-    page = await ok(await rest(client, alice, "item.reactions", {"item_id": post["id"]}))
+    page = await ok(await rest(client, alice, "item.reaction.list", {"item_id": post["id"]}))
     assert users[1].id not in [r["user"]["id"] for r in page["reactions"]]
     assert len(page["reactions"]) == 3
     cases: list[tuple[dict[str, Any], str]] = [
         ({"limit": 41}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor"),
         ({"kind": "meh"}, "kind")]
     for payload, field in cases:
-        error = await refused(await rest(client, alice, "item.reactions",
+        error = await refused(await rest(client, alice, "item.reaction.list",
                                          {"item_id": post["id"], **payload}), 400, "invalid_input")
         assert fields_of(error) == {field}
 

@@ -25,7 +25,7 @@ async def client(make_client: AppFactory) -> Client:
     return await make_client(rates=Rates(signup=(1000, 3600)))
 
 
-LISTS = ["feed.home", "feed.user", "feed.clique", "feed.tag"]
+LISTS = ["feed.list_home", "feed.list_user", "feed.list_clique", "feed.list_tag"]
 
 
 async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: Account,
@@ -33,9 +33,9 @@ async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: A
                     same_time: int = 5) -> tuple[dict[str, Any], list[str]]:
     """Items for one list, `same_time` to a timestamp, hidden ones interleaved: (payload, expected ids)."""
     tag = f"t{uuid.uuid4().hex[:10]}"
-    clique_id = await clique(db, authors[0]) if name == "feed.clique" else None
+    clique_id = await clique(db, authors[0]) if name == "feed.list_clique" else None
     for author in authors:
-        if name == "feed.home":
+        if name == "feed.list_home":
             await relate(client, "follows", viewer, author)
         if clique_id is not None and author is not authors[0]:
             await join(db, clique_id, author)
@@ -61,8 +61,8 @@ async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: A
         if not secret:
             shown.append((at, uuid.UUID(item)))
     payloads: dict[str, dict[str, Any]] = {
-        "feed.user": {"user_id": authors[0].id}, "feed.clique": {"clique_id": clique_id},
-        "feed.tag": {"tag": tag}}
+        "feed.list_user": {"user_id": authors[0].id}, "feed.list_clique": {"clique_id": clique_id},
+        "feed.list_tag": {"tag": tag}}
     payload = payloads.get(name, {})
     return payload, [str(i) for _, i in sorted(shown, reverse=True)]
 
@@ -70,7 +70,7 @@ async def make_list(client: Client, db: asyncpg.Connection, name: str, viewer: A
 @pytest.mark.parametrize("name", LISTS)
 async def test_pages_cover_the_list_once_in_order(client: Client, db: Any, name: str) -> None:
     viewer = await signup(client)
-    authors = [await signup(client)] if name == "feed.user" else [await signup(client)
+    authors = [await signup(client)] if name == "feed.list_user" else [await signup(client)
                                                                   for _ in range(3)]
     payload, expected = await make_list(client, db, name, viewer, authors, visible=31, hidden=14)
     seen: list[str] = []
@@ -96,7 +96,7 @@ async def test_full_page_past_a_long_run_of_hidden_items(client: Client, db: Any
         """INSERT INTO items (kind, author_id, body, visibility, created_at)
            SELECT 'post', $1, 'secret', 'friends', $2::timestamptz + g * interval '1 second'
            FROM generate_series(1, 300) g""", uuid.UUID(author.id), T0 + timedelta(seconds=100))
-    for name, payload in (("feed.home", {}), ("feed.user", {"user_id": author.id})):
+    for name, payload in (("feed.list_home", {}), ("feed.list_user", {"user_id": author.id})):
         body = await page(client, viewer, name, **payload)
         assert [i["id"] for i in body["items"]] == older[::-1][:20] and body["next_cursor"]
 
@@ -113,7 +113,7 @@ async def test_hidden_rows_past_the_scan_budget_give_a_short_page_and_a_cursor(
            SELECT 'post', $1, 'secret', 'friends', $2::timestamptz + g * interval '1 second'
            FROM generate_series(1, $3) g""",
         uuid.UUID(author.id), T0 + timedelta(seconds=100), budget + 50)
-    for name, payload in (("feed.home", {}), ("feed.user", {"user_id": author.id})):
+    for name, payload in (("feed.list_home", {}), ("feed.list_user", {"user_id": author.id})):
         body = await page(client, viewer, name, **payload)
         assert body["items"] == [] and body["next_cursor"]
         assert await ids(client, viewer, name, **payload) == older[::-1]
@@ -134,9 +134,10 @@ async def test_link_header_points_at_the_next_page(client: Client, db: Any) -> N
     assert "Link" not in resp.headers
 
 
-FEEDS = {"feed.home": {}, "feed.user": {"user_id": str(uuid.uuid4())},
-         "feed.clique": {"clique_id": str(uuid.uuid4())}, "feed.comments": {"item_id": str(uuid.uuid4())},
-         "feed.tag": {"tag": "cats"}, "feed.saved": {}}
+FEEDS = {"feed.list_home": {}, "feed.list_user": {"user_id": str(uuid.uuid4())},
+         "feed.list_clique": {"clique_id": str(uuid.uuid4())},
+         "item.comment.list": {"item_id": str(uuid.uuid4())},
+         "feed.list_tag": {"tag": "cats"}, "feed.list_saved": {}}
 
 
 @pytest.mark.parametrize("name", FEEDS)
@@ -152,7 +153,7 @@ async def test_limits_and_cursors_are_checked(client: Client, name: str) -> None
         assert fields_of(error) == {"cursor"}
     error = await refused(await rest(client, viewer, name, {**FEEDS[name], "extra": 1}), 400,
                           "invalid_input")
-    if name in ("feed.home", "feed.tag", "feed.saved"):
+    if name in ("feed.list_home", "feed.list_tag", "feed.list_saved"):
         await ok(await rest(client, viewer, name, {**FEEDS[name], "limit": 40}))
     resp = await client.get("/v1/feeds/home")
     await refused(resp, 401, "unauthorized")
@@ -176,7 +177,7 @@ async def test_feeds_need_the_content_read_scope(client: Client, settings: Setti
             assert resp.status in (200, 404), await resp.text()
 
 
-@pytest.mark.parametrize("name", ["feed.comments", "item.replies"])
+@pytest.mark.parametrize("name", ["item.comment.list", "item.reply.list"])
 async def test_hidden_answers_cost_a_bounded_read_per_page(client: Client, db: Any,
                                                            name: str) -> None:
     """Hundreds of comments by someone the viewer blocked: short pages, a cursor, no long scan."""

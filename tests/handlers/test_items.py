@@ -1,4 +1,4 @@
-"""item.create, item.get and item.replies over REST: kinds, limits, bad input, idempotency."""
+"""item.create, item.get and item.reply.list over REST: kinds, limits, bad input, idempotency."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ async def test_post_comment_reply_and_counts(client: Any) -> None:
     assert reply["root_id"] == post["id"] and reply["parent_id"] == comment["id"]
     assert (await fetch(client, bob, post["id"]))["counts"]["replies"] == 1
     assert (await fetch(client, bob, comment["id"]))["counts"]["replies"] == 1
-    page = await ok(await rest(client, bob, "item.replies", {"item_id": post["id"]}))
+    page = await ok(await rest(client, bob, "item.reply.list", {"item_id": post["id"]}))
     assert [i["id"] for i in page["items"]] == [comment["id"]] and page["next_cursor"] is None
-    page = await ok(await rest(client, bob, "item.replies", {"item_id": comment["id"]}))
+    page = await ok(await rest(client, bob, "item.reply.list", {"item_id": comment["id"]}))
     assert [i["id"] for i in page["items"]] == [reply["id"]]
     await refused(await get(client, bob, MISSING), 404, "not_found")
 
@@ -156,7 +156,7 @@ async def test_bad_input_of_the_read_commands(client: Any) -> None:
                                        headers=alice.headers), 400, "invalid_input")
         await refused(await client.get(f"/v1/items/{post['id']}/edits", params=params,
                                        headers=alice.headers), 400, "invalid_input")
-    await refused(await rest(client, alice, "item.replies", {"item_id": MISSING}), 404,
+    await refused(await rest(client, alice, "item.reply.list", {"item_id": MISSING}), 404,
                   "not_found")
     await refused(await client.get(f"/v1/items/{post['id']}"), 401, "unauthorized")
 
@@ -172,7 +172,7 @@ async def test_replies_page_oldest_first_with_cursor(client: Any) -> None:
         params: dict[str, Any] = {"item_id": post["id"], "limit": 2}
         if cursor:
             params["cursor"] = cursor
-        resp = await rest(client, alice, "item.replies", params)
+        resp = await rest(client, alice, "item.reply.list", params)
         page = await ok(resp)
         assert len(page["items"]) <= 2
         seen += [i["id"] for i in page["items"]]
@@ -192,7 +192,7 @@ async def test_media_are_attached_and_visible_to_readers(client: Any) -> None:
     [media] = post["media"]
     assert media["id"] == mine["id"] and media["url"] == f"/v1/media/{mine['id']}/content"
     assert (await settled(client, alice, mine["id"]))["status"] == "ready"
-    await ok(await rest(client, bob, "media.get", {"id": mine["id"]}))
+    await ok(await rest(client, bob, "media.get", {"media_id": mine["id"]}))
     resp = await client.get(media["url"], headers=bob.headers)
     assert resp.status == 200 and resp.content_type.startswith("image/")
     theirs = await uploaded(client, bob)
@@ -204,7 +204,7 @@ async def test_media_are_attached_and_visible_to_readers(client: Any) -> None:
     assert fields_of(error) == {"media_ids"}
     # Once the post is deleted, the media is the uploader's alone again.
     await ok(await rest(client, alice, "item.delete", {"item_id": post["id"]}), 204)
-    await refused(await rest(client, bob, "media.get", {"id": mine["id"]}), 404, "not_found")
+    await refused(await rest(client, bob, "media.get", {"media_id": mine["id"]}), 404, "not_found")
 
 
 async def test_ten_media_at_most(client: Any, database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""item.edit, item.edits and item.delete: history, authorization, tombstones."""
+"""item.edit, item.edit.list and item.delete: history, authorization, tombstones."""
 
 from __future__ import annotations
 
@@ -24,20 +24,20 @@ async def test_edit_keeps_history_newest_first(client: Any) -> None:
         edited = await ok(await rest(client, alice, "item.edit", {"item_id": post["id"],
                                                                    "body": body}))
         assert edited["body"] == body and edited["edited_at"] is not None
-    page = await ok(await rest(client, bob, "item.edits", {"item_id": post["id"]}))
+    page = await ok(await rest(client, bob, "item.edit.list", {"item_id": post["id"]}))
     assert [e["body"] for e in page["edits"]] == ["v3", "v2", "v1"]
     assert page["next_cursor"] is None
-    first = await ok(await rest(client, bob, "item.edits", {"item_id": post["id"], "limit": 2}))
+    first = await ok(await rest(client, bob, "item.edit.list", {"item_id": post["id"], "limit": 2}))
     assert [e["body"] for e in first["edits"]] == ["v3", "v2"]
-    rest_page = await ok(await rest(client, bob, "item.edits", {
+    rest_page = await ok(await rest(client, bob, "item.edit.list", {
         "item_id": post["id"], "limit": 2, "cursor": first["next_cursor"]}))
     assert [e["body"] for e in rest_page["edits"]] == ["v1"] and rest_page["next_cursor"] is None
     # A cursor of another list is refused, not misread.
     for _ in range(2):
         await create(client, bob, "comment", parent_id=post["id"])
-    replies = await ok(await rest(client, bob, "item.replies", {"item_id": post["id"],
+    replies = await ok(await rest(client, bob, "item.reply.list", {"item_id": post["id"],
                                                                 "limit": 1}))
-    error = await refused(await rest(client, bob, "item.edits", {
+    error = await refused(await rest(client, bob, "item.edit.list", {
         "item_id": post["id"], "cursor": replies["next_cursor"]}), 400, "invalid_input")
     assert error["details"]["fields"][0]["field"] == "cursor"
     # Settings alone are no new version; an unchanged body neither.
@@ -47,7 +47,7 @@ async def test_edit_keeps_history_newest_first(client: Any) -> None:
     assert (changed["allow_comments"], changed["quote_policy"], changed["visibility"]) == (
         False, "nobody", "followers")
     assert changed["edited_at"] == edited["edited_at"]
-    page = await ok(await rest(client, alice, "item.edits", {"item_id": post["id"]}))
+    page = await ok(await rest(client, alice, "item.edit.list", {"item_id": post["id"]}))
     assert len(page["edits"]) == 3
 
 
@@ -128,12 +128,12 @@ async def test_delete_leaves_a_tombstone_with_reachable_answers(
     assert tomb["mentions"] == [] and tomb["tags"] == []
     # reply_count keeps the deleted comment: it stays in place in the thread.
     assert tomb["counts"]["replies"] == 1
-    page = await ok(await rest(client, bob, "item.replies", {"item_id": post["id"]}))
+    page = await ok(await rest(client, bob, "item.reply.list", {"item_id": post["id"]}))
     [dead] = page["items"]
     assert dead["id"] == comment["id"] and dead["deleted"] is True and dead["body"] is None
-    page = await ok(await rest(client, bob, "item.replies", {"item_id": comment["id"]}))
+    page = await ok(await rest(client, bob, "item.reply.list", {"item_id": comment["id"]}))
     assert [i["id"] for i in page["items"]] == [reply["id"]] and page["items"][0]["body"] == "r"
-    assert (await ok(await rest(client, bob, "item.edits", {"item_id": post["id"]})))[
+    assert (await ok(await rest(client, bob, "item.edit.list", {"item_id": post["id"]})))[
         "edits"] == []
     for table in ("item_tags", "item_mentions", "item_edits"):
         rows = await sql(database_url, f"SELECT 1 FROM {table} WHERE item_id = $1",

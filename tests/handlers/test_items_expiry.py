@@ -27,19 +27,19 @@ async def test_comments_of_an_expired_story_are_not_found(client: Any, settings:
     for name, payload in [
         ("item.get", {"item_id": comment["id"]}),
         ("item.get", {"item_id": reply["id"]}),
-        ("item.replies", {"item_id": comment["id"]}),
-        ("feed.comments", {"item_id": comment["id"]}),
+        ("item.reply.list", {"item_id": comment["id"]}),
+        ("item.comment.list", {"item_id": comment["id"]}),
         ("item.react", {"item_id": comment["id"], "kind": "like"}),
         ("item.save", {"item_id": comment["id"]}),
     ]:
         await refused(await rest(client, other, name, payload), 404, "not_found")
-    tagged = await ok(await rest(client, other, "feed.tag", {"tag": "sunsetstory"}))
+    tagged = await ok(await rest(client, other, "feed.list_tag", {"tag": "sunsetstory"}))
     assert tagged["items"] == []
-    saved = await ok(await rest(client, other, "feed.saved", {}))
+    saved = await ok(await rest(client, other, "feed.list_saved", {}))
     assert saved["items"] == []
     # The story's author still reads its thread, and a comment's author their comment
     # (so they can still delete it).
     await ok(await rest(client, author, "item.get", {"item_id": reply["id"]}))
-    await ok(await rest(client, author, "item.replies", {"item_id": comment["id"]}))
+    await ok(await rest(client, author, "item.reply.list", {"item_id": comment["id"]}))
     await ok(await rest(client, fan, "item.get", {"item_id": comment["id"]}))
     await ok(await rest(client, fan, "item.delete", {"item_id": comment["id"]}), 204)

@@ -57,7 +57,7 @@ async def test_comments_follow_their_root_audience(client: Any) -> None:
         assert not await _sees(client, stranger, item["id"])
     await refused(await rest(client, stranger, "item.create", {
         "kind": "comment", "body": "x", "parent_id": post["id"]}), 404, "not_found")
-    await refused(await rest(client, stranger, "item.replies", {"item_id": post["id"]}), 404,
+    await refused(await rest(client, stranger, "item.reply.list", {"item_id": post["id"]}), 404,
                   "not_found")
     # Widening the root widens the whole thread.
     await ok(await rest(client, author, "item.edit", {"item_id": post["id"],
@@ -88,12 +88,12 @@ async def test_blocks_hide_items_and_comments_both_ways(client: Any) -> None:
     carols = await create(client, carol, "comment", "from carol", parent_id=post["id"])
     await block(client, carol, bob)
     # Carol no longer sees Bob's comment in Alice's thread, nor Bob hers.
-    page = await ok(await rest(client, carol, "item.replies", {"item_id": post["id"]}))
+    page = await ok(await rest(client, carol, "item.reply.list", {"item_id": post["id"]}))
     assert [i["id"] for i in page["items"]] == [carols["id"]]
-    page = await ok(await rest(client, bob, "item.replies", {"item_id": post["id"]}))
+    page = await ok(await rest(client, bob, "item.reply.list", {"item_id": post["id"]}))
     assert [i["id"] for i in page["items"]] == [bobs["id"]]
     await refused(await get(client, carol, bobs["id"]), 404, "not_found")
-    page = await ok(await rest(client, alice, "item.replies", {"item_id": post["id"]}))
+    page = await ok(await rest(client, alice, "item.reply.list", {"item_id": post["id"]}))
     assert len(page["items"]) == 2
     await block(client, alice, bob)
     await refused(await get(client, bob, post["id"]), 404, "not_found")
@@ -101,7 +101,7 @@ async def test_blocks_hide_items_and_comments_both_ways(client: Any) -> None:
         "kind": "comment", "body": "x", "parent_id": post["id"]}), 404, "not_found")
     await refused(await rest(client, bob, "item.create", {
         "kind": "post", "body": "x", "quoted_id": post["id"]}), 404, "not_found")
-    await refused(await rest(client, bob, "item.edits", {"item_id": post["id"]}), 404,
+    await refused(await rest(client, bob, "item.edit.list", {"item_id": post["id"]}), 404,
                   "not_found")
 
 

@@ -379,10 +379,10 @@ async def test_media_get_over_a_socket(
 ) -> None:
     media = await uploaded(client, account, WEBM)
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("media.get", {"id": media["id"]}, timeout=5)
+    reply = await sio.call("media.get", {"media_id": media["id"]}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["content_type"] == "video/webm"
-    reply = await sio.call("media.get", {"id": str(uuid.uuid4())}, timeout=5)
+    reply = await sio.call("media.get", {"media_id": str(uuid.uuid4())}, timeout=5)
     assert reply["error"]["code"] == "not_found"
 
 

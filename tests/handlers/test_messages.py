@@ -73,11 +73,11 @@ async def test_strangers_and_unknown_conversations_get_not_found(
     for name, payload in [
         ("message.send", {"conversation_id": conversation_id, "body": "x", "client_id": "s"}),
         ("message.send", {"conversation_id": str(uuid.uuid4()), "body": "x", "client_id": "s"}),
-        ("message.history", {"conversation_id": conversation_id}),
+        ("message.list", {"conversation_id": conversation_id}),
         ("message.edit", {"message_id": message["id"], "body": "hacked"}),
         ("message.delete", {"message_id": message["id"]}),
         ("message.react", {"message_id": message["id"], "emoji": "👍"}),
-        ("receipt.read", {"conversation_id": conversation_id, "seq": 1}),
+        ("receipt.mark_read", {"conversation_id": conversation_id, "seq": 1}),
     ]:
         ack = await call(stranger, name, payload)
         assert ack["ok"] is False and ack["error"]["code"] == "not_found", (name, ack)
@@ -99,7 +99,7 @@ async def test_removed_member_loses_access(trio: Any, settings: Settings) -> Non
     await conn.close()
     for name, payload in [
         ("message.send", {"conversation_id": conversation_id, "body": "x", "client_id": "r"}),
-        ("message.history", {"conversation_id": conversation_id}),
+        ("message.list", {"conversation_id": conversation_id}),
         ("message.react", {"message_id": message["id"], "emoji": "👍"}),
     ]:
         assert (await call(sockets[2], name, payload))["error"]["code"] == "not_found"
@@ -170,7 +170,7 @@ async def test_delete_leaves_a_tombstone_sender_or_admin_only(trio: Any) -> None
             )["error"]["code"] == "forbidden"
     assert (await call(sockets[0], "message.delete", {"message_id": mine["id"]}))["ok"]  # owner
     assert (await call(sockets[0], "message.delete", {"message_id": mine["id"]}))["ok"]  # idempotent
-    history = (await call(sockets[2], "message.history", {"conversation_id": conversation_id})
+    history = (await call(sockets[2], "message.list", {"conversation_id": conversation_id})
                )["data"]["messages"]
     assert history[0]["deleted"] is True and history[0]["body"] is None
     assert history[0]["seq"] == mine["seq"]
@@ -200,7 +200,7 @@ async def test_reactions_one_per_user_per_emoji(trio: Any) -> None:
         while len(seen) < 3:
             await asyncio.sleep(0.02)
     assert [e["action"] for e in seen] == ["added", "added", "removed"]
-    history = (await call(sockets[0], "message.history", {"conversation_id": conversation_id})
+    history = (await call(sockets[0], "message.list", {"conversation_id": conversation_id})
                )["data"]["messages"]
     assert history[-1]["reactions"] == {"👍": 1}
 
@@ -211,14 +211,14 @@ async def test_receipts_are_monotonic_and_unread_counts_follow(trio: Any) -> Non
     sockets[0].on("receipt", receipts.append)
     for i in range(3):
         await send(sockets[0], conversation_id, f"m{i}")
-    ahead = await call(sockets[1], "receipt.read", {"conversation_id": conversation_id, "seq": 9})
+    ahead = await call(sockets[1], "receipt.mark_read", {"conversation_id": conversation_id, "seq": 9})
     assert ahead["error"]["code"] == "invalid_input"
-    delivered = await call(sockets[1], "receipt.delivered", {"conversation_id": conversation_id,
+    delivered = await call(sockets[1], "receipt.mark_delivered", {"conversation_id": conversation_id,
                                                              "seq": 3})
     assert delivered["data"]["delivered_seq"] == 3 and delivered["data"]["unread"] == 3
-    read = await call(sockets[1], "receipt.read", {"conversation_id": conversation_id, "seq": 2})
+    read = await call(sockets[1], "receipt.mark_read", {"conversation_id": conversation_id, "seq": 2})
     assert read["data"]["read_seq"] == 2 and read["data"]["unread"] == 1
-    back = await call(sockets[1], "receipt.read", {"conversation_id": conversation_id, "seq": 1})
+    back = await call(sockets[1], "receipt.mark_read", {"conversation_id": conversation_id, "seq": 1})
     assert back["data"]["read_seq"] == 2
     async with asyncio.timeout(5):
         while len(receipts) < 2:
@@ -231,20 +231,20 @@ async def test_history_pages_both_ways(trio: Any, make_client: AppFactory) -> No
     conversation_id, _, sockets = trio
     for i in range(7):
         await send(sockets[0], conversation_id, f"m{i}")
-    newest = (await call(sockets[1], "message.history", {"conversation_id": conversation_id,
+    newest = (await call(sockets[1], "message.list", {"conversation_id": conversation_id,
                                                          "limit": 3}))["data"]
     assert [m["seq"] for m in newest["messages"]] == [5, 6, 7] and newest["has_more"]
-    older = (await call(sockets[1], "message.history", {"conversation_id": conversation_id,
+    older = (await call(sockets[1], "message.list", {"conversation_id": conversation_id,
                                                         "before_seq": 5, "limit": 3}))["data"]
     assert [m["seq"] for m in older["messages"]] == [2, 3, 4] and older["has_more"]
-    oldest = (await call(sockets[1], "message.history", {"conversation_id": conversation_id,
+    oldest = (await call(sockets[1], "message.list", {"conversation_id": conversation_id,
                                                          "before_seq": 2, "limit": 3}))["data"]
     assert [m["seq"] for m in oldest["messages"]] == [1] and not oldest["has_more"]
-    forward = (await call(sockets[1], "message.history", {"conversation_id": conversation_id,
+    forward = (await call(sockets[1], "message.list", {"conversation_id": conversation_id,
                                                           "after_seq": 5}))["data"]
     assert [m["seq"] for m in forward["messages"]] == [6, 7] and not forward["has_more"]
     for bad in ({"limit": 101}, {"limit": 0}, {"before_seq": 3, "after_seq": 1}):
-        ack = await call(sockets[1], "message.history", {"conversation_id": conversation_id, **bad})
+        ack = await call(sockets[1], "message.list", {"conversation_id": conversation_id, **bad})
         assert ack["error"]["code"] == "invalid_input"
 
 

@@ -44,7 +44,7 @@ async def test_send_is_stored_delivered_live_and_synced(
     assert [e["event"] for e in synced["events"]] == ["message.new"]
     assert synced["events"][0]["data"]["id"] == ack["data"]["id"]
     assert synced["cursor"] == received[0]["cursor"]
-    history = (await bob_sio.call("message.history", {"conversation_id": conversation_id},
+    history = (await bob_sio.call("message.list", {"conversation_id": conversation_id},
                                   timeout=5))["data"]
     assert [m["seq"] for m in history["messages"]] == [1]
     db = await Database.connect(settings.database_url or "", 1, 1)

@@ -19,7 +19,8 @@ from tests.handlers.social_helpers import notes_of, sql, until
 USER_COMMANDS = {
     "user.follow": 200, "user.unfollow": 204, "follower.remove": 204,
     "follow_request.approve": 204, "follow_request.reject": 204,
-    "friend.request": 200, "friend.accept": 200, "friend.decline": 204, "friend.cancel": 204,
+    "friend_request.send": 200, "friend_request.accept": 200, "friend_request.decline": 204,
+    "friend_request.cancel": 204,
     "friend.remove": 204, "user.mute": 200, "user.unmute": 200,
     "close_friend.add": 204, "close_friend.remove": 204,
 }
@@ -55,22 +56,22 @@ async def test_bad_input_self_and_unknown_users(client: Client, name: str) -> No
 COMMAND_METHODS = {name: m for name, m in (
     ("user.follow", "PUT"), ("user.unfollow", "DELETE"), ("follower.remove", "DELETE"),
     ("follow_request.approve", "POST"), ("follow_request.reject", "DELETE"),
-    ("friend.request", "PUT"), ("friend.accept", "POST"), ("friend.decline", "DELETE"),
-    ("friend.cancel", "DELETE"), ("friend.remove", "DELETE"), ("user.mute", "PUT"),
+    ("friend_request.send", "PUT"), ("friend_request.accept", "POST"), ("friend_request.decline", "DELETE"),
+    ("friend_request.cancel", "DELETE"), ("friend.remove", "DELETE"), ("user.mute", "PUT"),
     ("user.unmute", "DELETE"), ("close_friend.add", "PUT"), ("close_friend.remove", "DELETE"))}
 PATHS = {
     "user.follow": "/v1/users/me/following/{}", "user.unfollow": "/v1/users/me/following/{}",
     "follower.remove": "/v1/users/me/followers/{}",
-    "follow_request.approve": "/v1/users/me/follow-requests/{}/approve",
-    "follow_request.reject": "/v1/users/me/follow-requests/{}",
-    "friend.request": "/v1/users/me/friend-requests/sent/{}",
-    "friend.accept": "/v1/users/me/friend-requests/{}/accept",
-    "friend.decline": "/v1/users/me/friend-requests/{}",
-    "friend.cancel": "/v1/users/me/friend-requests/sent/{}",
+    "follow_request.approve": "/v1/users/me/follow_requests/{}/approve",
+    "follow_request.reject": "/v1/users/me/follow_requests/{}",
+    "friend_request.send": "/v1/users/me/friend_requests/sent/{}",
+    "friend_request.accept": "/v1/users/me/friend_requests/{}/accept",
+    "friend_request.decline": "/v1/users/me/friend_requests/{}",
+    "friend_request.cancel": "/v1/users/me/friend_requests/sent/{}",
     "friend.remove": "/v1/users/me/friends/{}",
     "user.mute": "/v1/users/me/mutes/{}", "user.unmute": "/v1/users/me/mutes/{}",
-    "close_friend.add": "/v1/users/me/close-friends/{}",
-    "close_friend.remove": "/v1/users/me/close-friends/{}",
+    "close_friend.add": "/v1/users/me/close_friends/{}",
+    "close_friend.remove": "/v1/users/me/close_friends/{}",
 }
 
 
@@ -78,7 +79,7 @@ async def test_deleted_users_are_unknown(client: Client) -> None:
     alice, bob = await signup(client), await signup(client)
     await ok(await client.delete("/v1/users/me", json={"password": bob.password},
                                  headers=bob.headers), 204)
-    for name in ("user.follow", "friend.request", "user.mute", "close_friend.add"):
+    for name in ("user.follow", "friend_request.send", "user.mute", "close_friend.add"):
         await refused(await rest(client, alice, name, {"user_id": bob.id}), 404, "not_found")
 
 
@@ -108,13 +109,13 @@ async def test_follow_and_unfollow_are_idempotent_and_counted(client: Client) ->
     assert seen["relationship"]["following"] is True
     assert seen["relationship"]["followed_by"] is False
     assert (await profile(client, bob, alice))["relationship"]["followed_by"] is True
-    assert await ids(client, bob, "user.followers", user_id=bob.id) == [alice.id]
-    assert await ids(client, bob, "user.following", user_id=alice.id) == [bob.id]
+    assert await ids(client, bob, "follower.list", user_id=bob.id) == [alice.id]
+    assert await ids(client, bob, "following.list", user_id=alice.id) == [bob.id]
     for _ in range(2):
         await ok(await rest(client, alice, "user.unfollow", {"user_id": bob.id}), 204)
     assert await counts(client, bob) == (0, 0, 0)
     assert await counts(client, alice) == (0, 0, 0)
-    assert await ids(client, bob, "user.followers", user_id=bob.id) == []
+    assert await ids(client, bob, "follower.list", user_id=bob.id) == []
 
 
 async def test_follow_over_a_socket(client: Client, connect_socket: SocketFactory) -> None:
@@ -176,12 +177,12 @@ async def test_private_account_request_flow(client: Client) -> None:
     assert (await profile(client, bob, alice))["relationship"]["follow_request_received"] is True
     assert await follow(client, carol, bob) == "requested"
     assert await ids(client, bob, "follow_request.list") == [carol.id, alice.id]
-    assert await ids(client, alice, "follow_request.sent") == [bob.id]
+    assert await ids(client, alice, "follow_request.list_sent") == [bob.id]
     # Approve: a follower now; approving again is fine; no request is not_found.
     for _ in range(2):
         await ok(await rest(client, bob, "follow_request.approve", {"user_id": alice.id}), 204)
     assert await counts(client, bob) == (1, 0, 0)
-    assert await ids(client, bob, "user.followers", user_id=bob.id) == [alice.id]
+    assert await ids(client, bob, "follower.list", user_id=bob.id) == [alice.id]
     await refused(await rest(client, bob, "follow_request.approve", {"user_id": dave.id}), 404,
                   "not_found")
     # Reject, twice; then a withdrawn request.
@@ -191,7 +192,7 @@ async def test_private_account_request_flow(client: Client) -> None:
     assert await follow(client, dave, bob) == "requested"
     await ok(await rest(client, dave, "user.unfollow", {"user_id": bob.id}), 204)
     assert await ids(client, bob, "follow_request.list") == []
-    assert await ids(client, dave, "follow_request.sent") == []
+    assert await ids(client, dave, "follow_request.list_sent") == []
     assert await counts(client, bob) == (1, 0, 0)
 
 
@@ -202,7 +203,7 @@ async def test_going_public_approves_every_pending_request(client: Client) -> No
     await follow(client, carol, bob)
     public = await make_private(client, bob, False)
     assert public["is_private"] is False and public["follower_count"] == 2
-    assert sorted(await ids(client, bob, "user.followers", user_id=bob.id)) == sorted(
+    assert sorted(await ids(client, bob, "follower.list", user_id=bob.id)) == sorted(
         [alice.id, carol.id])
     assert await ids(client, bob, "follow_request.list") == []
     assert await counts(client, alice) == (0, 1, 0)
@@ -238,52 +239,52 @@ async def test_follow_notifications(client: Client) -> None:
 async def test_friend_request_accept_and_remove(client: Client) -> None:
     alice, bob = await signup(client), await signup(client)
     for _ in range(2):
-        out = await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
+        out = await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
         assert out == {"user_id": bob.id, "status": "requested"}
-    assert await ids(client, bob, "friend.requests") == [alice.id]
-    assert await ids(client, alice, "friend.requests_sent") == [bob.id]
+    assert await ids(client, bob, "friend_request.list") == [alice.id]
+    assert await ids(client, alice, "friend_request.list_sent") == [bob.id]
     rel = (await profile(client, bob, alice))["relationship"]
     assert rel["friend_request_received"] is True and rel["friend_request_sent"] is False
     for _ in range(2):
-        out = await ok(await rest(client, bob, "friend.accept", {"user_id": alice.id}))
+        out = await ok(await rest(client, bob, "friend_request.accept", {"user_id": alice.id}))
         assert out["status"] == "friends"
     assert await counts(client, alice) == (0, 0, 1)
     assert await counts(client, bob) == (0, 0, 1)
-    assert await ids(client, bob, "friend.requests") == []
-    assert await ids(client, alice, "user.friends", user_id=bob.id) == [alice.id]
+    assert await ids(client, bob, "friend_request.list") == []
+    assert await ids(client, alice, "friend.list", user_id=bob.id) == [alice.id]
     assert (await profile(client, alice, bob))["relationship"]["friends"] is True
-    out = await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
+    out = await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
     assert out["status"] == "friends"
     for _ in range(2):
         await ok(await rest(client, alice, "friend.remove", {"user_id": bob.id}), 204)
     assert await counts(client, alice) == (0, 0, 0)
     assert await counts(client, bob) == (0, 0, 0)
-    await refused(await rest(client, bob, "friend.accept", {"user_id": alice.id}), 404, "not_found")
+    await refused(await rest(client, bob, "friend_request.accept", {"user_id": alice.id}), 404, "not_found")
 
 
 async def test_decline_and_cancel(client: Client) -> None:
     alice, bob, carol = [await signup(client) for _ in range(3)]
-    await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
-    await ok(await rest(client, alice, "friend.request", {"user_id": carol.id}))
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": carol.id}))
     for _ in range(2):
-        await ok(await rest(client, bob, "friend.decline", {"user_id": alice.id}), 204)
-        await ok(await rest(client, alice, "friend.cancel", {"user_id": carol.id}), 204)
-    assert await ids(client, alice, "friend.requests_sent") == []
-    assert await ids(client, bob, "friend.requests") == []
-    assert await ids(client, carol, "friend.requests") == []
+        await ok(await rest(client, bob, "friend_request.decline", {"user_id": alice.id}), 204)
+        await ok(await rest(client, alice, "friend_request.cancel", {"user_id": carol.id}), 204)
+    assert await ids(client, alice, "friend_request.list_sent") == []
+    assert await ids(client, bob, "friend_request.list") == []
+    assert await ids(client, carol, "friend_request.list") == []
     assert await counts(client, bob) == (0, 0, 0)
 
 
 async def test_crossing_friend_requests_make_friends(client: Client) -> None:
     alice, bob, carol, dave = [await signup(client) for _ in range(4)]
-    await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
-    out = await ok(await rest(client, bob, "friend.request", {"user_id": alice.id}))
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
+    out = await ok(await rest(client, bob, "friend_request.send", {"user_id": alice.id}))
     assert out["status"] == "friends"
     assert await counts(client, alice) == (0, 0, 1)
-    assert await ids(client, alice, "friend.requests_sent") == []
+    assert await ids(client, alice, "friend_request.list_sent") == []
     # At the same moment: one of them goes first, the other finds its request.
-    outs = await asyncio.gather(rest(client, carol, "friend.request", {"user_id": dave.id}),
-                                rest(client, dave, "friend.request", {"user_id": carol.id}))
+    outs = await asyncio.gather(rest(client, carol, "friend_request.send", {"user_id": dave.id}),
+                                rest(client, dave, "friend_request.send", {"user_id": carol.id}))
     statuses = sorted([(await ok(r))["status"] for r in outs])
     assert statuses == ["friends", "requested"]
     assert await counts(client, carol) == (0, 0, 1)
@@ -292,11 +293,11 @@ async def test_crossing_friend_requests_make_friends(client: Client) -> None:
 
 async def test_friend_notifications(client: Client) -> None:
     alice, bob = await signup(client), await signup(client)
-    await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
     [note] = await until(notes_of(client, bob))
     assert note["kind"] == "friend_request" and note["actor_ids"] == [alice.id]
     assert note["title"] == f"{alice.username} sent you a friend request"
-    await ok(await rest(client, bob, "friend.accept", {"user_id": alice.id}))
+    await ok(await rest(client, bob, "friend_request.accept", {"user_id": alice.id}))
     [accepted] = await until(notes_of(client, alice))
     assert accepted["kind"] == "friend_request" and accepted["data"]["accepted"] is True
     assert accepted["title"] == f"{bob.username} accepted your friend request"
@@ -307,11 +308,11 @@ async def test_pending_friend_requests_are_capped(client: Client, settings: Sett
     others = await fake_users(settings, 500)
     await sql(settings, """INSERT INTO friend_requests (sender_id, recipient_id)
                            SELECT $1::uuid, unnest($2::uuid[])""", alice.id, others)
-    error = await refused(await rest(client, alice, "friend.request", {"user_id": bob.id}), 409,
+    error = await refused(await rest(client, alice, "friend_request.send", {"user_id": bob.id}), 409,
                           "conflict")
     assert error["details"] == {"reason": "too_many_pending", "limit": 500}
-    await ok(await rest(client, alice, "friend.cancel", {"user_id": str(others[0])}), 204)
-    await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
+    await ok(await rest(client, alice, "friend_request.cancel", {"user_id": str(others[0])}), 204)
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
 
 
 # --- blocks ----------------------------------------------------------------------------------
@@ -321,13 +322,13 @@ async def test_block_cuts_every_edge_both_ways(client: Client) -> None:
     alice, bob, carol = [await signup(client) for _ in range(3)]
     await follow(client, alice, bob)
     await follow(client, bob, alice)
-    await ok(await rest(client, alice, "friend.request", {"user_id": bob.id}))
-    await ok(await rest(client, bob, "friend.accept", {"user_id": alice.id}))
+    await ok(await rest(client, alice, "friend_request.send", {"user_id": bob.id}))
+    await ok(await rest(client, bob, "friend_request.accept", {"user_id": alice.id}))
     await ok(await rest(client, alice, "close_friend.add", {"user_id": bob.id}), 204)
     await ok(await rest(client, bob, "close_friend.add", {"user_id": alice.id}), 204)
     await make_private(client, carol)
     await follow(client, alice, carol)
-    await ok(await rest(client, carol, "friend.request", {"user_id": alice.id}))
+    await ok(await rest(client, carol, "friend_request.send", {"user_id": alice.id}))
     await follow(client, carol, alice)
     assert await counts(client, alice) == (2, 1, 1)
 
@@ -338,15 +339,15 @@ async def test_block_cuts_every_edge_both_ways(client: Client) -> None:
     assert await ids(client, alice, "close_friend.list") == []
     assert await ids(client, bob, "close_friend.list") == []
     assert await ids(client, carol, "follow_request.list") == []
-    assert await ids(client, alice, "friend.requests") == []
+    assert await ids(client, alice, "friend_request.list") == []
     rel = (await profile(client, alice, bob))["relationship"]
     assert not any(rel.values())  # bob blocked alice: she is not told
     assert (await profile(client, bob, alice))["relationship"]["blocked"] is True
     # Nothing is possible across the block, from either side, and the reason names no one.
     for a, b in ((alice, bob), (bob, alice), (carol, alice)):
-        for name in ("user.follow", "friend.request", "close_friend.add"):
+        for name in ("user.follow", "friend_request.send", "close_friend.add"):
             error = await refused(await rest(client, a, name, {"user_id": b.id}), 403, "forbidden")
             assert error["details"] == {"reason": "blocked"}
-        await refused(await rest(client, a, "user.followers", {"user_id": b.id}), 404, "not_found")
+        await refused(await rest(client, a, "follower.list", {"user_id": b.id}), 404, "not_found")
     await ok(await rest(client, bob, "user.unblock", {"user_id": alice.id}), 204)
     assert await follow(client, alice, bob) == "following"

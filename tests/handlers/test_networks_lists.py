@@ -15,9 +15,9 @@ from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.network_helpers import Client, counts, fake_users, follow, ids, make_private, profile
 from tests.handlers.social_helpers import sql
 
-LISTS = ("user.followers", "user.following", "user.friends")
-OWN_LISTS = ("follow_request.list", "follow_request.sent", "friend.requests",
-             "friend.requests_sent", "user.mutes", "close_friend.list")
+LISTS = ("follower.list", "following.list", "friend.list")
+OWN_LISTS = ("follow_request.list", "follow_request.list_sent", "friend_request.list",
+             "friend_request.list_sent", "mute.list", "close_friend.list")
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ async def client(make_client: AppFactory) -> Client:
 
 
 async def befriend(client: Client, a: Account, b: Account) -> None:
-    await ok(await rest(client, a, "friend.request", {"user_id": b.id}))
-    await ok(await rest(client, b, "friend.accept", {"user_id": a.id}))
+    await ok(await rest(client, a, "friend_request.send", {"user_id": b.id}))
+    await ok(await rest(client, b, "friend_request.accept", {"user_id": a.id}))
 
 
 # --- pagination ------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ async def test_followers_page_newest_first_with_cursor_and_link(client: Client) 
     fans = [await signup(client) for _ in range(5)]
     for fan in fans:
         await follow(client, fan, star)
-    resp = await rest(client, star, "user.followers", {"user_id": star.id, "limit": 2})
+    resp = await rest(client, star, "follower.list", {"user_id": star.id, "limit": 2})
     first = await ok(resp)
     assert [u["id"] for u in first["users"]] == [fans[4].id, fans[3].id]
     entry = first["users"][0]
@@ -46,16 +46,16 @@ async def test_followers_page_newest_first_with_cursor_and_link(client: Client) 
     assert entry["username"] == fans[4].username
     assert first["next_cursor"] and 'rel="next"' in resp.headers["Link"]
     assert first["next_cursor"] in resp.headers["Link"]
-    second = await ok(await rest(client, star, "user.followers",
+    second = await ok(await rest(client, star, "follower.list",
                                  {"user_id": star.id, "limit": 2, "cursor": first["next_cursor"]}))
     assert [u["id"] for u in second["users"]] == [fans[2].id, fans[1].id]
-    resp = await rest(client, star, "user.followers",
+    resp = await rest(client, star, "follower.list",
                       {"user_id": star.id, "limit": 2, "cursor": second["next_cursor"]})
     last = await ok(resp)
     assert [u["id"] for u in last["users"]] == [fans[0].id]
     assert last["next_cursor"] is None and "Link" not in resp.headers
     # The same list from the other side: everyone who follows star, one page.
-    assert await ids(client, fans[0], "user.following", user_id=fans[0].id) == [star.id]
+    assert await ids(client, fans[0], "following.list", user_id=fans[0].id) == [star.id]
 
 
 @pytest.mark.parametrize("name", LISTS + OWN_LISTS)
@@ -92,8 +92,8 @@ async def test_a_private_accounts_lists_are_for_it_its_followers_and_friends(cli
             error = await refused(await rest(client, viewer, name, {"user_id": owner.id}), 403,
                                   "forbidden")
             assert error["details"] == {"reason": "private_account"}
-    assert await ids(client, follower, "user.followers", user_id=owner.id) == [follower.id]
-    assert await ids(client, friend, "user.friends", user_id=owner.id) == [friend.id]
+    assert await ids(client, follower, "follower.list", user_id=owner.id) == [follower.id]
+    assert await ids(client, friend, "friend.list", user_id=owner.id) == [friend.id]
     # The counts stay on the profile for everyone.
     assert (await profile(client, stranger, owner))["follower_count"] == 1
 
@@ -106,12 +106,12 @@ async def test_lists_leave_out_deleted_and_blocked_users(client: Client) -> None
     await ok(await client.delete("/v1/users/me", json={"password": gone.password},
                                  headers=gone.headers), 204)
     assert await counts(client, star) == (2, 0, 0)
-    assert await ids(client, star, "user.friends", user_id=star.id) == []
+    assert await ids(client, star, "friend.list", user_id=star.id) == []
     await ok(await rest(client, viewer, "user.block", {"user_id": rude.id}), 204)
-    assert await ids(client, viewer, "user.followers", user_id=star.id) == [viewer.id]
-    assert sorted(await ids(client, star, "user.followers", user_id=star.id)) == sorted(
+    assert await ids(client, viewer, "follower.list", user_id=star.id) == [viewer.id]
+    assert sorted(await ids(client, star, "follower.list", user_id=star.id)) == sorted(
         [rude.id, viewer.id])
-    await refused(await rest(client, viewer, "user.followers", {"user_id": gone.id}), 404,
+    await refused(await rest(client, viewer, "follower.list", {"user_id": gone.id}), 404,
                   "not_found")
 
 
@@ -130,21 +130,21 @@ async def test_mutes_with_and_without_an_end(client: Client) -> None:
     assert datetime.fromisoformat(out["until"]) == in_an_hour
     out = await ok(await rest(client, me, "user.mute", {"user_id": day.id, "duration_s": 86400}))
     assert datetime.fromisoformat(out["until"]) > now + timedelta(hours=23)
-    page = await ok(await rest(client, me, "user.mutes"))
+    page = await ok(await rest(client, me, "mute.list"))
     assert [u["id"] for u in page["users"]] == [day.id, hour.id, forever.id]
     assert page["users"][2]["until"] is None
     assert (await profile(client, me, hour))["relationship"]["muted"] is True
     assert (await profile(client, hour, me))["relationship"]["muted"] is False  # not told
 
     services.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
-    assert await ids(client, me, "user.mutes") == [day.id, forever.id]
+    assert await ids(client, me, "mute.list") == [day.id, forever.id]
     assert (await profile(client, me, hour))["relationship"]["muted"] is False
     await ok(await rest(client, me, "user.mute", {"user_id": hour.id, "duration_s": 60}))
-    assert await ids(client, me, "user.mutes") == [hour.id, day.id, forever.id]
+    assert await ids(client, me, "mute.list") == [hour.id, day.id, forever.id]
     for _ in range(2):
         out = await ok(await rest(client, me, "user.unmute", {"user_id": day.id}))
         assert out == {"user_id": day.id, "muted": False, "until": None}
-    assert await ids(client, me, "user.mutes") == [hour.id, forever.id]
+    assert await ids(client, me, "mute.list") == [hour.id, forever.id]
 
 
 async def test_mute_input_rules(client: Client) -> None:
@@ -161,7 +161,7 @@ async def test_mute_input_rules(client: Client) -> None:
     await refused(await rest(client, me, "user.mute",
                              {"user_id": other.id, "until": future, "duration_s": 60}),
                   400, "invalid_input")
-    assert await ids(client, me, "user.mutes") == []
+    assert await ids(client, me, "mute.list") == []
 
 
 async def test_mutes_are_capped(client: Client, settings: Settings) -> None:
@@ -223,15 +223,15 @@ async def test_suggestions_rank_by_mutual_connections(client: Client) -> None:
     await make_private(client, requested)
     await follow(client, me, requested)
 
-    page = await ok(await rest(client, me, "user.suggestions"))
+    page = await ok(await rest(client, me, "suggestion.list"))
     assert [(u["id"], u["mutual_count"]) for u in page["users"]] == [
         (s1.id, 3), (s2.id, 2), (s3.id, 1)]
     assert set(page["users"][0]) == {"id", "username", "display_name", "avatar_url", "mutual_count"}
-    assert await ids(client, me, "user.suggestions", limit=1) == [s1.id]
+    assert await ids(client, me, "suggestion.list", limit=1) == [s1.id]
     for bad in (0, 41):
-        error = await refused(await rest(client, me, "user.suggestions", {"limit": bad}), 400,
+        error = await refused(await rest(client, me, "suggestion.list", {"limit": bad}), 400,
                               "invalid_input")
         assert fields_of(error) == {"limit"}
-    assert (await ok(await rest(client, s3, "user.suggestions")))["users"] != []
+    assert (await ok(await rest(client, s3, "suggestion.list")))["users"] != []
     lonely = await signup(client)
-    assert (await ok(await rest(client, lonely, "user.suggestions")))["users"] == []
+    assert (await ok(await rest(client, lonely, "suggestion.list")))["users"] == []

@@ -132,7 +132,7 @@ async def test_mentions_and_replies_notify_online_users_live(
 async def test_preferences_off_means_no_notification(client: Any) -> None:
     alice, bob, carol = await signup(client), await signup(client), await signup(client)
     group = await create_group(client, alice, bob, carol)
-    await ok(await rest(client, bob, "notification.preferences.set", {"changes": [
+    await ok(await rest(client, bob, "notification.set_preferences", {"changes": [
         {"kind": "message", "channel": "in_app", "enabled": False}]}))
     await say(client, alice, group["id"], "anyone?")
     await until(listed(client, carol))
@@ -155,7 +155,7 @@ async def test_quiet_hours_store_in_app_but_hold_the_push(
     alice, bob, carol = await signup(client), await signup(client), await signup(client)
     group = await create_group(client, alice, bob, carol)
     now = datetime.now(UTC)
-    await ok(await rest(client, bob, "notification.quiet_hours.set", {
+    await ok(await rest(client, bob, "notification.set_quiet_hours", {
         "start": (now - timedelta(hours=2)).strftime("%H:%M"),
         "end": (now + timedelta(hours=2)).strftime("%H:%M"), "timezone": "UTC"}))
     await web_push(client, bob, push_service, "/wp/bob")
@@ -241,7 +241,7 @@ async def test_gone_subscription_is_removed_and_rate_limit_is_honoured(
     await say(client, alice, await open_dm(client, alice, carol), "hi carol")
 
     async def bob_unsubscribed() -> bool:
-        listed = await ok(await rest(client, bob, "push.subscriptions"))
+        listed = await ok(await rest(client, bob, "push.list_subscriptions"))
         return bool(listed["subscriptions"] == [])
 
     await push_service.wait_for("/wp/bob")
@@ -251,7 +251,7 @@ async def test_gone_subscription_is_removed_and_rate_limit_is_honoured(
     assert second.at - first.at >= 0.9
 
     async def carol_succeeded() -> dict[str, Any] | None:
-        [sub] = (await ok(await rest(client, carol, "push.subscriptions")))["subscriptions"]
+        [sub] = (await ok(await rest(client, carol, "push.list_subscriptions")))["subscriptions"]
         return sub if sub["last_success_at"] is not None else None
 
     # The stand-in logs a request before it answers, so the worker records the 201 only
@@ -278,7 +278,7 @@ async def test_mark_read_unread_count_and_pagination(
     assert int(newest["cursor"]) > int(middle["cursor"]) > int(oldest["cursor"])
     assert {n["body"] for n in (newest, middle, oldest)} == \
         {f"@{bob.username} ping {n}" for n in range(3)}
-    assert (await ok(await rest(client, bob, "notification.unread_count"))) == {"unread_count": 3}
+    assert (await ok(await rest(client, bob, "notification.count_unread"))) == {"unread_count": 3}
     page = await notifications(client, bob, limit=2)
     assert [n["id"] for n in page["notifications"]] == [newest["id"], middle["id"]]
     rest_of = await notifications(client, bob, limit=2, cursor=page["next_cursor"])
@@ -292,7 +292,7 @@ async def test_mark_read_unread_count_and_pagination(
     assert again == {"marked": [], "unread_count": 2}
     marked = await ok(await rest(client, bob, "notification.mark_read", {"up_to": middle["id"]}))
     assert set(marked["marked"]) == {middle["id"], oldest["id"]} and marked["unread_count"] == 0
-    assert (await ok(await rest(client, bob, "notification.unread_count")))["unread_count"] == 0
+    assert (await ok(await rest(client, bob, "notification.count_unread")))["unread_count"] == 0
     # Someone else's notification is not found, and marking it changes nothing.
     await refused(await rest(client, alice, "notification.mark_read", {"up_to": middle["id"]}),
                   404, "not_found")
@@ -302,26 +302,26 @@ async def test_mark_read_unread_count_and_pagination(
 
 async def test_preferences_and_quiet_hours_round_trip(client: Any) -> None:
     bob = await signup(client)
-    prefs = await ok(await rest(client, bob, "notification.preferences.get"))
+    prefs = await ok(await rest(client, bob, "notification.get_preferences"))
     kinds = {p["kind"]: p for p in prefs["preferences"]}
     assert set(kinds) == {"message", "mention", "reply", "reaction", "follow", "friend_request",
                           "share", "quote", "clique_invite", "story_reply", "system"}
     assert kinds["reaction"] == {"kind": "reaction", "in_app": True, "push": True, "email": False,
                                  "sms": False}
     assert prefs["quiet_hours"] is None
-    changed = await ok(await rest(client, bob, "notification.preferences.set", {"changes": [
+    changed = await ok(await rest(client, bob, "notification.set_preferences", {"changes": [
         {"kind": "reaction", "channel": "push", "enabled": False},
         {"kind": "system", "channel": "email", "enabled": True}]}))
     kinds = {p["kind"]: p for p in changed["preferences"]}
     assert kinds["reaction"]["push"] is False and kinds["system"]["email"] is True
     assert kinds["message"]["push"] is True
-    quiet = await ok(await rest(client, bob, "notification.quiet_hours.set",
+    quiet = await ok(await rest(client, bob, "notification.set_quiet_hours",
                                 {"start": "22:30", "end": "07:00", "timezone": "Europe/Paris"}))
     assert quiet["quiet_hours"] == {"start": "22:30:00", "end": "07:00:00",
                                     "timezone": "Europe/Paris"}
-    assert (await ok(await rest(client, bob, "notification.preferences.get")))["quiet_hours"] == \
+    assert (await ok(await rest(client, bob, "notification.get_preferences")))["quiet_hours"] == \
         quiet["quiet_hours"]
-    cleared = await ok(await rest(client, bob, "notification.quiet_hours.clear"))
+    cleared = await ok(await rest(client, bob, "notification.clear_quiet_hours"))
     assert cleared["quiet_hours"] is None
 
 
@@ -337,16 +337,16 @@ async def test_push_subscriptions_commands(client: Any, push_service: PushStandI
     token = await ok(await rest(client, bob, "push.subscribe",
                                 {"kind": "apns", "token": "a" * 64}), 201)
     assert token["token_tail"] == "aaaaaa" and token["endpoint"] is None
-    subs = (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"]
+    subs = (await ok(await rest(client, bob, "push.list_subscriptions")))["subscriptions"]
     assert {s["id"] for s in subs} == {first["id"], token["id"]}
     # The same browser, now logged in as carol, moves over to her.
     await ok(await rest(client, carol, "push.subscribe", body), 201)
-    subs = (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"]
+    subs = (await ok(await rest(client, bob, "push.list_subscriptions")))["subscriptions"]
     assert [s["id"] for s in subs] == [token["id"]]
     await ok(await rest(client, bob, "push.unsubscribe", {"token": "a" * 64}), 204)
     await ok(await rest(client, bob, "push.unsubscribe", {"token": "a" * 64}), 204)
-    assert (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"] == []
-    assert len((await ok(await rest(client, carol, "push.subscriptions")))["subscriptions"]) == 1
+    assert (await ok(await rest(client, bob, "push.list_subscriptions")))["subscriptions"] == []
+    assert len((await ok(await rest(client, carol, "push.list_subscriptions")))["subscriptions"]) == 1
 
 
 async def test_logging_out_stops_pushes_to_that_device(client: Any, push_service: PushStandIn) -> None:
@@ -374,26 +374,26 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("notification.mark_read", {"ids": ["nope"]}, "ids.0"),
     ("notification.mark_read", {"ids": [str(uuid.uuid4())] * 101}, "ids"),
     ("notification.mark_read", {"up_to": "nope"}, "up_to"),
-    ("notification.unread_count", {"extra": 1}, "extra"),
-    ("notification.preferences.get", {"extra": 1}, "extra"),
-    ("notification.preferences.set", {}, "changes"),
-    ("notification.preferences.set", {"changes": []}, "changes"),
-    ("notification.preferences.set",
+    ("notification.count_unread", {"extra": 1}, "extra"),
+    ("notification.get_preferences", {"extra": 1}, "extra"),
+    ("notification.set_preferences", {}, "changes"),
+    ("notification.set_preferences", {"changes": []}, "changes"),
+    ("notification.set_preferences",
      {"changes": [{"kind": "nope", "channel": "push", "enabled": True}]}, "changes.0.kind"),
-    ("notification.preferences.set",
+    ("notification.set_preferences",
      {"changes": [{"kind": "message", "channel": "fax", "enabled": True}]}, "changes.0.channel"),
-    ("notification.preferences.set",
+    ("notification.set_preferences",
      {"changes": [{"kind": "message", "channel": "push", "enabled": "maybe"}]}, "changes.0.enabled"),
-    ("notification.quiet_hours.set", {"start": "22:00", "end": "07:00"}, "timezone"),
-    ("notification.quiet_hours.set",
+    ("notification.set_quiet_hours", {"start": "22:00", "end": "07:00"}, "timezone"),
+    ("notification.set_quiet_hours",
      {"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"}, "timezone"),
-    ("notification.quiet_hours.set", {"start": "25:00", "end": "07:00", "timezone": "UTC"}, "start"),
-    ("notification.quiet_hours.set",
+    ("notification.set_quiet_hours", {"start": "25:00", "end": "07:00", "timezone": "UTC"}, "start"),
+    ("notification.set_quiet_hours",
      {"start": "22:00+01:00", "end": "07:00", "timezone": "UTC"}, "start"),
-    ("notification.quiet_hours.set", {"start": "07:00", "end": "07:00", "timezone": "UTC"}, "(body)"),
-    ("notification.quiet_hours.clear", {"extra": 1}, "extra"),
-    ("push.config", {"extra": 1}, "extra"),
-    ("push.subscriptions", {"extra": 1}, "extra"),
+    ("notification.set_quiet_hours", {"start": "07:00", "end": "07:00", "timezone": "UTC"}, "(body)"),
+    ("notification.clear_quiet_hours", {"extra": 1}, "extra"),
+    ("push.get_config", {"extra": 1}, "extra"),
+    ("push.list_subscriptions", {"extra": 1}, "extra"),
     ("push.subscribe", {"kind": "pigeon", "token": "x"}, "kind"),
     ("push.subscribe", {"kind": "webpush", "endpoint": "https://push.example/x"}, "(body)"),
     ("push.subscribe", {"kind": "webpush", "endpoint": "ftp://push.example/x", "keys": KEYS},

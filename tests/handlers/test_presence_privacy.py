@@ -86,14 +86,14 @@ async def relate(client: Client, relation: str, viewer: Account, target: Account
     if relation == "follower":
         await ok(await rest(client, viewer, "user.follow", {"user_id": target.id}))
     elif relation == "requester":
-        await ok(await rest(client, target, "users.me.update", {"is_private": True}))
+        await ok(await rest(client, target, "account.update", {"is_private": True}))
         follow = await ok(await rest(client, viewer, "user.follow", {"user_id": target.id}))
         assert follow["status"] == "requested"
     elif relation == "followee":
         await ok(await rest(client, target, "user.follow", {"user_id": viewer.id}))
     elif relation == "friend":
-        await ok(await rest(client, viewer, "friend.request", {"user_id": target.id}))
-        await ok(await rest(client, target, "friend.accept", {"user_id": viewer.id}))
+        await ok(await rest(client, viewer, "friend_request.send", {"user_id": target.id}))
+        await ok(await rest(client, target, "friend_request.accept", {"user_id": viewer.id}))
     elif relation == "group":
         await create_group(client, target, viewer)
     elif relation == "dm":
@@ -231,7 +231,7 @@ async def test_leaving_the_last_shared_conversation_stops_live_presence(
     await viewer.wait(target, status="online")
     assert [e["status"] for e in viewer.about(target)] == ["online"]
 
-    await ok(await rest(client, viewer.account, "conversation.remove_member",
+    await ok(await rest(client, viewer.account, "conversation.member.remove",
                         {"conversation_id": second["id"], "user_id": target.id}), 204)
     await viewer.wait(target, **HIDDEN)
     await connect_socket(target.access_token)  # a second device: not a transition anyway

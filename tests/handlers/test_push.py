@@ -37,7 +37,7 @@ async def test_subscribe_refuses_endpoints_off_the_push_service_list(
         "invalid_input")
     [field] = error["details"]["fields"]
     assert (field["field"], field["type"]) == ("endpoint", reason), error
-    assert (await ok(await rest(client, account, "push.subscriptions")))["subscriptions"] == []
+    assert (await ok(await rest(client, account, "push.list_subscriptions")))["subscriptions"] == []
 
 
 async def test_subscribe_accepts_a_known_push_service(client: Any) -> None:
@@ -71,12 +71,12 @@ async def test_a_failing_push_service_body_never_reaches_the_user(
         201)
     standin.answer("/wp/bad", (400, {}))
     # The user-triggered path: a test push to your own devices.
-    await ok(await client.post("/v1/outreach/test-send/me", json={"channel": "push"},
+    await ok(await client.post("/v1/outreach/test_send/me", json={"channel": "push"},
                                headers=account.headers), 202)
     await standin.wait_for("/wp/bad")
 
     async def failed() -> Any:
-        resp = await rest(client, account, "push.subscriptions")
+        resp = await rest(client, account, "push.list_subscriptions")
         text = await resp.text()
         assert SECRET not in text and "hunter2" not in text
         [sub] = (await ok(resp))["subscriptions"]

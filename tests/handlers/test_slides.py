@@ -90,7 +90,7 @@ async def test_effects_render_a_new_video_with_live_progress(
     # Once ready, its audience sees it, in feeds too.
     fan = await signup(client)
     await follow(client, fan, account)
-    feed = await ok(await rest(client, fan, "feed.home", {}))
+    feed = await ok(await rest(client, fan, "feed.list_home", {}))
     assert slide["id"] in [i["id"] for i in feed["items"]]
     assert (await ok(await get(client, fan, slide["id"])))["visibility"] == "public"
     # As an item, a slide shows its public fields only, not the render's bookkeeping.
@@ -124,7 +124,7 @@ async def test_a_render_that_fails_is_announced_and_stays_the_authors(
     # Only ready slides reach anyone else: not by id, not as an item, not in a feed.
     await refused(await get(client, other, slide["id"]), 404, "not_found")
     await refused(await rest(client, other, "item.get", {"item_id": slide["id"]}), 404, "not_found")
-    feed = await ok(await rest(client, other, "feed.home", {}))
+    feed = await ok(await rest(client, other, "feed.list_home", {}))
     assert slide["id"] not in [i["id"] for i in feed["items"]]
     assert body["visibility"] == "public"
 
@@ -371,7 +371,7 @@ async def test_following_feed_pages_newest_first_through_visible_unmuted_ready_s
         payload: dict[str, Any] = {"mode": "following", "limit": 2}
         if cursor:
             payload["cursor"] = cursor
-        resp = await rest(client, me, "slide.feed", payload)
+        resp = await rest(client, me, "slide.list_feed", payload)
         page = await ok(resp)
         seen += [s["id"] for s in page["slides"]]
         cursor = page["next_cursor"]
@@ -380,10 +380,10 @@ async def test_following_feed_pages_newest_first_through_visible_unmuted_ready_s
         assert 'rel="next"' in resp.headers["Link"]
     assert seen == expected[::-1]
     assert hidden["id"] not in seen
-    await refused(await rest(client, me, "slide.feed", {"mode": "following", "cursor": "nope"}),
+    await refused(await rest(client, me, "slide.list_feed", {"mode": "following", "cursor": "nope"}),
                   400, "invalid_input")
-    await refused(await rest(client, me, "slide.feed", {"mode": "hot"}), 400, "invalid_input")
-    await refused(await rest(client, me, "slide.feed", {"limit": 41}), 400, "invalid_input")
+    await refused(await rest(client, me, "slide.list_feed", {"mode": "hot"}), 400, "invalid_input")
+    await refused(await rest(client, me, "slide.list_feed", {"limit": 41}), 400, "invalid_input")
 
 
 async def trending(client: Client, viewer: Account, after_first: Any = None) -> list[str]:
@@ -394,7 +394,7 @@ async def trending(client: Client, viewer: Account, after_first: Any = None) -> 
         payload: dict[str, Any] = {"mode": "trending", "limit": 2}
         if cursor:
             payload["cursor"] = cursor
-        page = await ok(await rest(client, viewer, "slide.feed", payload))
+        page = await ok(await rest(client, viewer, "slide.list_feed", payload))
         ids += [s["id"] for s in page["slides"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -436,7 +436,7 @@ async def test_trending_ranks_by_recent_engagement_with_a_stable_cursor(
     # A new listing sees it: slide 2 (4 reactions) now passes slide 0 (4 views).
     fresh = await trending(client, viewer)
     assert [i for i in fresh if i in slides] == [slides[1], slides[2], slides[0]]
-    await refused(await rest(client, viewer, "slide.feed", {
+    await refused(await rest(client, viewer, "slide.list_feed", {
         "mode": "trending", "cursor": "bm90LWEtY3Vyc29y"}), 400, "invalid_input")
 
 
@@ -452,17 +452,17 @@ async def test_a_slide_can_answer_a_comment_with_a_video(
         "kind": "comment", "parent_id": post["id"], "body": "show us"}), 201)
     reply = await create(client, account, media_id, caption="here", reply_to_comment_id=comment["id"])
     assert reply["slide"]["reply_to_comment_id"] == comment["id"]
-    page = await ok(await rest(client, fan, "slide.replies_to", {"comment_id": comment["id"]}))
+    page = await ok(await rest(client, fan, "slide.list_replies", {"comment_id": comment["id"]}))
     assert [s["id"] for s in page["slides"]] == [reply["id"]] and page["next_cursor"] is None
     # The comment lives under a followers-only post: an outsider sees neither.
-    for command, payload in (("slide.replies_to", {"comment_id": comment["id"]}),
+    for command, payload in (("slide.list_replies", {"comment_id": comment["id"]}),
                              ("slide.create", {"media_id": await video_media(
                                  client, outsider, tmp_path, seconds=1),
                                  "reply_to_comment_id": comment["id"]})):
         await refused(await rest(client, outsider, command, payload), 404, "not_found")
     await refused(await rest(client, account, "slide.create", {
         "media_id": media_id, "reply_to_comment_id": post["id"]}), 404, "not_found")
-    await refused(await rest(client, fan, "slide.replies_to", {"comment_id": "nope"}),
+    await refused(await rest(client, fan, "slide.list_replies", {"comment_id": "nope"}),
                   400, "invalid_input")
 
 
@@ -528,7 +528,7 @@ async def test_the_slide_commands_work_over_a_socket_too(
     slide_id = made["data"]["id"]
     got = await sio.call("slide.get", {"slide_id": slide_id}, timeout=10)
     assert got["ok"] and got["data"]["body"] == "socket"
-    page = await sio.call("slide.feed", {"mode": "trending", "limit": 40}, timeout=10)
+    page = await sio.call("slide.list_feed", {"mode": "trending", "limit": 40}, timeout=10)
     assert page["ok"] and "slides" in page["data"]
     bad = await sio.call("slide.stitch", {"source_slide_id": slide_id, "media_id": media_id,
                                           "length_ms": 9000}, timeout=10)

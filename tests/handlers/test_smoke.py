@@ -11,7 +11,7 @@ async def test_signup_login_socket_profile(client: Any, account: Account, connec
     assert resp.status == 200
     token = (await resp.json())["access_token"]
     sio = await connect_socket(token)
-    reply = await sio.call("users.me.get", {}, timeout=5)
+    reply = await sio.call("account.get", {}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["username"] == account.username
     msg = await mail.wait_for(account.email, "Confirm")

@@ -88,7 +88,7 @@ async def test_idempotency_key_returns_the_same_story(client: Client) -> None:
         rest(client, alice, "story.create", payload), rest(client, alice, "story.create", payload))
     ids = {(await ok(first, 201))["id"], (await ok(second, 201))["id"]}
     assert len(ids) == 1
-    mine = await ok(await rest(client, alice, "story.mine"))
+    mine = await ok(await rest(client, alice, "story.list_mine"))
     assert [s["id"] for s in mine["stories"]] == list(ids)
 
 
@@ -193,7 +193,7 @@ async def test_each_audience_reaches_exactly_its_viewers(
                 await refused(got, 404, "not_found")
                 await refused(viewed, 404, "not_found")
     counts = {s["id"]: s["view_count"]
-              for s in (await ok(await rest(client, author, "story.mine")))["stories"]}
+              for s in (await ok(await rest(client, author, "story.list_mine")))["stories"]}
     assert counts == {stories[a]: len(who) for a, who in SEES.items()}
 
 
@@ -227,19 +227,19 @@ async def test_expiry_is_by_the_clock_in_every_read(
     assert tray_ids(await tray(client, viewer)) == {story["id"]}
     clock.advance(minutes=1)  # exactly 24 h: expired
     assert tray_ids(await tray(client, viewer)) == set()
-    for name in ("story.get", "story.view", "story.viewers"):
+    for name in ("story.get", "story.view", "story.viewer.list"):
         await refused(await rest(client, viewer, name, {"story_id": story["id"]}),
                       404, "not_found")
     await refused(await rest(client, viewer, "story.react",
                              {"story_id": story["id"], "kind": "love"}), 404, "not_found")
-    assert (await ok(await rest(client, author, "story.mine")))["stories"] == []
-    archived = await ok(await rest(client, author, "story.archive"))
+    assert (await ok(await rest(client, author, "story.list_mine")))["stories"] == []
+    archived = await ok(await rest(client, author, "story.list_archived"))
     assert [s["id"] for s in archived["stories"]] == [story["id"]]
     assert archived["stories"][0]["expired"] is True
     own = await ok(await rest(client, author, "story.get", {"story_id": story["id"]}))
     assert own["expired"] is True
     # The archive is the owner's alone.
-    assert (await ok(await rest(client, viewer, "story.archive")))["stories"] == []
+    assert (await ok(await rest(client, viewer, "story.list_archived")))["stories"] == []
 
 
 async def test_archive_pages_newest_first(client: Client) -> None:
@@ -254,7 +254,7 @@ async def test_archive_pages_newest_first(client: Client) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = await ok(await rest(client, alice, "story.archive",
+        page = await ok(await rest(client, alice, "story.list_archived",
                                    {"limit": 2, **({"cursor": cursor} if cursor else {})}))
         seen += [s["id"] for s in page["stories"]]
         cursor = page["next_cursor"]
@@ -262,7 +262,7 @@ async def test_archive_pages_newest_first(client: Client) -> None:
             break
     assert seen == made[::-1]
     for bad in ({"limit": 0}, {"limit": 41}, {"cursor": "not-a-cursor"}):
-        await refused(await rest(client, alice, "story.archive", bad), 400, "invalid_input")
+        await refused(await rest(client, alice, "story.list_archived", bad), 400, "invalid_input")
 
 
 # -- the tray --------------------------------------------------------------------------------
@@ -374,24 +374,24 @@ async def test_viewers_are_for_the_author_only_newest_first_and_paged(
         await ok(await rest(client, viewer, "story.view", {"story_id": story["id"]}))
     await ok(await rest(client, viewers[1], "story.react",
                         {"story_id": story["id"], "kind": "wow"}))
-    first = await ok(await rest(client, author, "story.viewers",
+    first = await ok(await rest(client, author, "story.viewer.list",
                                 {"story_id": story["id"], "limit": 2}))
     assert first["view_count"] == 3
     assert [v["user"]["id"] for v in first["viewers"]] == [viewers[2].id, viewers[1].id]
     assert first["viewers"][1]["reaction"] == "wow"
-    rest_page = await ok(await rest(client, author, "story.viewers",
+    rest_page = await ok(await rest(client, author, "story.viewer.list",
                                     {"story_id": story["id"], "cursor": first["next_cursor"]}))
     assert [v["user"]["id"] for v in rest_page["viewers"]] == [viewers[0].id]
     assert rest_page["next_cursor"] is None
-    error = await refused(await rest(client, viewers[0], "story.viewers",
+    error = await refused(await rest(client, viewers[0], "story.viewer.list",
                                      {"story_id": story["id"]}), 403, "forbidden")
     assert error["details"]["reason"] == "not_author"
     stranger = await signup(client)
-    await refused(await rest(client, stranger, "story.viewers", {"story_id": story["id"]}),
+    await refused(await rest(client, stranger, "story.viewer.list", {"story_id": story["id"]}),
                   404, "not_found")
     # Archived stories keep their viewers list.
     clock.advance(hours=25)
-    archived = await ok(await rest(client, author, "story.viewers", {"story_id": story["id"]}))
+    archived = await ok(await rest(client, author, "story.viewer.list", {"story_id": story["id"]}))
     assert archived["view_count"] == 3 and len(archived["viewers"]) == 3
 
 

@@ -29,8 +29,8 @@ async def test_a_story_reaction_publishes_item_updated_to_subscribers(
     assert reacted == {"story_id": story["id"], "my_reaction": "love", "changed": True}
     await inbox.wait_for(lambda name, data: data.get("reactions") == {"love": 1}
                          and data["reaction_count"] == 1 and data["item_id"] == story["id"])
-    # The same table and counters as item reactions: item.reactions lists it.
-    listed = await ok(await rest(client, author, "item.reactions", {"item_id": story["id"]}))
+    # The same table and counters as item reactions: item.reaction.list lists it.
+    listed = await ok(await rest(client, author, "item.reaction.list", {"item_id": story["id"]}))
     assert [(r["user"]["id"], r["kind"]) for r in listed["reactions"]] == [(fan.id, "love")]
 
     undone = await ok(await rest(client, fan, "story.unreact", {"story_id": story["id"]}))
@@ -49,6 +49,6 @@ async def test_a_retried_story_reply_makes_one_message(client: Client, settings:
     first = await ok(await rest(client, fan, "story.reply", payload), 201)
     retry = await ok(await rest(client, fan, "story.reply", payload), 201)
     assert retry["id"] == first["id"]
-    history = await ok(await rest(client, author, "message.history",
+    history = await ok(await rest(client, author, "message.list",
                                   {"conversation_id": first["conversation_id"]}))
     assert [m["id"] for m in history["messages"]] == [first["id"]]

@@ -89,7 +89,7 @@ async def test_a_reply_is_a_dm_to_the_author_carrying_the_story(
     again = await ok(await rest(client, fan, "story.reply",
                                 {"story_id": story["id"], "body": "so nice", "client_id": "r1"}), 201)
     assert again["id"] == sent["id"]
-    history = await ok(await rest(client, author, "message.history",
+    history = await ok(await rest(client, author, "message.list",
                                   {"conversation_id": sent["conversation_id"]}))
     assert [(m["body"], m["story_id"]) for m in history["messages"]] == [("so nice", story["id"])]
     direct = await ok(await rest(client, author, "conversation.get",
@@ -171,7 +171,7 @@ async def test_comments_only_where_allowed_and_only_while_active(
     story = await post_story(client, author, allow_comments=True)
     comment = await ok(await rest(client, fan, "item.create", {
         "kind": "comment", "parent_id": story["id"], "body": "lovely"}), 201)
-    listed = await ok(await rest(client, author, "item.replies", {"item_id": story["id"]}))
+    listed = await ok(await rest(client, author, "item.reply.list", {"item_id": story["id"]}))
     assert [c["id"] for c in listed["items"]] == [comment["id"]]
     assert (await ok(await rest(client, author, "story.get",
                                 {"story_id": story["id"]})))["comment_count"] == 1
@@ -181,7 +181,7 @@ async def test_comments_only_where_allowed_and_only_while_active(
     clock.advance(hours=24, seconds=1)
     await refused(await rest(client, fan, "item.create", {
         "kind": "comment", "parent_id": story["id"], "body": "late"}), 404, "not_found")
-    await refused(await rest(client, fan, "item.replies", {"item_id": story["id"]}),
+    await refused(await rest(client, fan, "item.reply.list", {"item_id": story["id"]}),
                   404, "not_found")
 
 

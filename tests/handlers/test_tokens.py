@@ -186,7 +186,7 @@ async def test_garbage_authorization_is_refused(client: TestClient[Any, Any], he
 async def test_missing_authorization_is_refused(client: TestClient[Any, Any]) -> None:
     await expect_unauthorized(await client.get(ME), "token_missing")
     await expect_unauthorized(await client.patch(ME, json={"bio": "x"}), "token_missing")
-    await expect_unauthorized(await client.post("/v1/auth/logout-all"), "token_missing")
+    await expect_unauthorized(await client.post("/v1/auth/logout_all"), "token_missing")
 
 
 async def test_bearer_token_without_the_scheme_word_is_refused(
@@ -220,7 +220,7 @@ async def test_good_token_connects_a_socket(
     account: Account, connect_socket: SocketFactory
 ) -> None:
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("users.me.get", {}, timeout=5)
+    reply = await sio.call("account.get", {}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["id"] == account.id
 
@@ -235,7 +235,7 @@ async def test_scopes_in_the_token_limit_what_it_may_do(
     resp = await client.get(ME, headers=bearer(read_only))
     assert resp.status == 200, await resp.text()
     for method, path, body, scope in (("PATCH", ME, {"bio": "x"}, "write:profile"),
-                                      ("POST", "/v1/auth/logout-all", None, "account"),
+                                      ("POST", "/v1/auth/logout_all", None, "account"),
                                       ("DELETE", ME, {"password": account.password}, "account")):
         resp = await client.request(method, path, json=body, headers=bearer(read_only))
         assert resp.status == 403, await resp.text()
@@ -243,10 +243,10 @@ async def test_scopes_in_the_token_limit_what_it_may_do(
         assert error["code"] == "forbidden"
         assert error["details"]["required_scope"] == scope
     sio = await connect_socket(read_only)
-    reply = await sio.call("users.me.update", {"bio": "x"}, timeout=5)
+    reply = await sio.call("account.update", {"bio": "x"}, timeout=5)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "forbidden"
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is True
     # The account is untouched and the full token still works.
     resp = await client.get(ME, headers=account.headers)
     assert (await resp.json())["bio"] is None

@@ -184,14 +184,14 @@ async def test_public_profile_by_username_in_any_case(
 ) -> None:
     other = await signup(client)
     for name in (other.username, other.username.upper()):
-        resp = await client.get(f"/v1/users/by-username/{name}", headers=account.headers)
+        resp = await client.get(f"/v1/users/by_username/{name}", headers=account.headers)
         assert resp.status == 200, await resp.text()
         data = await resp.json()
         assert set(data) == PUBLIC_FIELDS
         assert data["id"] == other.id
-    await error_of(await client.get(f"/v1/users/by-username/{unique_name('nobody')}",
+    await error_of(await client.get(f"/v1/users/by_username/{unique_name('nobody')}",
                                     headers=account.headers), 404, "not_found")
-    await error_of(await client.get("/v1/users/by-username/a%00b", headers=account.headers), 400,
+    await error_of(await client.get("/v1/users/by_username/a%00b", headers=account.headers), 400,
                    "invalid_input")
 
 
@@ -200,16 +200,16 @@ async def test_profiles_over_a_socket(
 ) -> None:
     other = await signup(client)
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("users.by_username", {"username": other.username.upper()}, timeout=5)
+    reply = await sio.call("user.get_by_username", {"username": other.username.upper()}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["id"] == other.id
-    reply = await sio.call("users.get", {"id": other.id}, timeout=5)
+    reply = await sio.call("user.get", {"user_id": other.id}, timeout=5)
     assert reply["ok"] is True, reply
     assert set(reply["data"]) == PUBLIC_FIELDS
-    reply = await sio.call("users.get", {"id": "nope"}, timeout=5)
+    reply = await sio.call("user.get", {"user_id": "nope"}, timeout=5)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "invalid_input"
-    reply = await sio.call("users.me.update", {"display_name": "Over The Socket"}, timeout=5)
+    reply = await sio.call("account.update", {"display_name": "Over The Socket"}, timeout=5)
     assert reply["ok"] is True, reply
     assert (await me(client, account))["display_name"] == "Over The Socket"
 
@@ -350,7 +350,7 @@ async def test_patch_refuses_the_email_and_points_at_its_command(
                                400, "invalid_input")
         assert error["details"]["fields"] == [{
             "field": "email", "type": "use_email_change",
-            "message": "the email changes with users.me.email.change (POST /v1/users/me/email), "
+            "message": "the email changes with account.email.change (POST /v1/users/me/email), "
                        "which needs your current password"}]
     assert await me(client, account) == before
 
@@ -393,7 +393,7 @@ async def test_delete_ends_everything_and_frees_the_names(
                        401, "unauthorized")
     await error_of(await client.get(f"/v1/users/{account.id}", headers=observer.headers), 404,
                    "not_found")
-    await error_of(await client.get(f"/v1/users/by-username/{account.username}",
+    await error_of(await client.get(f"/v1/users/by_username/{account.username}",
                                     headers=observer.headers), 404, "not_found")
     for name in (account.username, account.email):
         await error_of(await login(client, name, account.password), 401, "unauthorized")
@@ -411,7 +411,7 @@ async def test_delete_ends_everything_and_frees_the_names(
     again = await signup(client, username=account.username)
     assert again.id != account.id
     assert again.email == account.email
-    resp = await client.get(f"/v1/users/by-username/{account.username}", headers=observer.headers)
+    resp = await client.get(f"/v1/users/by_username/{account.username}", headers=observer.headers)
     assert (await resp.json())["id"] == again.id
 
 
@@ -420,7 +420,7 @@ async def test_delete_over_the_socket_acks_then_disconnects(
 ) -> None:
     sio = await connect_socket(account.access_token)
     watcher = Revoked(sio)
-    reply = await sio.call("users.me.delete", {"password": account.password}, timeout=5)
+    reply = await sio.call("account.delete", {"password": account.password}, timeout=5)
     assert reply == {"ok": True, "data": None}
     await watcher.wait()
     assert watcher.reasons == ["account_deleted"]
@@ -452,7 +452,7 @@ async def test_change_password_keeps_this_session_and_ends_the_others(
                    401, "unauthorized")
 
     assert await status_of_me(client, account.access_token) == 200
-    reply = await own_sio.call("users.me.get", {}, timeout=5)
+    reply = await own_sio.call("account.get", {}, timeout=5)
     assert reply["ok"] is True, reply
     assert not own_watcher.event.is_set()
     refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
@@ -490,8 +490,8 @@ async def test_password_reset_answers_the_same_for_unknown_addresses(
 ) -> None:
     await verify_email_from_mail(client, mail, account.email)
     unknown = f"{unique_name('ghost')}@example.com"
-    first = await client.post("/v1/auth/password-reset", json={"email": unknown})
-    second = await client.post("/v1/auth/password-reset", json={"email": account.email.upper()})
+    first = await client.post("/v1/auth/password_reset", json={"email": unknown})
+    second = await client.post("/v1/auth/password_reset", json={"email": account.email.upper()})
     assert first.status == second.status == 202
     assert await first.json() == await second.json()
     await mail.wait_for(account.email, "Reset")
@@ -510,8 +510,8 @@ async def test_password_reset_is_not_mailed_to_an_unverified_address(
         finally:
             await conn.close()
 
-    unverified = await client.post("/v1/auth/password-reset", json={"email": account.email})
-    unknown = await client.post("/v1/auth/password-reset",
+    unverified = await client.post("/v1/auth/password_reset", json={"email": account.email})
+    unknown = await client.post("/v1/auth/password_reset",
                                 json={"email": f"{unique_name('ghost')}@example.com"})
     # The same answer as for any address: nothing tells the account is unverified.
     assert unverified.status == unknown.status == 202
@@ -519,7 +519,7 @@ async def test_password_reset_is_not_mailed_to_an_unverified_address(
     assert await reset_tokens() == 0
     # Once verified, the address gets its link; the barrier shows the first request sent none.
     await verify_email_from_mail(client, mail, account.email)
-    assert (await client.post("/v1/auth/password-reset", json={"email": account.email})).status \
+    assert (await client.post("/v1/auth/password_reset", json={"email": account.email})).status \
         == 202
     await mail.wait_for(account.email, "Reset")
     assert await reset_tokens() == 1
@@ -533,12 +533,12 @@ async def test_password_reset_flow(
     other = await login_ok(client, account.email, account.password)
     sio = await connect_socket(other["access_token"])
     watcher = Revoked(sio)
-    resp = await client.post("/v1/auth/password-reset", json={"email": account.email})
+    resp = await client.post("/v1/auth/password_reset", json={"email": account.email})
     assert resp.status == 202
     token = token_from_mail(await mail.wait_for(account.email, "Reset"))
 
     new_password = "reset to something new"
-    resp = await client.post("/v1/auth/password-reset/confirm",
+    resp = await client.post("/v1/auth/password_reset/confirm",
                              json={"token": token, "new_password": new_password})
     assert resp.status == 204, await resp.text()
 
@@ -552,7 +552,7 @@ async def test_password_reset_flow(
     await error_of(await login(client, account.username, account.password), 401, "unauthorized")
     await login_ok(client, account.username, new_password)
 
-    error = await error_of(await client.post("/v1/auth/password-reset/confirm",
+    error = await error_of(await client.post("/v1/auth/password_reset/confirm",
                                              json={"token": token, "new_password": "yet another one"}),
                            400, "invalid_input")
     assert fields_of(error) == {"token"}
@@ -564,15 +564,15 @@ async def test_using_one_reset_link_spends_the_others(
 ) -> None:
     await verify_email_from_mail(client, mail, account.email)
     for _ in range(2):
-        resp = await client.post("/v1/auth/password-reset", json={"email": account.email})
+        resp = await client.post("/v1/auth/password_reset", json={"email": account.email})
         assert resp.status == 202
     first, second = (token_from_mail(m) for m in await wait_for_mails(mail, account.email,
                                                                        "Reset", 2))
     assert first != second
-    resp = await client.post("/v1/auth/password-reset/confirm",
+    resp = await client.post("/v1/auth/password_reset/confirm",
                              json={"token": second, "new_password": "the second link won"})
     assert resp.status == 204, await resp.text()
-    await error_of(await client.post("/v1/auth/password-reset/confirm",
+    await error_of(await client.post("/v1/auth/password_reset/confirm",
                                      json={"token": first, "new_password": "the first link lost"}),
                    400, "invalid_input")
     await login_ok(client, account.username, "the second link won")
@@ -582,22 +582,22 @@ async def test_password_reset_input_is_checked(
     client: TestClient[Any, Any], account: Account, mail: MailSink
 ) -> None:
     await verify_email_from_mail(client, mail, account.email)
-    error = await error_of(await client.post("/v1/auth/password-reset", json={"email": "nope"}),
+    error = await error_of(await client.post("/v1/auth/password_reset", json={"email": "nope"}),
                            400, "invalid_input")
     assert fields_of(error) == {"email"}
-    await error_of(await client.post("/v1/auth/password-reset/confirm", json={
+    await error_of(await client.post("/v1/auth/password_reset/confirm", json={
         "token": secrets.token_urlsafe(32), "new_password": "long enough new"}),
         400, "invalid_input")
 
-    resp = await client.post("/v1/auth/password-reset", json={"email": account.email})
+    resp = await client.post("/v1/auth/password_reset", json={"email": account.email})
     assert resp.status == 202
     token = token_from_mail(await mail.wait_for(account.email, "Reset"))
-    error = await error_of(await client.post("/v1/auth/password-reset/confirm",
+    error = await error_of(await client.post("/v1/auth/password_reset/confirm",
                                              json={"token": token, "new_password": "short"}),
                            400, "invalid_input")
     assert fields_of(error) == {"new_password"}
     # The refused attempt did not spend the token.
-    resp = await client.post("/v1/auth/password-reset/confirm",
+    resp = await client.post("/v1/auth/password_reset/confirm",
                              json={"token": token, "new_password": "long enough new"})
     assert resp.status == 204, await resp.text()
 
@@ -714,14 +714,14 @@ async def test_phone_verification_over_a_socket(
     account: Account, connect_socket: SocketFactory, settings: Settings
 ) -> None:
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("users.me.phone.start", {"phone": PHONE}, timeout=5)
+    reply = await sio.call("account.phone.start", {"phone": PHONE}, timeout=5)
     assert reply == {"ok": True, "data": {"accepted": True}}
     code = code_of((await wait_for_sms(settings, PHONE))[0])
-    reply = await sio.call("users.me.phone.verify", {"code": wrong_code(code)}, timeout=5)
+    reply = await sio.call("account.phone.verify", {"code": wrong_code(code)}, timeout=5)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "invalid_input"
     assert reply["error"]["details"]["attempts_left"] == 4
-    reply = await sio.call("users.me.phone.verify", {"code": code}, timeout=5)
+    reply = await sio.call("account.phone.verify", {"code": code}, timeout=5)
     assert reply["ok"] is True, reply
     assert reply["data"]["phone_verified"] is True
 
@@ -759,7 +759,7 @@ async def test_expired_reset_token_is_refused(
     client: TestClient[Any, Any], account: Account, mail: MailSink, settings: Settings
 ) -> None:
     await verify_email_from_mail(client, mail, account.email)
-    assert (await client.post("/v1/auth/password-reset", json={"email": account.email})).status \
+    assert (await client.post("/v1/auth/password_reset", json={"email": account.email})).status \
         == 202
     token = token_from_mail(await mail.wait_for(account.email, "Reset"))
     conn = await asyncpg.connect(settings.database_url)
@@ -770,7 +770,7 @@ async def test_expired_reset_token_is_refused(
     finally:
         await conn.close()
     assert result == "UPDATE 1"
-    await error_of(await client.post("/v1/auth/password-reset/confirm",
+    await error_of(await client.post("/v1/auth/password_reset/confirm",
                                      json={"token": token, "new_password": "too late now"}),
                    400, "invalid_input")
     await login_ok(client, account.username, account.password)
@@ -779,9 +779,9 @@ async def test_expired_reset_token_is_refused(
 async def test_password_reset_requests_are_limited_per_ip(make_client: AppFactory) -> None:
     client = await make_client(rates=Rates(password_reset=(2, 3600)))
     for _ in range(2):
-        resp = await client.post("/v1/auth/password-reset",
+        resp = await client.post("/v1/auth/password_reset",
                                  json={"email": f"{unique_name()}@example.com"})
         assert resp.status == 202
-    resp = await client.post("/v1/auth/password-reset", json={"email": "a@example.com"})
+    resp = await client.post("/v1/auth/password_reset", json={"email": "a@example.com"})
     error = await error_of(resp, 429, "rate_limited")
     assert resp.headers["Retry-After"] == str(error["details"]["retry_after"])

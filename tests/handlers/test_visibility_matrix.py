@@ -61,8 +61,8 @@ async def _build_world(client: Client) -> World:
     people = {name: await signup(client) for name in VIEWERS}
     author = people["author"]
     await ok(await rest(client, people["follower"], "user.follow", {"user_id": author.id}))
-    await ok(await rest(client, people["friend"], "friend.request", {"user_id": author.id}))
-    await ok(await rest(client, author, "friend.accept", {"user_id": people["friend"].id}))
+    await ok(await rest(client, people["friend"], "friend_request.send", {"user_id": author.id}))
+    await ok(await rest(client, author, "friend_request.accept", {"user_id": people["friend"].id}))
     # The blocked user followed the author before the block; the block removes that too.
     await ok(await rest(client, people["blocked"], "user.follow", {"user_id": author.id}))
     await ok(await rest(client, author, "user.block", {"user_id": people["blocked"].id}), 204)
@@ -73,7 +73,7 @@ async def _build_world(client: Client) -> World:
         cliques[kind] = clique["id"]
         await ok(await rest(client, people["member"], "clique.join", {"clique_id": clique["id"]}))
         if private:
-            await ok(await rest(client, author, "clique.approve",
+            await ok(await rest(client, author, "clique.request.approve",
                                 {"clique_id": clique["id"], "user_id": people["member"].id}))
     return World(people, cliques)
 
@@ -140,7 +140,7 @@ async def test_comments_by_a_blocked_user_are_hidden_both_ways(client: Client) -
     await ok(await rest(client, alice, "user.block", {"user_id": bob.id}), 204)
 
     async def listed(who: Account) -> set[str]:
-        page = await ok(await rest(client, who, "feed.comments", {"item_id": post["id"]}))
+        page = await ok(await rest(client, who, "item.comment.list", {"item_id": post["id"]}))
         return {c["id"] for c in page["items"]}
 
     assert await listed(alice) == {comments[alice.id]}

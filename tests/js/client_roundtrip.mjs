@@ -3,7 +3,7 @@
 //   node client_roundtrip.mjs URL TOKEN      (or HOTSPOT_URL / HOTSPOT_TOKEN in the environment)
 //
 // Prints one JSON object on stdout and exits 0 when every step got an answer:
-//   {"client_version", "ack": <users.me.get ack>, "unknown_ack": <ack of an unknown event>,
+//   {"client_version", "ack": <account.get ack>, "unknown_ack": <ack of an unknown event>,
 //    "bad_token_error": {"message", "data"}}
 // The Python test (tests/server/test_js_client.py) judges the answers; this script only
 // fails (exit 1, reason on stderr) when a step gets no answer at all.
@@ -39,7 +39,7 @@ function connect(auth) {
 
 async function main() {
   const socket = await connect({ token });
-  const ack = await socket.timeout(STEP_TIMEOUT_MS).emitWithAck("users.me.get", {});
+  const ack = await socket.timeout(STEP_TIMEOUT_MS).emitWithAck("account.get", {});
   const unknownAck = await socket.timeout(STEP_TIMEOUT_MS).emitWithAck("no.such.command", {});
   socket.close();
 

@@ -269,7 +269,7 @@ async def test_statuses_the_api_answers_are_documented(
         ("auth.signup", await client.post(
             "/v1/auth/signup", json={"username": account.username, "email": account.email,
                                      "password": "another password"})),
-        ("users.get", await client.get(
+        ("user.get", await client.get(
             "/v1/users/00000000-0000-0000-0000-000000000000", headers=account.headers)),
         ("auth.logout", await client.post("/v1/auth/logout", json={"refresh_token": "x" * 43})),
     ]

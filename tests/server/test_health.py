@@ -102,16 +102,16 @@ async def test_commands_are_counted_by_name_transport_and_outcome(
     client: Any, account: Account, connect_socket: SocketFactory
 ) -> None:
     before = await scrape(client)
-    assert value(before, "hotspot_commands_total", command="users.me.get") is None
+    assert value(before, "hotspot_commands_total", command="account.get") is None
 
     assert (await client.get("/v1/users/me", headers=account.headers)).status == 200
     assert (await client.get("/v1/users/me", headers=account.headers)).status == 200
     assert (await client.get("/v1/users/me")).status == 401
     sio = await connect_socket(account.access_token)
-    assert (await sio.call("users.me.get", {}, timeout=5))["ok"] is True
+    assert (await sio.call("account.get", {}, timeout=5))["ok"] is True
 
     samples = await scrape(client)
-    counted = {"command": "users.me.get"}
+    counted = {"command": "account.get"}
     assert value(samples, "hotspot_commands_total", **counted, transport="rest", outcome="ok") == 2
     assert value(samples, "hotspot_commands_total", **counted, transport="rest",
                  outcome="unauthorized") == 1
@@ -123,7 +123,7 @@ async def test_command_latency_is_a_histogram(client: Any, account: Account) -> 
     for _ in range(3):
         assert (await client.get("/v1/users/me", headers=account.headers)).status == 200
     samples = await scrape(client)
-    labels = {"command": "users.me.get", "transport": "rest"}
+    labels = {"command": "account.get", "transport": "rest"}
     assert value(samples, "hotspot_command_seconds_count", **labels) == 3
     total = value(samples, "hotspot_command_seconds_sum", **labels)
     assert total is not None and total > 0

@@ -233,7 +233,7 @@ async def test_unexpected_exception_is_500_internal_logged_and_survived(
     assert len(failures) == 1
     (line,) = [line for line in server_log.lines if "RuntimeError" in line.get("exc", "")]
     assert line["level"] == "error"
-    assert line["command"] == "users.me.get"
+    assert line["command"] == "account.get"
     assert line["request_id"] == "req-500"
     assert "RuntimeError: database exploded" in line["exc"]
     assert "Traceback" in line["exc"]

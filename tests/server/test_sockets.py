@@ -77,7 +77,7 @@ async def test_anonymous_socket_connects_and_may_log_in(
 ) -> None:
     sio = await connect_socket()
     assert sio.connected
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "unauthorized"
     assert reply["error"]["details"]["reason"] == "token_missing"
@@ -86,14 +86,14 @@ async def test_anonymous_socket_connects_and_may_log_in(
                            timeout=TIMEOUT)
     assert reply["ok"] is True, reply
     # The socket adopted the session it just opened.
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is True, reply
     assert reply["data"]["id"] == account.id
 
 
 async def test_socket_with_token_runs_commands(account: Account, connect_socket: SocketFactory) -> None:
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply == {"ok": True, "data": reply["data"]}
     assert reply["data"]["username"] == account.username
 
@@ -102,7 +102,7 @@ async def test_token_in_authorization_header_is_accepted(
     account: Account, connect_socket: SocketFactory
 ) -> None:
     sio = await connect_socket(headers={"Authorization": f"Bearer {account.access_token}"})
-    reply = await sio.call("users.me.get", None, timeout=TIMEOUT)
+    reply = await sio.call("account.get", None, timeout=TIMEOUT)
     assert reply["ok"] is True, reply
     assert reply["data"]["id"] == account.id
 
@@ -233,12 +233,12 @@ async def test_oversize_payload_is_refused_and_the_socket_stays_up(
 ) -> None:
     limit = client.app[SERVICES].settings.limits.socket_payload_bytes
     sio = await connect_socket(account.access_token)
-    reply = await sio.call("users.me.update", {"bio": "b" * (limit + 10)}, timeout=TIMEOUT)
+    reply = await sio.call("account.update", {"bio": "b" * (limit + 10)}, timeout=TIMEOUT)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "payload_too_large"
     assert reply["error"]["details"]["limit"] == limit
     assert sio.connected
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is True, reply
 
 
@@ -300,8 +300,8 @@ async def test_command_needing_auth_on_anonymous_socket_is_unauthorized(
     connect_socket: SocketFactory,
 ) -> None:
     sio = await connect_socket()
-    for event in ("users.me.get", "auth.logout_all", "users.me.update"):
-        reply = await sio.call(event, {"bio": "x"} if event == "users.me.update" else {},
+    for event in ("account.get", "auth.logout_all", "account.update"):
+        reply = await sio.call(event, {"bio": "x"} if event == "account.update" else {},
                                timeout=TIMEOUT)
         assert reply["ok"] is False
         assert reply["error"]["code"] == "unauthorized", (event, reply)
@@ -316,18 +316,18 @@ async def test_unexpected_exception_is_internal_and_the_socket_stays_up(
 
     sio = await connect_socket(account.access_token)
     monkeypatch.setattr(storage.users, "get_user", broken)
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "internal"
     assert "secret detail" not in str(reply)
     lines = [line for line in server_log.lines if "RuntimeError: storage exploded" in line.get("exc", "")]
     assert len(lines) == 1, server_log.lines
-    assert lines[0]["command"] == "users.me.get"
+    assert lines[0]["command"] == "account.get"
     assert lines[0]["request_id"], "the log line names the event it belongs to"
 
     monkeypatch.undo()
     assert sio.connected
-    reply = await sio.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await sio.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is True, reply
 
 
@@ -362,7 +362,7 @@ async def test_logout_over_the_socket_acks_then_revokes_then_disconnects(
     SessionRevoked.model_validate(seen[1][1], strict=True)  # what events.json promises
     # Another session of the same user is untouched.
     assert bystander.connected
-    reply = await bystander.call("users.me.get", {}, timeout=TIMEOUT)
+    reply = await bystander.call("account.get", {}, timeout=TIMEOUT)
     assert reply["ok"] is True, reply
 
 
@@ -379,12 +379,12 @@ async def test_logout_all_over_rest_disconnects_every_socket_of_the_user(
     for sio in sockets:
         sio.on("session.revoked", reasons.append)
 
-    resp = await client.post("/v1/auth/logout-all", headers=account.headers)
+    resp = await client.post("/v1/auth/logout_all", headers=account.headers)
     assert resp.status == 204
     await wait_until(lambda: not any(s.connected for s in sockets))
     assert reasons == [{"reason": "logout_all"}] * 2
     assert outsider.connected
-    assert (await outsider.call("users.me.get", {}, timeout=TIMEOUT))["ok"] is True
+    assert (await outsider.call("account.get", {}, timeout=TIMEOUT))["ok"] is True
 
 
 async def test_closed_sockets_are_forgotten(client: Any, account: Account,

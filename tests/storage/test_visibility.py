@@ -42,7 +42,7 @@ async def follow(db: Database, follower: uuid.UUID, followee: uuid.UUID) -> None
 
 
 async def befriend(db: Database, a: uuid.UUID, b: uuid.UUID) -> None:
-    """A friendship is stored both ways, as friend.accept stores it."""
+    """A friendship is stored both ways, as friend_request.accept stores it."""
     await db.pool.execute("INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1)",
                           a, b)
 

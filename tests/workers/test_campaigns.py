@@ -163,7 +163,7 @@ async def test_unsubscribe_link_works_without_login_and_later_campaigns_skip_tha
     assert len(campaign_mail(mail, stayer, second_tag)) == 1
     # Transactional mail ignores the opt-out (resets go to verified addresses only).
     await sql(settings, "UPDATE users SET email_verified_at = now() WHERE id = $1::uuid", leaver.id)
-    await call(client, "POST", "/v1/auth/password-reset", None, {"email": leaver.email}, 202)
+    await call(client, "POST", "/v1/auth/password_reset", None, {"email": leaver.email}, 202)
     await mail.wait_for(leaver.email, "Reset your HotSpot password")
 
 
@@ -442,6 +442,6 @@ async def test_push_campaign_reaches_every_device_and_drops_dead_ones(
     # The push service said the device is gone: its subscription is removed.
     assert (await call(client, "GET", "/v1/push/subscriptions", gone))["subscriptions"] == []
 
-    await call(client, "POST", "/v1/outreach/test-send/me", fan, {"channel": "push"}, 202)
+    await call(client, "POST", "/v1/outreach/test_send/me", fan, {"channel": "push"}, 202)
     received = await standin.wait_for("/wp/fan1", 2)
     assert keys["fan1"].decrypt(received[1].body)["title"] == "[Test] HotSpot"

@@ -98,7 +98,7 @@ def notification_mails(mail: MailSink, account: Account) -> list[Any]:
 
 
 async def enable(client: Any, account: Account, channel: str, kind: str = "message") -> None:
-    await ok(await rest(client, account, "notification.preferences.set", {"changes": [
+    await ok(await rest(client, account, "notification.set_preferences", {"changes": [
         {"kind": kind, "channel": channel, "enabled": True}]}))
 
 
@@ -157,8 +157,8 @@ async def test_quiet_hours_unverified_address_and_opt_out_send_nothing(
         await enable(client, who, "email")
     for who in (bob, dave, erin):
         await verify_email(settings, who)  # carol's address stays unverified
-    await ok(await rest(client, bob, "notification.quiet_hours.set", quiet_now()))
-    await ok(await rest(client, dave, "outreach.subscriptions.set",
+    await ok(await rest(client, bob, "notification.set_quiet_hours", quiet_now()))
+    await ok(await rest(client, dave, "outreach.set_subscriptions",
                         {"channel": "email", "subscribed": False}))
     await rig.worker.handle(stored_job([message(group["id"], alice, "anyone awake?")]))
     # Only erin, the control, is mailed.

@@ -123,11 +123,11 @@ async def test_message_fan_out_applies_presence_mutes_blocks_preferences_and_qui
     keys = {n: BrowserKeys() for n in names}
     for n in ("carol", "dave", "erin", "frank", "gina", "ivan"):
         await subscribe(client, people[n], f"{push_service.base_url}/wp/{n}", keys[n])
-    await ok(await rest(client, people["dave"], "notification.preferences.set",
+    await ok(await rest(client, people["dave"], "notification.set_preferences",
                         {"changes": [{"kind": "message", "channel": "push", "enabled": False}]}))
-    await ok(await rest(client, people["ivan"], "notification.preferences.set",
+    await ok(await rest(client, people["ivan"], "notification.set_preferences",
                         {"changes": [{"kind": "message", "channel": "in_app", "enabled": False}]}))
-    await ok(await rest(client, people["erin"], "notification.quiet_hours.set", quiet_now()))
+    await ok(await rest(client, people["erin"], "notification.set_quiet_hours", quiet_now()))
     await ok(await rest(client, people["frank"], "conversation.mute", {"conversation_id": cid}))
     await ok(await rest(client, people["gina"], "user.block", {"user_id": alice.id}), 204)
     await connect_socket(people["bob"].access_token)
@@ -207,7 +207,7 @@ async def test_push_gone_removes_the_subscription(
     [job] = await queued_jobs(rig.namespace)
     await rig.worker.handle(job)
     assert len(push_service.to("/wp/gone")) == 1
-    listed = await ok(await rest(client, bob, "push.subscriptions"))
+    listed = await ok(await rest(client, bob, "push.list_subscriptions"))
     assert listed["subscriptions"] == []
     # A retry of the same push finds no subscription and sends nothing.
     await rig.worker.handle(job)
@@ -225,7 +225,7 @@ async def test_rate_limited_push_waits_for_retry_after_and_expired_push_is_dropp
     [job] = await queued_jobs(rig.namespace)
     with pytest.raises(PushDeferred):
         await rig.worker.handle(job)
-    [sub] = (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"]
+    [sub] = (await ok(await rest(client, bob, "push.list_subscriptions")))["subscriptions"]
     assert sub["last_error"] == "HTTP 429"
     # Retried before Retry-After has passed: deferred again without asking the service.
     with pytest.raises(PushDeferred):
@@ -271,7 +271,7 @@ async def test_mobile_push_goes_through_the_relay_and_dead_tokens_are_removed(
     assert sent["body"] == f"{alice.username}: ping" and sent["priority"] == "high"
     push_service.answer("/relay", (404, {}))
     await rig.worker.handle(job)
-    assert (await ok(await rest(client, bob, "push.subscriptions")))["subscriptions"] == []
+    assert (await ok(await rest(client, bob, "push.list_subscriptions")))["subscriptions"] == []
 
 
 async def test_replies_group_per_message_and_count_distinct_actors(

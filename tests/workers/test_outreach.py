@@ -312,7 +312,7 @@ async def test_test_send_needs_the_admin_role(
     client: TestClient[Any, Any], account: Account
 ) -> None:
     body = {"channel": "email", "to": "x@example.com", "template": "verify_email"}
-    resp = await call(client, "POST", "/v1/outreach/test-send", account, body, 403)
+    resp = await call(client, "POST", "/v1/outreach/test_send", account, body, 403)
     assert resp["error"]["code"] == "forbidden"
 
 
@@ -321,18 +321,18 @@ async def test_admin_test_send_fills_any_template_with_sample_values(
 ) -> None:
     await make_admin(settings, account)
     body = {"channel": "email", "to": "tester@example.com", "template": "verify_email"}
-    queued = await call(client, "POST", "/v1/outreach/test-send", account, body, 202)
+    queued = await call(client, "POST", "/v1/outreach/test_send", account, body, 202)
     msg = await mail.wait_for("tester@example.com", "[Test] Confirm your HotSpot email")
     assert "TEST-TOKEN" in str(msg)
     assert msg["Message-ID"] == f"<{queued['job_id']}@hotspot.local>"
     for bad, field in [({**body, "template": "nope"}, "template"), ({**body, "to": "not-mail"}, "to"),
                        ({**body, "channel": "sms", "to": "12"}, "to")]:
-        error = (await call(client, "POST", "/v1/outreach/test-send", account, bad, 400))["error"]
+        error = (await call(client, "POST", "/v1/outreach/test_send", account, bad, 400))["error"]
         assert error["details"]["fields"][0]["field"] == field, error
     push = {"channel": "push", "to": "no_such_user_here", "template": "test_message"}
-    error = (await call(client, "POST", "/v1/outreach/test-send", account, push, 400))["error"]
+    error = (await call(client, "POST", "/v1/outreach/test_send", account, push, 400))["error"]
     assert error["details"]["fields"][0]["type"] == "unknown_user"
-    error = (await call(client, "POST", "/v1/outreach/test-send", account,
+    error = (await call(client, "POST", "/v1/outreach/test_send", account,
                         {**push, "to": account.username}, 409))["error"]
     assert error["details"] == {"reason": "no_push_subscription"}
 
@@ -343,13 +343,13 @@ async def test_send_me_goes_to_your_verified_email_only_and_is_rate_limited(
     # Two a window: the refused first call counts too (rates are counted before the use case).
     client = await make_client(rates=Rates(test_send=(2, 3600)))
     account = await signup(client)
-    resp = await call(client, "POST", "/v1/outreach/test-send/me", account, {"channel": "email"}, 409)
+    resp = await call(client, "POST", "/v1/outreach/test_send/me", account, {"channel": "email"}, 409)
     assert resp["error"]["details"] == {"reason": "unverified"}
     token = token_from_mail(await mail.wait_for(account.email, "Confirm"))
     await call(client, "POST", "/v1/auth/email/verify", None, {"token": token})
-    await call(client, "POST", "/v1/outreach/test-send/me", account, {"channel": "email"}, 202)
+    await call(client, "POST", "/v1/outreach/test_send/me", account, {"channel": "email"}, 202)
     await mail.wait_for(account.email, "[Test] HotSpot test message")
-    resp = await call(client, "POST", "/v1/outreach/test-send/me", account, {"channel": "email"}, 429)
+    resp = await call(client, "POST", "/v1/outreach/test_send/me", account, {"channel": "email"}, 429)
     assert resp["error"]["code"] == "rate_limited"
 
 
@@ -358,10 +358,10 @@ async def test_send_me_sms_goes_to_your_verified_phone(
 ) -> None:
     client = await make_client(**twilio.settings())
     account = await signup(client)
-    await call(client, "POST", "/v1/outreach/test-send/me", account, {"channel": "sms"}, 409)
+    await call(client, "POST", "/v1/outreach/test_send/me", account, {"channel": "sms"}, 409)
     await sql(settings, "UPDATE users SET phone = $2, phone_verified_at = now() WHERE id = $1::uuid",
               account.id, PHONE)
-    await call(client, "POST", "/v1/outreach/test-send/me", account, {"channel": "sms"}, 202)
+    await call(client, "POST", "/v1/outreach/test_send/me", account, {"channel": "sms"}, 202)
 
     async def texted() -> bool:
         return bool(twilio.to(PHONE))
