@@ -14,7 +14,9 @@ class SessionRevoked(BaseModel):
     """The connection's session ended; the server disconnects the socket right after."""
 
     reason: Literal["logout", "logout_all", "refresh_token_reuse", "account_deleted",
-                    "password_reset", "password_changed"]
+                    "password_reset", "password_changed",
+                    # An OAuth app's token family ended (docs/oauth.md).
+                    "grant_revoked", "app_deleted", "app_suspended", "app_scopes_reduced"]
 
 
 class ServerShutdown(BaseModel):

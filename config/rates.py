@@ -120,6 +120,12 @@ class Rates(BaseSettings):
     slide_create: RateValue = RateSpec(30, 3600)
     slide_view: RateValue = RateSpec(600, 60)
 
+    # OAuth apps (docs/oauth.md): registering and changing apps, an admin suspending them,
+    # a user revoking what they granted.
+    oauth_app_manage: RateValue = RateSpec(30, 3600)
+    oauth_app_moderate: RateValue = RateSpec(120, 3600)
+    oauth_grant_manage: RateValue = RateSpec(60, 3600)
+
     def spec(self, name: str) -> RateSpec:
         """The limit of a named rate; a name that is not a field is a programming error."""
         value = getattr(self, name, None)

@@ -58,6 +58,8 @@ class Limits(BaseSettings):
     highlight_stories_max: int = Field(default=100, ge=1)
     # Slides (docs/slides.md): the longest video a slide takes.
     slide_video_max_s: int = Field(default=180, ge=1)
+    # OAuth apps (docs/oauth.md): live (undeleted) apps one user may own.
+    oauth_apps_per_user: int = Field(default=25, ge=1)
 
 
 class Settings(BaseSettings):

@@ -30,6 +30,7 @@ from handlers.context import Context
 from handlers.errors import CommandError, invalid
 from handlers.network_schemas import RelationshipOut
 from handlers.networks import approve_all_follow_requests
+from handlers.oauth_apps import delete_owned_apps
 from handlers.outbound import enqueue_sms
 from handlers.rates import Rate, count_failure, refuse_if_failed
 from handlers.scopes import Scope
@@ -103,6 +104,8 @@ async def delete_me(ctx: Context, data: DeleteAccountInput) -> None:
         await clique_store.remove_user(conn, user.id)
         await user_store.anonymise_user(conn, user.id)
     await revoke_everything(services, user.id, "account_deleted")
+    # Apps act for other people too: a deleted owner's apps must stop acting for them.
+    await delete_owned_apps(services, user.id)
 
 
 @command("account.password.change", input=ChangePasswordInput, rest=("POST", "/users/me/password"),

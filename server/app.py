@@ -25,6 +25,8 @@ from handlers import (
     messages,
     networks,
     notifications,
+    oauth_apps,
+    oauth_grants,
     outreach,
     presence,
     push,
@@ -41,6 +43,7 @@ from server.dispatch import Dispatcher
 from server.health import add_health_routes
 from server.media_routes import add_media_routes
 from server.metrics import Metrics
+from server.oidc_routes import add_oidc_routes
 from server.outreach_routes import add_outreach_routes
 from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
 from server.rest import (
@@ -63,6 +66,7 @@ def command_registry() -> CommandRegistry:
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
         clique_moderation, feeds, stories, story_tray, story_views, highlights, slides,
+        oauth_apps, oauth_grants,
     ])
 
 
@@ -93,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
     add_command_routes(app, dispatcher)
     add_media_routes(app, dispatcher)
     add_outreach_routes(app, dispatcher)
+    add_oidc_routes(app, dispatcher, settings)
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = transport
     app.cleanup_ctx.append(_transport_ctx)

@@ -18,6 +18,8 @@ class Session:
     scopes: tuple[str, ...]
     created_at: datetime
     expires_at: datetime
+    # The OAuth app (oauth_apps.id) this token family belongs to; None for a first-party login.
+    client_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ def _session(row: asyncpg.Record) -> Session:
         scopes=tuple(row["scopes"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
+        client_id=row["client_id"],
     )
 
 
@@ -47,18 +50,20 @@ async def create_session(
     expires_at: datetime,
     user_agent: str | None,
     ip: str | None,
+    client_id: uuid.UUID | None = None,
 ) -> Session:
-    """Open a session with its first refresh token."""
+    """Open a session with its first refresh token (an app's token family with client_id)."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(
-            """INSERT INTO sessions (user_id, scopes, user_agent, ip, expires_at)
-               VALUES ($1, $2, $3, $4, $5)
-               RETURNING id, user_id, scopes, created_at, expires_at""",
+            """INSERT INTO sessions (user_id, scopes, user_agent, ip, expires_at, client_id)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               RETURNING id, user_id, scopes, created_at, expires_at, client_id""",
             user_id,
             scopes,
             (user_agent or "")[:300] or None,
             ip,
             expires_at,
+            client_id,
         )
         await conn.execute(
             "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
@@ -72,7 +77,7 @@ async def rotate_refresh_token(db: Database, old_hash: bytes, new_hash: bytes) -
     """Spend a refresh token for a new one; a spent token revokes its whole session."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(
-            """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at,
+            """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at, s.client_id,
                       s.revoked_at, rt.used_at
                FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
                WHERE rt.token_hash = $1
@@ -111,7 +116,7 @@ async def _revoke(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) 
 async def session_for_refresh_token(db: Database, token_hash: bytes) -> Session | None:
     """The live session a refresh token belongs to, spent or not."""
     row = await db.pool.fetchrow(
-        """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at
+        """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at, s.client_id
            FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
            WHERE rt.token_hash = $1 AND s.revoked_at IS NULL""",
         token_hash,

@@ -16,9 +16,10 @@ VERBS = frozenset({
     "count", "create", "decline", "delete", "detach", "duet", "edit", "follow", "get",
     "invite", "join", "leave", "list", "login", "logout", "mark", "mute", "open", "pause",
     "query", "react", "refresh", "reject", "remove", "reply", "request", "resend", "resume",
-    "save", "search", "send", "set", "share", "signup", "start", "stitch", "stop",
-    "subscribe", "sync", "transfer", "unban", "unblock", "unfollow", "unmute", "unreact",
-    "unsave", "unshare", "unsubscribe", "update", "verify", "view",
+    "revoke", "rotate", "save", "search", "send", "set", "share", "signup", "start",
+    "stitch", "stop", "subscribe", "suspend", "sync", "transfer", "unban", "unblock",
+    "unfollow", "unmute", "unreact", "unsave", "unshare", "unsubscribe", "unsuspend",
+    "update", "verify", "view",
 })
 # Resource segments are singular nouns; these end in "s" and are singular.
 SINGULAR_ENDING_IN_S = frozenset({"access", "address", "status"})
