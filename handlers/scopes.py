@@ -70,16 +70,17 @@ CATALOGUE: dict[Scope, ScopeInfo] = {
                                    "slides, manage highlights"),
     Scope.READ_CLIQUES: ScopeInfo("See cliques, their members and your invites"),
     Scope.WRITE_CLIQUES: ScopeInfo("Create, join, leave and moderate cliques"),
-    Scope.READ_NETWORK: ScopeInfo("See followers, following, friends, requests, mutes and "
-                                  "suggestions"),
-    Scope.WRITE_NETWORK: ScopeInfo("Follow, unfollow, befriend, mute and manage close friends"),
+    Scope.READ_NETWORK: ScopeInfo("See followers, following, friends, requests, mutes, "
+                                  "blocks and suggestions"),
+    Scope.WRITE_NETWORK: ScopeInfo("Follow, unfollow, befriend, mute, block and manage close "
+                                   "friends"),
     Scope.READ_NOTIFICATIONS: ScopeInfo("Read your notifications and notification settings"),
     Scope.WRITE_NOTIFICATIONS: ScopeInfo("Mark notifications read, change notification "
                                          "settings, manage push subscriptions"),
     Scope.READ_MEDIA: ScopeInfo("See media and its processing state"),
     Scope.WRITE_MEDIA: ScopeInfo("Upload media"),
-    Scope.ACCOUNT: ScopeInfo("Account security: password, email, phone, sessions, blocks, "
-                             "deletion (first-party only)", grantable=False),
+    Scope.ACCOUNT: ScopeInfo("Account security: password, email, phone, sessions, apps and "
+                             "grants, deletion (first-party only)", grantable=False),
     Scope.ADMIN: ScopeInfo("Administration, for admins (first-party only; the admin role "
                            "is checked too)", grantable=False),
 }

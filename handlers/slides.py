@@ -233,7 +233,7 @@ async def get(ctx: Context, data: SlideIdInput) -> SlideOut:
 
 
 @command("slide.view", input=SlideIdInput, rest=("POST", "/slides/{slide_id}/views"),
-         scope=Scope.READ_CONTENT, output=SlideViewOut,
+         scope=Scope.WRITE_CONTENT, output=SlideViewOut,
          rate=Rate("slide_view"))
 async def view(ctx: Context, data: SlideIdInput) -> SlideViewOut:
     """Record that you watched a slide: counted once per viewer per 24 h, never for its author."""
