@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     twilio_timeout_s: float = Field(default=10.0, gt=0)
     # Signs unsubscribe links; unset, it is derived from the JWT signing key.
     unsubscribe_secret: str | None = Field(default=None, min_length=32)
+    # OAuth/OIDC (docs/oauth.md): third-party access tokens and id_tokens are signed by a key
+    # ring kept in the database, its private keys sealed with a key derived from this secret
+    # (required in production; in dev derived from the JWT signing key). The ring re-reads
+    # the keys every refresh interval; id_tokens live oauth_id_token_ttl_s.
+    oauth_key_encryption_secret: str | None = Field(default=None, min_length=32)
+    oauth_signing_alg: Literal["ES256", "RS256"] = "ES256"
+    oauth_key_refresh_s: float = Field(default=60.0, ge=1)
+    oauth_id_token_ttl_s: int = Field(default=3600, ge=60)
 
     # Web Push (VAPID): a PEM or base64url EC P-256 key; in dev mode one is generated under
     # data_dir. The subject is a mailto: or https: contact the push services may use.
@@ -164,7 +172,7 @@ class Settings(BaseSettings):
                      "jwt_private_key_file", "jwt_public_key_file", "vapid_private_key",
                      "mobile_push_url", "mobile_push_api_key", "twilio_account_sid",
                      "twilio_auth_token", "twilio_from", "unsubscribe_secret", "metrics_token",
-                     mode="before")
+                     "oauth_key_encryption_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose files and shells often pass VAR= for "not set".
@@ -293,6 +301,26 @@ class Settings(BaseSettings):
             base = self.jwt_private_key_file.read_bytes()
         # A derived key, so an unsubscribe signature never doubles as a JWT signature.
         return hmac.new(base, b"hotspot unsubscribe links", hashlib.sha256).digest()
+
+    @property
+    def oauth_issuer(self) -> str:
+        """The OAuth/OIDC issuer: the public base URL, which the discovery documents live under."""
+        return self.public_base_url.rstrip("/")
+
+    def resolved_oauth_key_secret(self) -> bytes:
+        """What seals the OAuth signing keys: set, or (dev only) derived from the JWT key."""
+        if self.oauth_key_encryption_secret is not None:
+            return self.oauth_key_encryption_secret.encode()
+        if self.env != "dev":
+            raise SettingsError("HOTSPOT_OAUTH_KEY_ENCRYPTION_SECRET is required outside dev mode")
+        if self.jwt_algorithm == "HS256":
+            base = self.resolved_jwt_secret().encode()
+        else:
+            assert self.jwt_private_key_file is not None
+            base = self.jwt_private_key_file.read_bytes()
+        # Derived, so the sealing key is never the JWT key itself; in dev the JWT secret is
+        # generated once under data_dir, so this stays the same across restarts.
+        return hmac.new(base, b"hotspot oauth key encryption", hashlib.sha256).digest()
 
     def resolved_vapid_private_key(self) -> str:
         """The VAPID key (PEM or base64url); in dev mode one is generated once under data_dir."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from channels.revocation import RevocationList
     from channels.typing import TypingRelay
     from config import Settings
+    from handlers.oauth_keys import KeyRing
     from handlers.passwords import PasswordHasher
     from handlers.tokens import TokenService
     from jobs.queue import JobQueue
@@ -45,6 +46,8 @@ class Services:
     typing: TypingRelay
     blobs: BlobStore
     item_live: ItemLive
+    # Signs third-party access tokens and id_tokens; publishes /oauth/jwks.
+    oauth_keys: KeyRing
     clock: Callable[[], datetime] = field(default=utc_now)
 
 
@@ -57,6 +60,10 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     expires_at: int
+    # The OAuth app a third-party token was issued to; None for a first-party token.
+    client_id: str | None = None
+    # The audiences of a third-party token (RFC 9068 `aud`); empty for a first-party token.
+    audience: tuple[str, ...] = ()
 
     def expired(self) -> bool:
         return time.time() >= self.expires_at

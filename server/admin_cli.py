@@ -1,4 +1,4 @@
-"""Operator commands of the hotspot CLI: `users` (roles) and `dlq` (dead-letter queues)."""
+"""Operator commands of the hotspot CLI: `users` (roles), `dlq` (dead-letter queues), `oauth`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 import aio_pika
 
 from config import Settings
+from config.clock import utc_now
 from handlers.roles import ROLES, UnknownUser, grant_role
+from server.resources import StartupError, build_key_ring
+from storage import oauth_keys as key_store
 from storage import users as user_store
 from storage.db import Database
 from storage.embedded import EmbeddedPostgres
+from storage.oauth_keys import SigningKeyRow
 from storage.users import User
 from workers.deadletters import DeadLetter, DeadLetters, NoSuchQueue
 
@@ -45,6 +50,17 @@ def add_admin_commands(
     purge = dlq_sub.add_parser("purge", help="drop every dead job of the queue")
     purge.add_argument("queue")
     dlq.set_defaults(admin=cmd_dlq)
+
+    oauth = sub.add_parser("oauth", help="the OAuth/OIDC signing keys")
+    oauth_sub = oauth.add_subparsers(dest="action", required=True)
+    rotate = oauth_sub.add_parser(
+        "rotate-key", help="add a signing key; it signs once every node has published it, and "
+        "the old key stays published until its tokens have expired")
+    rotate.add_argument("--now", action="store_true",
+                        help="sign with the new key at once (nodes may refuse its tokens for up "
+                        "to HOTSPOT_OAUTH_KEY_REFRESH_S)")
+    oauth_sub.add_parser("keys", help="list the signing keys and their state")
+    oauth.set_defaults(admin=cmd_oauth)
 
 
 def run_admin(args: argparse.Namespace, settings: Callable[[], Settings]) -> int:
@@ -149,4 +165,41 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
         print(f"hotspot: RabbitMQ is not reachable: {exc!r}", file=sys.stderr)
+        return 1
+
+
+def _key_state(row: SigningKeyRow, now: datetime, publish_for: timedelta) -> str:
+    if row.retired_at is not None and row.retired_at <= now - publish_for:
+        return "expired"
+    if row.retired_at is not None and row.retired_at <= now:
+        return "retired (published)"
+    if row.activated_at > now:
+        return "pending (published)"
+    return "signing"
+
+
+async def _oauth(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as db:
+        ring = build_key_ring(settings, db)
+        if args.action == "rotate-key":
+            for row in await ring.rotate(0 if args.now else None):
+                print(f"new {row.alg} key {row.kid} signs from {row.activated_at.isoformat()}; "
+                      f"the previous {row.alg} key stays published until its tokens have expired")
+            return 0
+        now = utc_now()
+        for row in await key_store.all_keys(db):
+            retired = row.retired_at.isoformat() if row.retired_at else "-"
+            print(f"{row.kid}  {row.alg}  {_key_state(row, now, ring.publish_for)}  "
+                  f"activated={row.activated_at.isoformat()}  retired={retired}")
+        return 0
+
+
+def cmd_oauth(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_oauth(args, settings))
+    except StartupError as exc:
+        print(f"hotspot: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"hotspot: PostgreSQL is not reachable: {exc}", file=sys.stderr)
         return 1

@@ -18,8 +18,9 @@ from channels.replies import ReplyWaiter
 from channels.revocation import RevocationList
 from channels.topics import reply_topic
 from channels.typing import MemoryTypingStore, RedisTypingStore, TypingRelay, TypingStore
-from config import Settings
+from config import Settings, SettingsError
 from handlers.context import Services
+from handlers.oauth_keys import KeyCipher, KeyRing, KeyRingError
 from handlers.passwords import PasswordHasher
 from handlers.tokens import TokenService
 from jobs.queue import AmqpQueue, InProcessQueue, JobQueue
@@ -47,13 +48,15 @@ SERVICES = web.AppKey("services", Services)
 BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 DSN = web.AppKey("dsn", str)
 WORKER_NAMES = web.AppKey("worker_names", list[str])
+OAUTH_KEYS = web.AppKey("oauth_keys", KeyRing)
 
 
 class StartupError(Exception):
     """A dependency is missing or unreachable at start; the message says which."""
 
 
-def build_token_service(settings: Settings) -> TokenService:
+def build_token_service(settings: Settings, keys: KeyRing | None = None) -> TokenService:
+    """The token service; third-party (OAuth app) tokens need the process's key ring."""
     signing: Any
     verifying: Any
     if settings.jwt_algorithm == "HS256":
@@ -64,7 +67,33 @@ def build_token_service(settings: Settings) -> TokenService:
         verifying = settings.jwt_public_key_file.read_text()
     return TokenService(algorithm=settings.jwt_algorithm, signing_key=signing,
                         verifying_key=verifying, issuer=settings.jwt_issuer,
-                        ttl_s=settings.access_token_ttl_s)
+                        ttl_s=settings.access_token_ttl_s, keys=keys,
+                        oauth_issuer=settings.oauth_issuer)
+
+
+def build_key_ring(settings: Settings, db: Database) -> KeyRing:
+    """The OAuth signing key ring (not started); the CLI's rotate-key uses it too."""
+    try:
+        cipher = KeyCipher(settings.resolved_oauth_key_secret())
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from exc
+    return KeyRing(db, cipher, alg=settings.oauth_signing_alg,
+                   token_lifetime_s=max(settings.access_token_ttl_s, settings.oauth_id_token_ttl_s),
+                   refresh_s=settings.oauth_key_refresh_s, production=settings.env == "production")
+
+
+async def oauth_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the signing keys (creating the first one) and re-read them on a timer."""
+    ring = build_key_ring(app[SETTINGS], app[DATABASE])
+    try:
+        await ring.start()
+    except KeyRingError as exc:
+        raise StartupError(str(exc)) from exc
+    app[OAUTH_KEYS] = ring
+    try:
+        yield
+    finally:
+        await ring.stop()
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -188,7 +217,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         typing=typing,
         revocations=revocations,
         limiter=limiter,
-        tokens=build_token_service(settings),
+        tokens=build_token_service(settings, app[OAUTH_KEYS]),
+        oauth_keys=app[OAUTH_KEYS],
         passwords=PasswordHasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                  settings.argon2_parallelism),
         replies=replies,
@@ -223,4 +253,5 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def resource_contexts() -> list[Any]:
     """In order: each may use what the ones before it opened."""
-    return [database_ctx, redis_ctx, queue_ctx, blobs_ctx, services_ctx, workers_ctx]
+    return [database_ctx, redis_ctx, queue_ctx, blobs_ctx, oauth_keys_ctx, services_ctx,
+            workers_ctx]
