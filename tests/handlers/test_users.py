@@ -173,7 +173,7 @@ async def test_public_profile_by_id(client: TestClient[Any, Any], account: Accou
 async def test_public_profile_by_id_errors(client: TestClient[Any, Any], account: Account) -> None:
     error = await error_of(await client.get("/v1/users/not-a-uuid", headers=account.headers), 400,
                            "invalid_input")
-    assert fields_of(error) == {"id"}
+    assert fields_of(error) == {"user_id"}
     await error_of(await client.get(f"/v1/users/{uuid.uuid4()}", headers=account.headers), 404,
                    "not_found")
     await error_of(await client.get(f"/v1/users/{account.id}"), 401, "unauthorized")
