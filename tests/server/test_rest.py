@@ -71,7 +71,7 @@ async def test_an_empty_body_is_an_empty_object(client: Any) -> None:
 async def test_path_parameters_are_validated_like_body_fields(client: Any, account: Account) -> None:
     resp = await client.get("/v1/users/not-a-uuid", headers=account.headers)
     assert resp.status == 400
-    assert set(field_errors(await resp.json())) == {"id"}
+    assert set(field_errors(await resp.json())) == {"user_id"}
 
 
 async def test_unknown_query_parameters_are_refused(client: Any, account: Account) -> None:
