@@ -3,7 +3,8 @@
 #   make run      create .venv, install, start the server on http://127.0.0.1:8080
 #                 (embedded PostgreSQL in ./var/pg, in-process bus, queue and workers)
 #   make test     create .venv, install, make sure PostgreSQL, Redis and RabbitMQ
-#                 answer, run the whole test suite against them (PYTEST_ARGS=... to narrow)
+#                 answer and Chromium is installed (apt-get, as root), run the whole
+#                 test suite against them (PYTEST_ARGS=... to narrow)
 #   make lint     ruff + mypy
 #   make migrate  apply database migrations (embedded database unless HOTSPOT_DATABASE_URL)
 #   make worker   run queue workers (WORKERS=all by default)
@@ -35,11 +36,12 @@ BENCH_ARGS ?=
 JS_DIR   := tests/js
 JS_STAMP := $(if $(wildcard $(JS_DIR)/package.json),$(JS_DIR)/node_modules/.installed)
 
-.PHONY: help install run serve test lint migrate worker services bench clean
+.PHONY: help install run serve test lint migrate worker services browser bench clean
 
 help:
 	@echo "make run      start HotSpot on http://127.0.0.1:8080 (no services needed)"
-	@echo "make test     run the whole test suite (PostgreSQL, Redis, RabbitMQ started if local)"
+	@echo "make test     run the whole test suite (PostgreSQL, Redis, RabbitMQ started if local;"
+	@echo "              Debian's chromium installed with apt-get if missing, for the browser tests)"
 	@echo "make lint     ruff check + mypy"
 	@echo "make migrate  apply database migrations"
 	@echo "make worker   run queue workers (WORKERS=$(WORKERS))"
@@ -73,7 +75,11 @@ worker: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
-test: install services
+# Headless Chromium for the browser tests: /usr/bin/chromium, apt-get installed when missing.
+browser:
+	bash scripts/ensure-browser.sh
+
+test: install services browser
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP) services

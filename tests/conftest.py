@@ -1,4 +1,5 @@
-"""Fixtures: a fresh PostgreSQL database per run, real Redis and RabbitMQ, a real SMTP server.
+"""Fixtures: a fresh PostgreSQL database per run, real Redis and RabbitMQ, a real SMTP server,
+and headless Chromium for the pages the server serves (`browser`, `page`, `screenshot`).
 
 Every test gets its own namespace (Redis keys, RabbitMQ queues, bus channels), so
 rate limits and queues never leak between tests; the run's database is dropped at
@@ -13,7 +14,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -28,14 +29,29 @@ import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from config import Settings
 from server.app import create_app
+from tests.browser_helpers import (
+    TIMEOUT_MS,
+    VIEWPORT,
+    Screenshots,
+    chromium_problem,
+    launch_options,
+    safe_name,
+)
 
 ADMIN_DSN = os.environ.get("HOTSPOT_TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HOTSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("HOTSPOT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 JWT_SECRET = "test-secret-" + "x" * 40
+# The browser tests' Chromium (scripts/ensure-browser.sh installs Debian's), and where their
+# screenshots are kept: <folder>/<test module>/<test name>/NN-<name>.png, default ./var/screenshots.
+CHROMIUM = os.environ.get("HOTSPOT_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("HOTSPOT_TEST_SCREENSHOTS", "")
+                   or Path(__file__).resolve().parent.parent / "var" / "screenshots")
 
 
 def free_port() -> int:
@@ -271,3 +287,80 @@ async def connect_socket(client: TestClient[Any, Any]) -> AsyncIterator[SocketFa
     for sio in opened:
         if sio.connected:
             await sio.disconnect()
+
+
+# Browser tests. Playwright's objects belong to the event loop that started them, and
+# every test (with its app, client and socket fixtures) runs on a loop of its own, so
+# Playwright and Chromium are started per test, not per session: about 1.3 s a test,
+# mostly the Playwright driver's start. The browser is closed when the test ends.
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[
+        None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test item, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (Debian's /usr/bin/chromium); fails the test if it cannot start."""
+    problem = chromium_problem(CHROMIUM)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    async with async_playwright() as playwright:
+        try:
+            chromium = await playwright.chromium.launch(**launch_options(CHROMIUM))
+        except PlaywrightError as exc:
+            pytest.fail(f"Chromium ({CHROMIUM}) did not start headless; try `{CHROMIUM} --headless "
+                        f"--no-sandbox --dump-dom about:blank` to see why. {exc}", pytrace=False)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Screenshots:
+    """`await screenshot(page, name)` saves var/screenshots/<module>/<test>/NN-<name>.png."""
+    return Screenshots(SCREENSHOTS / safe_name(request.node.path.stem) / safe_name(request.node.name))
+
+
+PageFactory = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+async def new_page(
+    browser: Browser, screenshot: Screenshots, request: pytest.FixtureRequest
+) -> AsyncIterator[PageFactory]:
+    """Open a page in a fresh browser context (its own cookies and storage) per call.
+
+    Keyword arguments go to `browser.new_context` (e.g. locale, viewport). When the test
+    fails, every open page is saved as a `failure` screenshot before its context closes.
+    """
+    contexts: list[BrowserContext] = []
+
+    async def make(**context_options: Any) -> Page:
+        context = await browser.new_context(**{"viewport": VIEWPORT, **context_options})
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    report = getattr(request.node, "report_call", None)
+    for context in contexts:
+        if report is not None and report.failed:
+            for open_page in context.pages:
+                try:
+                    await screenshot(open_page, "failure")
+                except PlaywrightError:
+                    pass  # a crashed or closed page: the test's own error says enough
+        await context.close()
+
+
+@pytest.fixture
+async def page(new_page: PageFactory) -> Page:
+    """One page in a fresh browser context."""
+    return await new_page()
