@@ -125,6 +125,10 @@ class Rates(BaseSettings):
     oauth_app_manage: RateValue = RateSpec(30, 3600)
     oauth_app_moderate: RateValue = RateSpec(120, 3600)
     oauth_grant_manage: RateValue = RateSpec(60, 3600)
+    # The OAuth token endpoint (and /oauth/revoke, /oauth/introspect per IP): requests per
+    # client_id, and per IP whatever the client.
+    oauth_token_client: RateValue = RateSpec(120, 60)
+    oauth_token_ip: RateValue = RateSpec(300, 60)
 
     def spec(self, name: str) -> RateSpec:
         """The limit of a named rate; a name that is not a field is a programming error."""

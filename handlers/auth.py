@@ -124,19 +124,25 @@ async def signup(ctx: Context, data: SignupInput) -> AuthResult:
          rate=Rate("login", per="ip"))
 async def login(ctx: Context, data: LoginCredentials) -> AuthResult:
     """Log in with a username or email and a password."""
+    return await open_session(ctx, await check_password(ctx, data.login, data.password))
+
+
+async def check_password(ctx: Context, login: str, password: str) -> User:
+    """The account a login and password name, counting failures (auth.login and the
+    OAuth consent page's login form share the counters)."""
     services = ctx.services
     await refuse_if_failed(ctx, LOGIN_FAILURES_IP)
-    user = await user_store.get_user_by_login(services.db, data.login.strip())
+    user = await user_store.get_user_by_login(services.db, login.strip())
     # Failures count per account whichever of its names is typed (username or email).
-    account = str(user.id) if user else data.login.strip().lower()
+    account = str(user.id) if user else login.strip().lower()
     await refuse_if_failed(ctx, LOGIN_FAILURES_ACCOUNT, account)
-    ok = await services.passwords.verify(user.password_hash if user else None, data.password)
-    if user is None or not ok:
+    ok = await services.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
         await count_failure(ctx, LOGIN_FAILURES_IP)
         await count_failure(ctx, LOGIN_FAILURES_ACCOUNT, account)
         raise CommandError("unauthorized", "invalid login or password")
     await clear(ctx, LOGIN_FAILURES_ACCOUNT, account)
-    return await open_session(ctx, user)
+    return user
 
 
 @command("auth.refresh", input=RefreshInput, rest=("POST", "/auth/refresh"), auth="none",

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 # RFC 9068: the header type of a JWT access token, which an id_token never has.
 ACCESS_TOKEN_TYP = "at+jwt"
+# The `sub` of a client_credentials token: the app itself, never a user id.
+APP_SUBJECT_PREFIX = "app:"
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,34 @@ class TokenService:
         except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError):
             raise _invalid() from None
 
-    def _verify_app_token(self, token: str, kid: object) -> Principal:
+    def issue_app_only(
+        self, client_id: str, grant_id: uuid.UUID, scopes: list[str] | tuple[str, ...],
+        now: float | None = None,
+    ) -> IssuedAccessToken:
+        """A client_credentials token: the app acting for itself, for no user.
+
+        `sub` is "app:<client_id>" (never a user id) and `sid` a grant id of its own that
+        no session row has, so revoking it uses the revocation list alone.
+        """
+        keys, issuer = self._oauth()
+        issued_at = int(now if now is not None else time.time())
+        claims = {
+            "iss": issuer, "sub": f"{APP_SUBJECT_PREFIX}{client_id}", "aud": issuer,
+            "client_id": client_id, "sid": str(grant_id), "scope": " ".join(scopes),
+            "iat": issued_at, "exp": issued_at + self.ttl_s, "jti": secrets.token_urlsafe(12),
+        }
+        return IssuedAccessToken(keys.sign(claims, typ=ACCESS_TOKEN_TYP), self.ttl_s)
+
+    def app_token_claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of a key-ring access token (user or app-only), for
+        introspection and revocation; unauthorized for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _invalid() from None
+        return self._decode_app_token(token, header.get("kid"))
+
+    def _decode_app_token(self, token: str, kid: object) -> dict[str, Any]:
         key = (self.keys.verification_key(kid)
                if self.keys is not None and isinstance(kid, str) else None)
         if key is None or self.oauth_issuer is None:
@@ -169,6 +198,20 @@ class TokenService:
             ).validate(claims)
             if not isinstance(claims["scope"], str) or not isinstance(claims["client_id"], str):
                 raise _invalid()
+            return dict(claims)
+        except ExpiredTokenError:
+            raise _expired() from None
+        except (JoseError, ValueError, TypeError, AttributeError):
+            raise _invalid() from None
+
+    def _verify_app_token(self, token: str, kid: object) -> Principal:
+        claims = self._decode_app_token(token, kid)
+        if str(claims["sub"]).startswith(APP_SUBJECT_PREFIX):
+            # Every command acts for a user; an app acting for itself reaches none of them.
+            raise CommandError("forbidden", "an app's own token (client_credentials) acts for "
+                               "no user; commands need a token a user granted",
+                               {"reason": "app_only_token"})
+        try:
             aud = claims["aud"]
             return Principal(
                 user_id=uuid.UUID(claims["sub"]),
@@ -179,9 +222,7 @@ class TokenService:
                 client_id=claims["client_id"],
                 audience=(aud,) if isinstance(aud, str) else tuple(aud),
             )
-        except ExpiredTokenError:
-            raise _expired() from None
-        except (JoseError, ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):
             raise _invalid() from None
 
 

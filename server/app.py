@@ -43,6 +43,7 @@ from server.dispatch import Dispatcher
 from server.health import add_health_routes
 from server.media_routes import add_media_routes
 from server.metrics import Metrics
+from server.oauth_routes import add_oauth_routes, oauth_server_ctx
 from server.oidc_routes import add_oidc_routes
 from server.outreach_routes import add_outreach_routes
 from server.resources import METRICS, SERVICES, SETTINGS, WORKER_NAMES, resource_contexts
@@ -98,9 +99,11 @@ def create_app(settings: Settings) -> web.Application:
     add_media_routes(app, dispatcher)
     add_outreach_routes(app, dispatcher)
     add_oidc_routes(app, dispatcher, settings)
+    add_oauth_routes(app, dispatcher)
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = transport
     app.cleanup_ctx.append(_transport_ctx)
+    app.cleanup_ctx.append(oauth_server_ctx(dispatcher))
 
     async def openapi_json(request: web.Request) -> web.Response:
         return json_response(openapi(registry, settings.public_base_url, settings.rates))

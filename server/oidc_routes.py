@@ -23,8 +23,9 @@ from server.rest import json_response
 # is what relying parties commonly assume.
 DISCOVERY_MAX_AGE_S = 3600
 
-GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials",
-               "urn:ietf:params:oauth:grant-type:device_code"]
+# Exactly what /oauth/token answers (server/oauth_server.py); no implicit, no password
+# grant, and the device grant (RFC 8628) is not served yet.
+GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
@@ -39,10 +40,11 @@ def discovery_document(settings: Settings, id_token_algs: list[str]) -> dict[str
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
-        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
         "scopes_supported": [scope.value for scope in grantable()],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        # RFC 9207: the authorization response carries no iss parameter (yet).
+        "authorization_response_iss_parameter_supported": False,
         "grant_types_supported": GRANT_TYPES,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

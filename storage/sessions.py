@@ -26,7 +26,7 @@ class Session:
 class Rotation:
     """The outcome of presenting a refresh token."""
 
-    status: str  # "rotated" | "reused" | "invalid"
+    status: str  # "rotated" | "reused" | "invalid" | "grace" (rotate_with_grace only)
     session: Session | None = None
 
 
@@ -102,6 +102,56 @@ async def rotate_refresh_token(db: Database, old_hash: bytes, new_hash: bytes) -
         )
         await conn.execute("UPDATE sessions SET last_used_at = now() WHERE id = $1", session.id)
     return Rotation("rotated", session)
+
+
+async def rotate_with_grace(
+    db: Database, old_hash: bytes, new_hash: bytes, grace_s: float,
+) -> Rotation:
+    """Rotate an app's refresh token, where new_hash is derived from the old token.
+
+    Like rotate_refresh_token, except that a spent token presented again within grace_s of
+    its first use, while its successor (new_hash, the same derivation) is still unspent, is
+    a concurrent retry by the app rather than a theft: the answer is "grace" and nothing is
+    revoked. Any other reuse revokes the family ("reused").
+    """
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            """SELECT s.id, s.user_id, s.scopes, s.created_at, s.expires_at, s.client_id,
+                      s.revoked_at, rt.used_at,
+                      rt.used_at > now() - make_interval(secs => $2) AS in_grace
+               FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
+               WHERE rt.token_hash = $1
+               FOR UPDATE OF rt, s""",
+            old_hash, float(grace_s),
+        )
+        if row is None or row["revoked_at"] is not None:
+            return Rotation("invalid")
+        session = _session(row)
+        if row["used_at"] is not None:
+            successor_unspent = await conn.fetchval(
+                """SELECT used_at IS NULL FROM refresh_tokens
+                   WHERE token_hash = $1 AND session_id = $2""", new_hash, session.id)
+            if row["in_grace"] and successor_unspent:
+                return Rotation("grace", session)
+            await _revoke(conn, session.id, "refresh_token_reuse")
+            return Rotation("reused", session)
+        if await conn.fetchval("SELECT $1::timestamptz <= now()", session.expires_at):
+            return Rotation("invalid")
+        await conn.execute(
+            "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", old_hash)
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+            new_hash, session.id)
+        await conn.execute("UPDATE sessions SET last_used_at = now() WHERE id = $1", session.id)
+    return Rotation("rotated", session)
+
+
+async def get_session(db: Database, session_id: uuid.UUID) -> Session | None:
+    """A live (unrevoked, unexpired) session."""
+    row = await db.pool.fetchrow(
+        """SELECT id, user_id, scopes, created_at, expires_at, client_id FROM sessions
+           WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()""", session_id)
+    return None if row is None else _session(row)
 
 
 async def _revoke(conn: asyncpg.Connection, session_id: uuid.UUID, reason: str) -> None:
