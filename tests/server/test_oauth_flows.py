@@ -122,7 +122,7 @@ async def test_remembered_consent_revoke_and_introspect(
 async def test_pkce_errors(client: TestClient[Any, Any], account: Account) -> None:
     app = await register(client)
     async with browser() as session:
-        auth, code = await consent_code(client, session, app, account)
+        _, code = await consent_code(client, session, app, account)
         missing = await exchange(client, app, code, None)
         assert missing.status == 400 and (await missing.json())["error"] == "invalid_request"
         _, code = await consent_code(client, session, app, account)
