@@ -127,19 +127,15 @@ async def exchange_code(
     services: Services, app: OAuthApp, code: AuthorizationCode, *, ip: str | None,
     user_agent: str | None,
 ) -> dict[str, Any]:
-    """Spend the code and open the app's token family for its user."""
-    async with services.db.transaction() as conn:
-        spent = await code_store.spend_code(conn, code.code_hash)
-    if not spent:
-        # Another request spent it between the lookup and now: treat it as a reuse.
-        again = await code_store.get_code(services.db, code.code_hash)
-        if again is not None and again.session_id is not None:
-            await session_store.revoke_session(services.db, again.session_id, "code_reuse")
-            await _end(services, again.user_id, [again.session_id], "code_reuse")
-        raise FlowError("invalid_grant", "the authorization code was already used")
+    """Spend the code and open the app's token family for its user.
+
+    Spending the code, opening the family and recording it on the code are one transaction:
+    the spending UPDATE holds the code's row lock until commit, so a concurrent second use
+    waits on it and then finds the family already recorded, and revokes it (RFC 6749
+    section 4.1.2). Recorded in a later step, a second use in between would find nothing to
+    revoke and the first use's tokens would live on.
+    """
     user = await user_store.get_user(services.db, code.user_id)
-    if user is None or not user.active:
-        raise FlowError("invalid_grant", "the code's user no longer exists")
     scopes = still_allowed(app, code.scopes)
     offline = Scope.OFFLINE_ACCESS.value in scopes
     refresh, refresh_hash = new_opaque_token()
@@ -147,12 +143,24 @@ async def exchange_code(
     # Without offline_access the family ends with its access token: no refresh token
     # is handed out, and the session row only carries revocation.
     lifetime = settings.refresh_token_ttl_s if offline else settings.access_token_ttl_s
-    session = await session_store.create_session(
-        services.db, user_id=user.id, scopes=scopes, token_hash=refresh_hash,
-        expires_at=services.clock() + timedelta(seconds=lifetime), user_agent=user_agent,
-        ip=ip, client_id=app.id)
+    session = None
     async with services.db.transaction() as conn:
-        await code_store.bind_session(conn, code.code_hash, session.id)
+        spent = await code_store.spend_code(conn, code.code_hash)
+        if spent and user is not None and user.active:
+            session = await session_store.insert_session(
+                conn, user_id=user.id, scopes=scopes, token_hash=refresh_hash,
+                expires_at=services.clock() + timedelta(seconds=lifetime),
+                user_agent=user_agent, ip=ip, client_id=app.id)
+            await code_store.bind_session(conn, code.code_hash, session.id)
+    if not spent:
+        # Another request spent it after our lookup; its family is recorded by now.
+        again = await code_store.get_code(services.db, code.code_hash)
+        if again is not None and again.session_id is not None:
+            await session_store.revoke_session(services.db, again.session_id, "code_reuse")
+            await _end(services, again.user_id, [again.session_id], "code_reuse")
+        raise FlowError("invalid_grant", "the authorization code was already used")
+    if user is None or session is None:
+        raise FlowError("invalid_grant", "the code's user no longer exists")
     return _token_response(services, app, user, session.id, scopes,
                            refresh if offline else None, code.nonce,
                            int(code.auth_time.timestamp()))
@@ -188,7 +196,13 @@ async def refresh(
     """Rotate the app's refresh token; reuse outside the grace window revokes the family."""
     family = await refresh_family(services, refresh_token)
     if family is None or family.client_id != app.id:
+        # Another app's token is refused as unknown and left alone: not spent, not revoked.
+        # Only the app it was issued to can use or end it (RFC 6749 section 10.4, RFC 7009
+        # section 2.1); otherwise any app that saw a token could sign its user out elsewhere.
         raise FlowError("invalid_grant", "invalid refresh token")
+    # Refused before rotating, so asking too much does not spend the token.
+    if requested is not None and not set(requested) <= set(still_allowed(app, family.scopes)):
+        raise FlowError("invalid_scope", "a refresh may only narrow the granted scopes")
     successor = _successor(services, refresh_token)
     rotation = await session_store.rotate_with_grace(
         services.db, hash_token(refresh_token), hash_token(successor), REFRESH_GRACE_S)

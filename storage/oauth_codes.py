@@ -63,7 +63,11 @@ async def get_code(db: Database, code_hash: bytes) -> AuthorizationCode | None:
 
 
 async def spend_code(conn: asyncpg.Connection, code_hash: bytes) -> bool:
-    """Mark a live, unexpired code used; False if it was already spent or has expired."""
+    """Mark a live, unexpired code used; False if it was already spent or has expired.
+
+    The UPDATE locks the row until the caller's transaction ends: a concurrent spend waits,
+    then sees used_at set and the session bound in that same transaction.
+    """
     spent = await conn.fetchval(
         """UPDATE oauth_codes SET used_at = now()
            WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
@@ -72,6 +76,7 @@ async def spend_code(conn: asyncpg.Connection, code_hash: bytes) -> bool:
 
 
 async def bind_session(conn: asyncpg.Connection, code_hash: bytes, session_id: uuid.UUID) -> None:
-    """Record the token family a code opened, for revoking it if the code comes back."""
+    """Record the token family a code opened, for revoking it if the code comes back
+    (in the transaction that spent the code)."""
     await conn.execute(
         "UPDATE oauth_codes SET session_id = $2 WHERE code_hash = $1", code_hash, session_id)

@@ -54,22 +54,39 @@ async def create_session(
 ) -> Session:
     """Open a session with its first refresh token (an app's token family with client_id)."""
     async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            """INSERT INTO sessions (user_id, scopes, user_agent, ip, expires_at, client_id)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               RETURNING id, user_id, scopes, created_at, expires_at, client_id""",
-            user_id,
-            scopes,
-            (user_agent or "")[:300] or None,
-            ip,
-            expires_at,
-            client_id,
-        )
-        await conn.execute(
-            "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
-            token_hash,
-            row["id"],
-        )
+        return await insert_session(
+            conn, user_id=user_id, scopes=scopes, token_hash=token_hash, expires_at=expires_at,
+            user_agent=user_agent, ip=ip, client_id=client_id)
+
+
+async def insert_session(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    scopes: list[str],
+    token_hash: bytes,
+    expires_at: datetime,
+    user_agent: str | None,
+    ip: str | None,
+    client_id: uuid.UUID | None = None,
+) -> Session:
+    """create_session inside the caller's transaction (an OAuth code is spent in the same one)."""
+    row = await conn.fetchrow(
+        """INSERT INTO sessions (user_id, scopes, user_agent, ip, expires_at, client_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id, user_id, scopes, created_at, expires_at, client_id""",
+        user_id,
+        scopes,
+        (user_agent or "")[:300] or None,
+        ip,
+        expires_at,
+        client_id,
+    )
+    await conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        token_hash,
+        row["id"],
+    )
     return _session(row)
 
 
