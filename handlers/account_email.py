@@ -87,7 +87,7 @@ async def change_email(ctx: Context, data: ChangeEmailInput) -> OwnProfile:
     if user.email is not None and user.email.lower() == new_email.lower():
         # Only the letter case changes: the same mailbox, nothing to confirm.
         recased = await user_store.recase_email(services.db, user.id, new_email)
-        return OwnProfile.of(recased or await _me(ctx))
+        return OwnProfile.of(recased or await _me(ctx), ctx.principal)
     await _mail_change_link(ctx, user, new_email)
     if user.email is not None:
         # The owner's alarm: queued after the link so a failure never leaves a false one.
@@ -98,7 +98,7 @@ async def change_email(ctx: Context, data: ChangeEmailInput) -> OwnProfile:
             })
         except CommandError:
             log.warning("email change notice not queued", extra={"user_id": str(user.id)})
-    return OwnProfile.of(await _me(ctx))
+    return OwnProfile.of(await _me(ctx), ctx.principal)
 
 
 @command("account.email.cancel", rest=("DELETE", "/users/me/email"), scope=Scope.ACCOUNT,
@@ -107,7 +107,7 @@ async def cancel_email_change(ctx: Context, data: Empty) -> OwnProfile:
     """Drop your pending email change; its link stops working."""
     if not await user_store.clear_pending_email(ctx.services.db, ctx.user.user_id):
         raise CommandError("not_found", "no email change is pending")
-    return OwnProfile.of(await _me(ctx))
+    return OwnProfile.of(await _me(ctx), ctx.principal)
 
 
 @command("auth.email.verify", input=TokenInput, rest=("POST", "/auth/email/verify"),

@@ -20,7 +20,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from handlers.commands import Input
+from handlers.context import Principal
 from handlers.network_schemas import RelationshipOut
+from handlers.scopes import Scope, covers
 from storage.users import User
 
 USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
@@ -101,29 +103,52 @@ class UserProfile(PublicProfile):
     relationship: RelationshipOut | None = Field(description="null on your own profile")
 
 
-class OwnProfile(PublicProfile):
-    """What a user sees of their own account."""
+def released_email(user: User, scopes: frozenset[str] | set[str]) -> str | None:
+    """The address a third-party app may see: with the `email` scope, and only verified.
 
-    email: str | None = Field(description="the address you log in and reset with")
-    email_verified: bool
+    An unverified address is withheld: an app could take it as proof the person owns it.
+    The id_token, /oauth/userinfo and account.get all decide with this one rule.
+    """
+    if covers(scopes, Scope.EMAIL) and user.email and user.email_verified_at is not None:
+        return user.email
+    return None
+
+
+class OwnProfile(PublicProfile):
+    """What a user sees of their own account (a third-party app sees less: `of`)."""
+
+    email: str | None = Field(description=(
+        "the address you log in and reset with; an app's token sees it only with the "
+        "email scope and once verified"))
+    email_verified: bool | None = Field(description="null when the email is withheld from an app")
     pending_email: str | None = Field(
         description="an address you asked to change to (account.email.change); it replaces "
-                    "email once the link mailed to it is confirmed")
+                    "email once the link mailed to it is confirmed; never shown to an app")
     pending_email_expires_at: datetime | None = Field(
         description="when the link mailed to pending_email stops working")
-    phone: str | None
-    phone_verified: bool
+    phone: str | None = Field(description="never shown to an app")
+    phone_verified: bool | None = Field(description="null for an app's token")
     role: str
 
     @classmethod
-    def of(cls, user: User) -> OwnProfile:
-        return cls(
+    def of(cls, user: User, viewer: Principal | None = None) -> OwnProfile:
+        """The profile as `viewer` may see it: all of it for the person's own (first-party)
+        token; for an app's token, no pending email and no phone (account-security data,
+        behind the never-grantable `account` scope) and the email only as released_email."""
+        profile = cls(
             **PublicProfile.of(user).model_dump(),
             email=user.email, email_verified=user.email_verified_at is not None,
             pending_email=user.pending_email,
             pending_email_expires_at=user.pending_email_expires_at,
             phone=user.phone, phone_verified=user.phone_verified_at is not None, role=user.role,
         )
+        if viewer is None or viewer.client_id is None:
+            return profile
+        email = released_email(user, viewer.scopes)
+        return profile.model_copy(update={
+            "email": email, "email_verified": True if email else None,
+            "pending_email": None, "pending_email_expires_at": None,
+            "phone": None, "phone_verified": None})
 
 
 class Accepted(BaseModel):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from handlers.account_schemas import released_email
 from handlers.context import Principal, Services
 from handlers.errors import CommandError
 from handlers.oauth_keys import KeyRing
@@ -42,9 +43,9 @@ def user_claims(user: User, scopes: Iterable[str], base_url: str) -> dict[str, A
     """The claims about the user that these scopes release, beyond `sub`."""
     granted = frozenset(scopes)
     claims: dict[str, Any] = {}
-    # An unverified address is not released: a client could take it as proof of ownership.
-    if covers(granted, Scope.EMAIL) and user.email and user.email_verified_at is not None:
-        claims["email"] = user.email
+    email = released_email(user, granted)
+    if email is not None:
+        claims["email"] = email
         claims["email_verified"] = True
     if covers(granted, Scope.PROFILE):
         claims["preferred_username"] = user.username

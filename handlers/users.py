@@ -70,7 +70,7 @@ async def _me(ctx: Context) -> User:
          rate=Rate("reads"))
 async def get_me(ctx: Context, data: Empty) -> OwnProfile:
     """Your own profile, with email and phone."""
-    return OwnProfile.of(await _me(ctx))
+    return OwnProfile.of(await _me(ctx), ctx.principal)
 
 
 @command("account.update", input=UpdateProfileInput, rest=("PATCH", "/users/me"),
@@ -87,7 +87,7 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
         raise CommandError("not_found", "account not found")
     if changes.get("is_private") is False and await approve_all_follow_requests(ctx):
         user = await _me(ctx)  # the approvals changed the follower count
-    return OwnProfile.of(user)
+    return OwnProfile.of(user, ctx.principal)
 
 
 @command("account.delete", input=DeleteAccountInput, rest=("DELETE", "/users/me"),
@@ -215,4 +215,4 @@ async def verify_phone(ctx: Context, data: PhoneCodeInput) -> OwnProfile:
             "fields": [{"field": "code", "message": "wrong code", "type": "code_mismatch"}],
             "attempts_left": check.attempts_left,
         })
-    return OwnProfile.of(await _me(ctx))
+    return OwnProfile.of(await _me(ctx), ctx.principal)
