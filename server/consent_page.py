@@ -40,7 +40,7 @@ box-shadow:0 1px 4px #0002}h1{font-size:1.3rem}label{display:block;margin:.6rem 
 input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}
 button{padding:.6rem 1.2rem;margin:.8rem .4rem 0 0;border-radius:6px;border:1px solid #888}
 .approve{background:#2563eb;color:#fff;border-color:#2563eb}.error{color:#b91c1c}
-.app img{max-width:48px;vertical-align:middle}small{color:#555}"""
+small{color:#555}"""
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,12 @@ def error_page(message: str, status: int = 400) -> web.Response:
 
 
 def _app_header(app: OAuthApp, base_url: str) -> str:
-    logo = (f"<img alt='' src='{escape(base_url)}/v1/media/{app.logo_media_id}/content'> "
-            if app.logo_media_id else "")
+    """The app's name and website, as text. No logo: media content needs an Authorization
+    header, which an <img> cannot send, and an unreviewed app's logo is the easiest way to
+    pass for a brand it is not (a name and a website are harder to misread). base_url stays
+    for callers; nothing on the page links elsewhere."""
     site = (f"<br><small>{escape(app.website)}</small>" if app.website else "")
-    return f"<p class=app>{logo}<strong>{escape(app.name)}</strong>{site}</p>"
+    return f"<p class=app><strong>{escape(app.name)}</strong>{site}</p>"
 
 
 def login_page(app: OAuthApp, action: str, csrf: str, base_url: str,

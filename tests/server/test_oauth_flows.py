@@ -12,9 +12,11 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
 from tests.conftest import Account, SocketFactory
-from tests.handlers.oauth_helpers import REDIRECT, Revoked
+from tests.handlers.media_helpers import uploaded
+from tests.handlers.oauth_helpers import REDIRECT, Revoked, create_app
 from tests.server.oauth_flow_helpers import (
     SCOPES,
+    App,
     approve,
     authorize_url,
     browser,
@@ -26,6 +28,7 @@ from tests.server.oauth_flow_helpers import (
     register,
     services,
     token_call,
+    verified_owner,
 )
 
 
@@ -231,3 +234,22 @@ async def test_client_credentials_and_client_errors(
             "grant_type": "password", "username": "a", "password": "b"}, headers=app.basic)
         assert resp.status == 400
         assert (await resp.json())["error"] == "unsupported_grant_type"
+
+
+async def test_consent_page_names_the_app_without_a_logo(
+    client: TestClient[Any, Any], account: Account,
+) -> None:
+    owner = await verified_owner(client)
+    logo = await uploaded(client, owner)
+    body = await create_app(client, owner, allowed_scopes=SCOPES, logo_media_id=logo["id"],
+                            name="Logo <b>app</b>", website="https://app.example.com")
+    app = App(body["client_id"], body["client_secret"], body["id"])
+    async with browser() as session:
+        auth = authorize_url(client, app)
+        for page in (await session.get(auth.url, allow_redirects=False),
+                     await log_in(session, auth.url, account)):
+            html = await page.text()
+            # The name (escaped) and website as text; no <img>: media content needs an
+            # Authorization header, and a logo is how an unreviewed app poses as a brand.
+            assert "Logo &lt;b&gt;app&lt;/b&gt;" in html and "https://app.example.com" in html
+            assert "<img" not in html and logo["id"] not in html
