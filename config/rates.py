@@ -125,6 +125,9 @@ class Rates(BaseSettings):
     oauth_app_manage: RateValue = RateSpec(30, 3600)
     oauth_app_moderate: RateValue = RateSpec(120, 3600)
     oauth_grant_manage: RateValue = RateSpec(60, 3600)
+    # RFC 7591 dynamic registration (POST /oauth/register, when on), per IP, on top of
+    # oauth_app_manage per owner: attempts a caller without a valid token makes count too.
+    oauth_register_ip: RateValue = RateSpec(20, 3600)
     # The OAuth token endpoint (and /oauth/revoke, /oauth/introspect per IP): requests per
     # client_id, and per IP whatever the client.
     oauth_token_client: RateValue = RateSpec(120, 60)

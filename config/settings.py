@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     # (required in production; in dev derived from the JWT signing key). The ring re-reads
     # the keys every refresh interval; id_tokens live oauth_id_token_ttl_s.
     oauth_key_encryption_secret: str | None = Field(default=None, min_length=32)
+    # RFC 7591 POST /oauth/register (server/oauth_register.py); off, the route does not exist.
+    oauth_dynamic_registration: bool = False
     oauth_signing_alg: Literal["ES256", "RS256"] = "ES256"
     oauth_key_refresh_s: float = Field(default=60.0, ge=1)
     oauth_id_token_ttl_s: int = Field(default=3600, ge=60)

@@ -17,6 +17,7 @@ from handlers.oauth_keys import JWKS_MAX_AGE_S
 from handlers.oidc import CLAIMS_SUPPORTED, userinfo
 from handlers.scopes import grantable
 from server.dispatch import Dispatcher
+from server.oauth_register import add_registration_route
 from server.rest import json_response
 
 # Discovery changes only with a deployment (or a new signing algorithm); an hour of caching
@@ -40,6 +41,9 @@ def discovery_document(settings: Settings, id_token_algs: list[str]) -> dict[str
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
+        # RFC 8414 section 2: named only when dynamic registration is on.
+        **({"registration_endpoint": f"{issuer}/oauth/register"}
+           if settings.oauth_dynamic_registration else {}),
         "scopes_supported": [scope.value for scope in grantable()],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -114,3 +118,5 @@ def add_oidc_routes(app: web.Application, dispatcher: Dispatcher, settings: Sett
     # OIDC Core 5.3.1: the UserInfo endpoint answers GET and POST alike.
     app.router.add_get("/oauth/userinfo", user_info)
     app.router.add_post("/oauth/userinfo", user_info)
+    if settings.oauth_dynamic_registration:
+        add_registration_route(app, dispatcher)
