@@ -132,6 +132,10 @@ class Rates(BaseSettings):
     # client_id, and per IP whatever the client.
     oauth_token_client: RateValue = RateSpec(120, 60)
     oauth_token_ip: RateValue = RateSpec(300, 60)
+    # The device flow's user-code entry (/oauth/device), failure counters against guessing
+    # a code: wrong codes per IP, and per page session (the signed consent cookie).
+    oauth_device_code_failures_ip: RateValue = RateSpec(20, 900)
+    oauth_device_code_failures_session: RateValue = RateSpec(5, 900)
 
     def spec(self, name: str) -> RateSpec:
         """The limit of a named rate; a name that is not a field is a programming error."""

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     oauth_signing_alg: Literal["ES256", "RS256"] = "ES256"
     oauth_key_refresh_s: float = Field(default=60.0, ge=1)
     oauth_id_token_ttl_s: int = Field(default=3600, ge=60)
+    # Device flow (RFC 8628): how long a device_code / user_code pair waits for the person.
+    oauth_device_code_ttl_s: int = Field(default=600, ge=60, le=3600)
 
     # Web Push (VAPID): a PEM or base64url EC P-256 key; in dev mode one is generated under
     # data_dir. The subject is a mailto: or https: contact the push services may use.

@@ -39,6 +39,7 @@ from handlers import (
 from handlers.commands import CommandRegistry, collect_commands
 from server.apidocs import event_catalogue, openapi
 from server.cors import cors_middleware
+from server.device_routes import add_device_routes
 from server.dispatch import Dispatcher
 from server.health import add_health_routes
 from server.media_routes import add_media_routes
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     add_outreach_routes(app, dispatcher)
     add_oidc_routes(app, dispatcher, settings)
     add_oauth_routes(app, dispatcher)
+    add_device_routes(app, dispatcher)
     app[DISPATCHER] = dispatcher
     app[TRANSPORT] = transport
     app.cleanup_ctx.append(_transport_ctx)

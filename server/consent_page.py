@@ -148,7 +148,7 @@ def login_page(app: OAuthApp, action: str, csrf: str, base_url: str,
 
 
 def consent_page(app: OAuthApp, action: str, csrf: str, scopes: list[str],
-                 base_url: str) -> web.Response:
+                 base_url: str, intro: str = "") -> web.Response:
     rows = []
     for name in scopes:
         description = CATALOGUE[Scope(name)].description
@@ -159,10 +159,40 @@ def consent_page(app: OAuthApp, action: str, csrf: str, scopes: list[str],
                f"<input type=checkbox name=scope value='{escape(name)}' checked>")
         rows.append(f"<label>{box} {escape(description)} <small>({escape(name)})</small></label>")
     return _page("Authorize app", f"""<h1>Allow this app?</h1>
-{_app_header(app, base_url)}<p>will be able to:</p>
+{_app_header(app, base_url)}{intro}<p>will be able to:</p>
 <form method=post action="{escape(action)}">
 <input type=hidden name=csrf_token value="{escape(csrf)}">
 {''.join(rows)}
 <button class=approve type=submit name=action value=approve>Allow</button>
 <button type=submit name=action value=deny>Deny</button></form>
 <p><small>You can revoke this at any time from your account's connected apps.</small></p>""")
+
+
+# The device flow's pages (/oauth/device, RFC 8628 3.3): the code entry form, the consent
+# page above with the code to compare, and the end. The entry form is a GET: looking a code
+# up changes nothing, and verification_uri_complete links straight to the same URL.
+
+def device_code_page(action: str, typed: str = "", error: str | None = None,
+                     status: int = 200) -> web.Response:
+    problem = f"<p class=error>{escape(error)}</p>" if error else ""
+    return _page("Connect a device", f"""<h1>Connect a device</h1>
+<p>Enter the code shown on your TV, console or terminal.</p>{problem}
+<form method=get action="{escape(action)}">
+<label>Code <input type=text name=user_code value="{escape(typed)}" autocomplete=off
+ autocapitalize=characters spellcheck=false placeholder=XXXX-XXXX required></label>
+<button class=approve type=submit>Continue</button></form>""", status)
+
+
+def device_check(user_code: str) -> str:
+    """The consent page's warning: a code someone else sent you is how device phishing works
+    (RFC 8628 5.4), so the person compares it with their own screen."""
+    return (f"<p>Only continue if your device shows the code <strong>{escape(user_code)}</strong>"
+            f" and you started this yourself.</p>")
+
+
+def device_done_page(app: OAuthApp, approved: bool, base_url: str) -> web.Response:
+    outcome = ("is connected. You can close this page and go back to your device." if approved
+               else "was not allowed. Your device will not get access.")
+    return _page("Device connected" if approved else "Device denied",
+                 f"<h1>{'Done' if approved else 'Denied'}</h1>{_app_header(app, base_url)}"
+                 f"<p>{escape(outcome)}</p>")

@@ -1,4 +1,4 @@
-"""/oauth/authorize, /oauth/token, /oauth/revoke and /oauth/introspect (aiohttp routes).
+"""/oauth/authorize, /oauth/token, /oauth/revoke, /oauth/introspect, /oauth/device_authorization.
 
 Plain routes, not commands: their parameters and errors are fixed by RFC 6749 (section 5.2
 JSON errors, redirects back to the app), RFC 7009 and RFC 7662. Authlib validates the
@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InsecureTransportError, OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 
 from handlers.auth import check_password
 from handlers.context import Context
@@ -27,6 +28,7 @@ from server import consent_page as pages
 from server.dispatch import Dispatcher
 from server.oauth_server import OAuthServer, Request, parse_form
 from server.rest import REQUEST_ID, client_ip, json_response
+from storage.oauth_apps import OAuthApp
 
 OAUTH_SERVER = web.AppKey("oauth_server", OAuthServer)
 TOKEN_PER_IP = Rate("oauth_token_ip", per="ip")
@@ -87,6 +89,26 @@ def _rate_limited(exc: CommandError) -> web.Response:
                          {"Retry-After": str(retry), "Cache-Control": "no-store"})
 
 
+async def page_login(ctx: Context, form: Request, app_row: OAuthApp, action: str,
+                     session: pages.ConsentSession) -> web.Response:
+    """The login form's post (consent and device pages): on success a 303 back to `action`
+    with the cookie naming the user, else the form again with the reason."""
+    settings = ctx.services.settings
+    try:
+        await charge(ctx, CONSENT_LOGIN)
+        user = await check_password(ctx, form.form.get("login", ""), form.form.get("password", ""))
+    except CommandError as exc:
+        return pages.login_page(app_row, action, pages.csrf_token(settings, session),
+                                settings.public_base_url, exc.message, 401)
+    # A fresh nonce: the CSRF token of the signed-out page does not carry over.
+    logged_in = pages.ConsentSession(pages.new_session().nonce, user.id,
+                                     int(ctx.services.clock().timestamp()))
+    # Post/redirect/get: reloading the next page never re-posts the password.
+    after = web.Response(status=303, headers={**pages.PAGE_HEADERS, "Location": action})
+    pages.set_session(settings, after, logged_in)
+    return after
+
+
 def oauth_server_ctx(dispatcher: Dispatcher) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx making the app's OAuthServer once the services are bound."""
 
@@ -113,7 +135,10 @@ def add_oauth_routes(app: web.Application, dispatcher: Dispatcher) -> None:
             client_id = extract_basic_authorization(request.headers)[0] or client_id
         try:
             await charge(ctx, TOKEN_PER_IP)
-            await charge(ctx, TOKEN_PER_CLIENT, client_id or "-")
+            # A device's polls are paced per device code by slow_down instead: counted per
+            # client, a CLI's many users polling at once would lock each other out.
+            if oauth.form.get("grant_type") != DEVICE_CODE_GRANT_TYPE:
+                await charge(ctx, TOKEN_PER_CLIENT, client_id or "-")
         except CommandError as exc:
             return _rate_limited(exc)
         return _respond(await server.call(server.create_token_response, oauth))
@@ -132,6 +157,9 @@ def add_oauth_routes(app: web.Application, dispatcher: Dispatcher) -> None:
 
     async def introspect(request: web.Request) -> web.Response:
         return await endpoint(request, "introspection")
+
+    async def device_authorization(request: web.Request) -> web.Response:
+        return await endpoint(request, "device_authorization")
 
     async def authorize(request: web.Request) -> web.StreamResponse:
         server = server_of(request)
@@ -159,20 +187,8 @@ def add_oauth_routes(app: web.Application, dispatcher: Dispatcher) -> None:
             assert session is not None
             step = form.form.get("action")
             if step == "login":
-                try:
-                    await charge(_context(dispatcher, request), CONSENT_LOGIN)
-                    user = await check_password(_context(dispatcher, request),
-                                                form.form.get("login", ""),
-                                                form.form.get("password", ""))
-                except CommandError as exc:
-                    return pages.login_page(app_row, action, pages.csrf_token(settings, session),
-                                            base, exc.message, 401)
-                logged_in = pages.ConsentSession(pages.new_session().nonce, user.id,
-                                                 int(server.services.clock().timestamp()))
-                # Post/redirect/get: reloading the consent page never re-posts the password.
-                after = web.Response(status=303, headers={**pages.PAGE_HEADERS, "Location": action})
-                pages.set_session(settings, after, logged_in)
-                return after
+                return await page_login(_context(dispatcher, request), form, app_row, action,
+                                        session)
             if session.user_id is None or session.auth_time is None:
                 return pages.error_page("Sign in first.", 403)
             if step == "deny":
@@ -202,6 +218,7 @@ def add_oauth_routes(app: web.Application, dispatcher: Dispatcher) -> None:
     app.router.add_post("/oauth/token", token)
     app.router.add_post("/oauth/revoke", revoke)
     app.router.add_post("/oauth/introspect", introspect)
+    app.router.add_post("/oauth/device_authorization", device_authorization)
     app.router.add_get("/oauth/authorize", authorize)
     app.router.add_post("/oauth/authorize", authorize)
 

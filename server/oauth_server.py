@@ -24,18 +24,29 @@ from authlib.oauth2.rfc6749 import (
     grants,
 )
 from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
+    UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc8628 import (
+    DEVICE_CODE_GRANT_TYPE,
+    AuthorizationPendingError,
+    DeviceAuthorizationEndpoint,
+    DeviceCodeGrant,
+    ExpiredTokenError,
+    SlowDownError,
+)
 
+from handlers import oauth_device as device
 from handlers import oauth_flows as flows
 from handlers.context import Services
 from handlers.errors import CommandError
@@ -87,7 +98,8 @@ class Client(ClientMixin):  # type: ignore[misc]
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials":
             return self.app.client_type == "confidential"
-        return grant_type in ("authorization_code", "refresh_token")
+        # Every app may use the device grant: a CLI is a public client, a TV app may not be.
+        return grant_type in ("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE)
 
 
 class Code(AuthorizationCodeMixin):  # type: ignore[misc]
@@ -161,10 +173,18 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         return code.record.code_challenge_method
 
 
+_FLOW_ERRORS: dict[str, type[OAuth2Error]] = {
+    "invalid_scope": InvalidScopeError,
+    # RFC 8628 3.5, all HTTP 400 like invalid_grant.
+    "authorization_pending": AuthorizationPendingError,
+    "slow_down": SlowDownError,
+    "access_denied": AccessDeniedError,
+    "expired_token": ExpiredTokenError,
+}
+
+
 def _flow_error(exc: flows.FlowError) -> OAuth2Error:
-    if exc.error == "invalid_scope":
-        return InvalidScopeError(description=exc.description)
-    return InvalidGrantError(description=exc.description)
+    return _FLOW_ERRORS.get(exc.error, InvalidGrantError)(description=exc.description)
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -240,6 +260,67 @@ class AppGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
+class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
+    """grant_type urn:ietf:params:oauth:grant-type:device_code: one poll of a device.
+
+    Authlib's validate_token_request is replaced: it answers an unknown or foreign
+    device_code with invalid_request / unauthorized_client, where RFC 6749 5.2 says
+    invalid_grant, and it would judge a poll in several storage calls where
+    handlers/oauth_device.poll judges it in one locked transaction.
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    server: OAuthServer
+
+    def validate_token_request(self) -> None:
+        device_code = self.request.payload.data.get("device_code")
+        if not device_code:
+            raise InvalidRequestError("missing 'device_code'")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(f"this client may not use {self.GRANT_TYPE}")
+        try:
+            record = self.server.run(device.poll(self.server.services, client.app, device_code))
+        except flows.FlowError as exc:
+            raise _flow_error(exc) from None
+        self.request.client = client
+        self.request.credential = record
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        request = self.request
+        try:
+            body = self.server.run(device.exchange(
+                self.server.services, request.client.app, request.credential,
+                ip=request.ip, user_agent=request.user_agent))
+        except flows.FlowError as exc:
+            raise _flow_error(exc) from None
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    """POST /oauth/device_authorization (RFC 8628 3.1-3.2).
+
+    Authlib's response is kept, but the scopes are checked against the app's allowed
+    scopes (Authlib checks only the server's list) and the codes are HotSpot's
+    (handlers/oauth_device.start: user code alphabet, lifetime, storage).
+    """
+
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+    server: OAuthServer
+
+    def create_endpoint_response(self, request: Request) -> tuple[int, dict[str, Any],
+                                                                   list[tuple[str, str]]]:
+        client = self.authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
+            raise UnauthorizedClientError(f"this client may not use {DEVICE_CODE_GRANT_TYPE}")
+        scope = client.get_allowed_scope(request.payload.scope)
+        if scope is None:
+            raise InvalidScopeError(description="scope must be one or more of the app's "
+                                    "allowed scopes")
+        body = self.server.run(device.start(self.server.services, client.app, scope.split()))
+        return 200, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
     server: OAuthServer
@@ -284,6 +365,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(CodeGrant, [S256Only(required=True)])
         self.register_grant(RefreshGrant)
         self.register_grant(AppGrant)
+        self.register_grant(DeviceGrant)
+        self.register_endpoint(DeviceAuthorization)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 

@@ -24,9 +24,9 @@ from server.rest import json_response
 # is what relying parties commonly assume.
 DISCOVERY_MAX_AGE_S = 3600
 
-# Exactly what /oauth/token answers (server/oauth_server.py); no implicit, no password
-# grant, and the device grant (RFC 8628) is not served yet.
-GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
+# Exactly what /oauth/token answers (server/oauth_server.py); no implicit, no password grant.
+GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:device_code"]
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
@@ -44,6 +44,8 @@ def discovery_document(settings: Settings, id_token_algs: list[str]) -> dict[str
         # RFC 8414 section 2: named only when dynamic registration is on.
         **({"registration_endpoint": f"{issuer}/oauth/register"}
            if settings.oauth_dynamic_registration else {}),
+        # RFC 8628 section 4.
+        "device_authorization_endpoint": f"{issuer}/oauth/device_authorization",
         "scopes_supported": [scope.value for scope in grantable()],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

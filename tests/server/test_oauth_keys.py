@@ -94,10 +94,11 @@ async def test_discovery_documents(client: TestClient[Any, Any], settings: Setti
     assert "openid" in doc["scopes_supported"]
     assert doc["response_types_supported"] == ["code"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
-    # Exactly the grants /oauth/token serves (the device grant is not served yet).
+    # Exactly the grants /oauth/token serves.
     assert doc["grant_types_supported"] == [
-        "authorization_code", "refresh_token", "client_credentials"]
-    assert "device_authorization_endpoint" not in doc
+        "authorization_code", "refresh_token", "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code"]
+    assert doc["device_authorization_endpoint"].endswith("/oauth/device_authorization")
     assert doc["subject_types_supported"] == ["public"]
     # OIDC Discovery: RS256 MUST be listed; the configured ES256 comes first.
     assert doc["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
