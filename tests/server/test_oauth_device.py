@@ -29,6 +29,7 @@ from tests.server.oauth_flow_helpers import (
     SCOPES,
     App,
     browser,
+    field,
     register,
     services,
     token_call,
@@ -200,6 +201,12 @@ async def test_page_needs_csrf_and_login(client: TestClient[Any, Any]) -> None:
         assert (await session.get(url)).status == 200
         forged = await session.post(url, data={"action": "approve", "scope": "read"})
         assert forged.status == 403
+        # The page's own token, but nobody signed in: no approval either.
+        login_form = await session.get(url)
+        csrf = field(await login_form.text(), "csrf_token")
+        anonymous = await session.post(url, data={"csrf_token": csrf, "action": "approve",
+                                                  "scope": "read"})
+        assert anonymous.status == 403 and "Sign in first" in await anonymous.text()
         entry = await session.get(client.make_url("/oauth/device"))
         assert entry.status == 200 and "name=user_code" in await entry.text()
 
