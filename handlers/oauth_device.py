@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 from handlers.context import Services
 from handlers.oauth_flows import (
     FlowError,
-    _token_response,
     live_app,
     remember_consent,
     still_allowed,
+    token_response,
 )
 from handlers.scopes import Scope
 from handlers.tokens import hash_token, new_opaque_token
@@ -182,6 +182,6 @@ async def exchange(
         raise FlowError("invalid_grant", "the device_code was already used")
     if user is None or session is None:
         raise FlowError("invalid_grant", "the approving user no longer exists")
-    return _token_response(services, app, user, session.id, scopes,
+    return token_response(services, app, user, session.id, scopes,
                            refresh if offline else None, None,
                            int(record.auth_time.timestamp()))

@@ -161,12 +161,12 @@ async def exchange_code(
         raise FlowError("invalid_grant", "the authorization code was already used")
     if user is None or session is None:
         raise FlowError("invalid_grant", "the code's user no longer exists")
-    return _token_response(services, app, user, session.id, scopes,
+    return token_response(services, app, user, session.id, scopes,
                            refresh if offline else None, code.nonce,
                            int(code.auth_time.timestamp()))
 
 
-def _token_response(
+def token_response(
     services: Services, app: OAuthApp, user: user_store.User, session_id: uuid.UUID,
     scopes: list[str], refresh: str | None, nonce: str | None, auth_time: int,
 ) -> dict[str, Any]:
@@ -222,7 +222,7 @@ async def refresh(
         if not set(requested) <= set(scopes):
             raise FlowError("invalid_scope", "a refresh may only narrow the granted scopes")
         scopes = [s for s in scopes if s in requested]
-    return _token_response(services, app, user, session.id, scopes, successor, None,
+    return token_response(services, app, user, session.id, scopes, successor, None,
                            int(session.created_at.timestamp()))
 
 

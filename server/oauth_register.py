@@ -30,7 +30,8 @@ FIELDS = {"client_name": "name", "client_uri": "website", "redirect_uris": "redi
           "scope": "allowed_scopes"}
 AUTH_METHODS = {"client_secret_basic": "confidential", "client_secret_post": "confidential",
                 "none": "public"}
-GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:device_code"}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -64,8 +65,9 @@ def to_app_input(meta: dict[str, Any]) -> tuple[dict[str, Any], str, list[str]]:
                               + ", ".join(AUTH_METHODS))
     grants = _strings(meta, "grant_types", ["authorization_code"])
     if not grants or not set(grants) <= GRANT_TYPES:
-        raise _metadata_error("grant_types may be authorization_code, refresh_token and "
-                              "client_credentials (no implicit, no password)")
+        raise _metadata_error("grant_types may be authorization_code, refresh_token, "
+                              "client_credentials and the device_code grant (no implicit, "
+                              "no password)")
     if "client_credentials" in grants and method == "none":
         raise _metadata_error("client_credentials needs a confidential client")
     if _strings(meta, "response_types", ["code"]) != ["code"]:
