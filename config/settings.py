@@ -326,6 +326,16 @@ class Settings(BaseSettings):
         # generated once under data_dir, so this stays the same across restarts.
         return hmac.new(base, b"hotspot oauth key encryption", hashlib.sha256).digest()
 
+    def analytics_ip_secret(self) -> str:
+        """What the daily IP-hash salt of analytics events derives from (docs/analytics.md)."""
+        if self.jwt_algorithm == "HS256":
+            base = self.resolved_jwt_secret().encode()
+        else:
+            assert self.jwt_private_key_file is not None
+            base = self.jwt_private_key_file.read_bytes()
+        # Derived, never the signing key itself: a leaked salt reveals no token key.
+        return hmac.new(base, b"hotspot analytics ip salt", hashlib.sha256).hexdigest()
+
     def resolved_vapid_private_key(self) -> str:
         """The VAPID key (PEM or base64url); in dev mode one is generated once under data_dir."""
         if self.vapid_private_key is not None:

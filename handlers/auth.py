@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from handlers import activities
 from handlers.account_schemas import (
     Accepted,
     AuthResult,
@@ -99,7 +100,7 @@ async def send_verification_email(ctx: Context, user: User) -> None:
 
 @command("auth.signup", input=SignupInput, rest=("POST", "/auth/signup"), auth="none",
          status=201, output=AuthResult, binds_session=True,
-         rate=Rate("signup", per="ip"))
+         rate=Rate("signup", per="ip"), activity=activities.SIGNED_UP)
 async def signup(ctx: Context, data: SignupInput) -> AuthResult:
     """Create an account and log it in; a verification email is sent."""
     password_hash = await ctx.services.passwords.hash(data.password)
@@ -121,7 +122,7 @@ async def signup(ctx: Context, data: SignupInput) -> AuthResult:
 
 @command("auth.login", input=LoginCredentials, rest=("POST", "/auth/login"), auth="none",
          output=AuthResult, binds_session=True,
-         rate=Rate("login", per="ip"))
+         rate=Rate("login", per="ip"), activity=activities.LOGGED_IN)
 async def login(ctx: Context, data: LoginCredentials) -> AuthResult:
     """Log in with a username or email and a password."""
     return await open_session(ctx, await check_password(ctx, data.login, data.password))

@@ -7,6 +7,7 @@ are joined at once. docs/cliques.md has the rules.
 
 from __future__ import annotations
 
+from handlers import activities
 from handlers.clique_access import (
     acting,
     clique_card,
@@ -52,7 +53,7 @@ from storage.notifications import Kind
 
 @command("clique.join", input=CliqueIdInput, rest=("POST", "/cliques/{clique_id}/join"),
          scope=Scope.WRITE_CLIQUES, output=JoinOut,
-         rate=Rate("clique_join"))
+         rate=Rate("clique_join"), activity=activities.CLIQUE_JOINED)
 async def join(ctx: Context, data: CliqueIdInput) -> JoinOut:
     """Join a public clique, or one you are invited to; else ask to join a private one."""
     me = ctx.user.user_id

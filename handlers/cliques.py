@@ -9,6 +9,7 @@ and role checks every clique use case shares are in handlers/clique_access.py.
 
 from __future__ import annotations
 
+from handlers import activities
 from handlers.clique_access import (
     acting,
     check_quota,
@@ -125,7 +126,7 @@ async def list_mine(ctx: Context, data: PageInput) -> CliquePage:
 
 @command("clique.search", input=SearchInput, rest=("GET", "/cliques"), scope=Scope.READ_CLIQUES,
          output=CliquePage,
-         rate=Rate("reads"))
+         rate=Rate("reads"), activity=activities.CLIQUE_SEARCHED)
 async def search(ctx: Context, data: SearchInput) -> CliquePage:
     """Cliques, public and private, whose name contains q (any case), newest first."""
     rows = await lists.search(ctx.services.db, ctx.user.user_id, data.q, data.limit + 1,

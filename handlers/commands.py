@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from handlers.activity import Activity
 from handlers.context import Context
 from handlers.rates import Rate
 from handlers.roles import Role
@@ -85,6 +86,8 @@ class Command:
     # already): such a retry is answered without counting the command's rates.
     is_retry: RetryCheck | None = None
     tags: tuple[str, ...] = ()
+    # The analytics event a success stands for, published after the handler returned.
+    activity: Activity | None = None
 
     @property
     def rest_path(self) -> str | None:
@@ -121,6 +124,7 @@ def command(
     binds_session: bool = False,
     custom_route: bool = False,
     is_retry: RetryCheck | None = None,
+    activity: Activity | None = None,
 ) -> Callable[[F], F]:
     """Declare the decorated coroutine as a command; collect_commands() finds it.
 
@@ -162,6 +166,7 @@ def command(
             custom_route=custom_route,
             is_retry=is_retry,
             tags=(name.split(".")[0],),
+            activity=activity,
         )
         return fn
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from channels.revocation import RevocationList
     from channels.typing import TypingRelay
     from config import Settings
+    from handlers.analytics_publisher import AnalyticsPublisher
     from handlers.oauth_keys import KeyRing
     from handlers.passwords import PasswordHasher
     from handlers.tokens import TokenService
@@ -49,6 +50,8 @@ class Services:
     # Signs third-party access tokens and id_tokens; publishes /oauth/jwks.
     oauth_keys: KeyRing
     clock: Callable[[], datetime] = field(default=utc_now)
+    # Buffers analytics events off the command path; None where nothing publishes them.
+    analytics: AnalyticsPublisher | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class Context:
     user_agent: str | None = None
     # The Socket.IO connection the command came on (None over REST).
     sid: str | None = None
+    # The client asked not to be tracked (Do-Not-Track: 1 or Sec-GPC: 1 on the request or
+    # the socket's handshake): client-side analytics become a no-op.
+    do_not_track: bool = False
 
     @property
     def user(self) -> Principal:

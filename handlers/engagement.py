@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from channels.item_live import UPDATED, SubscriptionLimitExceeded
-from handlers import notifications
+from handlers import activities, notifications
 from handlers.commands import command
 from handlers.context import Context
 from handlers.engagement_schemas import (
@@ -153,7 +153,7 @@ async def set_reaction(ctx: Context, item_id: uuid.UUID, author_id: uuid.UUID, k
 
 @command("item.react", input=ReactInput, rest=("PUT", "/items/{item_id}/reaction"),
          scope=Scope.WRITE_CONTENT, output=ReactionsOut,
-         rate=Rate("engagement"))
+         rate=Rate("engagement"), activity=activities.ITEM_REACTED)
 async def react(ctx: Context, data: ReactInput) -> ReactionsOut:
     """React to an item you can see (like, love, haha, wow, sad, angry); replaces your reaction."""
     item = await visible_item(ctx, data.item_id)
@@ -222,7 +222,7 @@ async def _shareable(ctx: Context, item_id: uuid.UUID) -> Item:
 
 @command("item.share", input=ShareInput, rest=("PUT", "/items/{item_id}/share"),
          scope=Scope.WRITE_CONTENT, output=ShareOut,
-         rate=Rate("engagement"))
+         rate=Rate("engagement"), activity=activities.ITEM_SHARED)
 async def share(ctx: Context, data: ShareInput) -> ShareOut:
     """Share (repost) an item you can see; sharing it again answers your existing share."""
     me = ctx.user.user_id
@@ -271,7 +271,7 @@ async def unshare(ctx: Context, data: ItemIdInput) -> UnsharedOut:
 
 @command("item.save", input=ItemIdInput, rest=("PUT", "/items/{item_id}/save"),
          scope=Scope.WRITE_CONTENT, output=SaveOut,
-         rate=Rate("engagement"))
+         rate=Rate("engagement"), activity=activities.ITEM_SAVED)
 async def save(ctx: Context, data: ItemIdInput) -> SaveOut:
     """Bookmark an item you can see (private; saving again changes nothing)."""
     item = await visible_item(ctx, data.item_id)

@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 
 from channels.item_live import COMMENT_NEW, UPDATED
+from handlers import activities, notifications
 from handlers import media as media_handlers
-from handlers import notifications
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -211,7 +211,7 @@ async def _replay(ctx: Context, data: CreateInput) -> ItemOut | None:
 
 @command("item.create", input=CreateInput, rest=("POST", "/items"), scope=Scope.WRITE_CONTENT,
          status=201, output=ItemOut,
-         rate=Rate("item_create"), is_retry=item_retry)
+         rate=Rate("item_create"), is_retry=item_retry, activity=activities.ITEM_CREATED)
 async def create(ctx: Context, data: CreateInput) -> ItemOut:
     """Post, comment, reply or write a notice; a retry with the same idempotency_key is safe."""
     services, me = ctx.services, ctx.user.user_id

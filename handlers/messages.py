@@ -7,8 +7,8 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal
 
+from handlers import activities, notifications
 from handlers import media as media_handlers
-from handlers import notifications
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -83,7 +83,7 @@ async def _message_for_member(ctx: Context, message_id: uuid.UUID, *,
 
 @command("message.send", input=SendInput, rest=("POST", "/conversations/{conversation_id}/messages"),
          scope=Scope.WRITE_MESSAGES, status=201, output=MessageOut,
-         rate=Rate("message_send"))
+         rate=Rate("message_send"), activity=activities.MESSAGE_SENT)
 async def send(ctx: Context, data: SendInput) -> dict[str, Any]:
     """Send a message; the ack carries it once it is stored. Retries by client_id are safe."""
     return await send_message(ctx, data)

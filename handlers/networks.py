@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from handlers import activities
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -99,7 +100,7 @@ async def _visible_list(ctx: Context, data: UserListInput, relation: Relation, n
 @command("user.follow", input=UserRef, rest=("PUT", "/users/me/following/{user_id}"),
          scope=Scope.WRITE_NETWORK,
          output=FollowOut,
-         rate=Rate("follow"))
+         rate=Rate("follow"), activity=activities.USER_FOLLOWED)
 async def follow(ctx: Context, data: UserRef) -> FollowOut:
     """Follow a user; a private account gets a follow request to approve instead."""
     me, target = ctx.user.user_id, _other(ctx, data.user_id)

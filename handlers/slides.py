@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from handlers import activities
 from handlers.commands import command
 from handlers.context import Context
 from handlers.errors import CommandError, invalid
@@ -234,7 +235,7 @@ async def get(ctx: Context, data: SlideIdInput) -> SlideOut:
 
 @command("slide.view", input=SlideIdInput, rest=("POST", "/slides/{slide_id}/views"),
          scope=Scope.WRITE_CONTENT, output=SlideViewOut,
-         rate=Rate("slide_view"))
+         rate=Rate("slide_view"), activity=activities.SLIDE_VIEWED)
 async def view(ctx: Context, data: SlideIdInput) -> SlideViewOut:
     """Record that you watched a slide: counted once per viewer per 24 h, never for its author."""
     services, me = ctx.services, ctx.user.user_id

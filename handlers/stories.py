@@ -24,7 +24,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from handlers import conversations, engagement, messages
+from handlers import activities, conversations, engagement, messages
 from handlers.commands import Empty, command
 from handlers.context import Context
 from handlers.conversation_schemas import OpenDirectInput
@@ -116,7 +116,7 @@ async def _by_key(ctx: Context, key: str) -> StoryOut | None:
 
 @command("story.create", input=CreateInput, rest=("POST", "/stories"), scope=Scope.WRITE_CONTENT,
          status=201, output=StoryOut,
-         rate=Rate("story_create"), is_retry=item_retry)
+         rate=Rate("story_create"), is_retry=item_retry, activity=activities.STORY_POSTED)
 async def create(ctx: Context, data: CreateInput) -> StoryOut:
     """Post a story (one of your uploads) for 24 hours; at most 50 active at once."""
     services, me = ctx.services, ctx.user.user_id

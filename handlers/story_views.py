@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from handlers import activities
 from handlers.commands import command
 from handlers.context import Context
 from handlers.pagination import Position, decode_cursor, page_of
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @command("story.view", input=StoryIdInput, rest=("POST", "/stories/{story_id}/views"),
          scope=Scope.WRITE_CONTENT, output=StoryViewOut,
-         rate=Rate("story_view"))
+         rate=Rate("story_view"), activity=activities.STORY_VIEWED)
 async def view(ctx: Context, data: StoryIdInput) -> StoryViewOut:
     """Mark an active story viewed; the author is told live on your first view only."""
     services, me = ctx.services, ctx.user.user_id

@@ -11,6 +11,7 @@ from typing import Any
 
 import phonenumbers
 
+from handlers import activities
 from handlers.account_schemas import (
     Accepted,
     ChangePasswordInput,
@@ -140,7 +141,7 @@ async def _profile(ctx: Context, user: User | None) -> UserProfile:
 
 @command("user.get", input=UserIdInput, rest=("GET", "/users/{user_id}"), scope=Scope.READ_PROFILE,
          output=UserProfile,
-         rate=Rate("reads"))
+         rate=Rate("reads"), activity=activities.PROFILE_VIEWED)
 async def get_user(ctx: Context, data: UserIdInput) -> UserProfile:
     """A user's public profile by id, with counts and how you stand with them."""
     return await _profile(ctx, await user_store.get_user(ctx.services.db, data.user_id))
@@ -148,7 +149,7 @@ async def get_user(ctx: Context, data: UserIdInput) -> UserProfile:
 
 @command("user.get_by_username", input=UsernameInput, rest=("GET", "/users/by_username/{username}"),
          scope=Scope.READ_PROFILE, output=UserProfile,
-         rate=Rate("reads"))
+         rate=Rate("reads"), activity=activities.PROFILE_VIEWED)
 async def get_user_by_username(ctx: Context, data: UsernameInput) -> UserProfile:
     """A user's public profile by username (any letter case), as user.get shows it."""
     return await _profile(ctx, await user_store.get_user_by_username(ctx.services.db, data.username))

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from handlers.activity import ip_hash, server_event
 from handlers.commands import Command, CommandRegistry
 from handlers.context import Context, Principal, Services
 from handlers.errors import CommandError
@@ -81,6 +82,24 @@ class Dispatcher:
         for rate in cmd.rates:
             await charge(ctx, rate)
 
+    def record_activity(self, cmd: Command, ctx: Context, data: BaseModel, result: Any) -> None:
+        """Offer the command's analytics event to the publisher; never fails the command."""
+        publisher = ctx.services.analytics
+        if cmd.activity is None or publisher is None:
+            return
+        try:
+            now = ctx.services.clock()
+            event = server_event(
+                cmd.activity, data, result,
+                user_id=None if ctx.principal is None else ctx.principal.user_id, now=now,
+                ip_hash_value=ip_hash(publisher.ip_secret, ctx.ip, now),
+                platform=ctx.transport)
+            if event is not None:
+                publisher.offer([event])
+        except Exception:
+            # The command succeeded and committed: a bad declaration costs its event only.
+            log.exception("analytics event not built", extra={"command": cmd.name})
+
     async def run(self, cmd: Command, raw: Any, ctx: Context) -> Any:
         """The command's JSON-ready result; raises CommandError for every refusal."""
         started = time.perf_counter()
@@ -99,6 +118,7 @@ class Dispatcher:
                                    validation_details(exc)) from None
             await self.apply_policy(cmd, ctx, data)
             result = await cmd.handler(ctx, data)
+            self.record_activity(cmd, ctx, data, result)
             return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         except CommandError as exc:
             outcome = exc.code

@@ -28,6 +28,12 @@ class Metrics:
             ["method", "status"], registry=self.registry,
         )
 
+        self.analytics_dropped = Counter(
+            "hotspot_analytics_events_dropped_total",
+            "Analytics events dropped because the publish buffer was full (queue down)",
+            registry=self.registry,
+        )
+
     def track_connections(self, count: Callable[[], int]) -> None:
         self.connections.set_function(lambda: float(count()))
 

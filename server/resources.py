@@ -19,6 +19,7 @@ from channels.revocation import RevocationList
 from channels.topics import reply_topic
 from channels.typing import MemoryTypingStore, RedisTypingStore, TypingRelay, TypingStore
 from config import Settings, SettingsError
+from handlers.analytics_publisher import AnalyticsPublisher
 from handlers.context import Services
 from handlers.oauth_keys import KeyCipher, KeyRing, KeyRingError
 from handlers.passwords import PasswordHasher
@@ -49,6 +50,7 @@ BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 DSN = web.AppKey("dsn", str)
 WORKER_NAMES = web.AppKey("worker_names", list[str])
 OAUTH_KEYS = web.AppKey("oauth_keys", KeyRing)
+ANALYTICS = web.AppKey("analytics", AnalyticsPublisher)
 
 
 class StartupError(Exception):
@@ -160,6 +162,19 @@ async def queue_ctx(app: web.Application) -> AsyncIterator[None]:
         await queue.close()
 
 
+async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The analytics publisher's buffer and its flushing task; what is left goes at shutdown."""
+    dropped = app[METRICS].analytics_dropped
+    publisher = AnalyticsPublisher(app[QUEUE], ip_secret=app[SETTINGS].analytics_ip_secret(),
+                                   on_drop=dropped.inc)
+    publisher.start()
+    app[ANALYTICS] = publisher
+    try:
+        yield
+    finally:
+        await publisher.stop()
+
+
 async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
     store = LocalBlobStore(app[SETTINGS].media_dir)
     await store.open_store()
@@ -224,6 +239,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         replies=replies,
         blobs=app[BLOBS],
         item_live=item_live,
+        analytics=app[ANALYTICS],
     )
     try:
         yield
@@ -253,5 +269,5 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def resource_contexts() -> list[Any]:
     """In order: each may use what the ones before it opened."""
-    return [database_ctx, redis_ctx, queue_ctx, blobs_ctx, oauth_keys_ctx, services_ctx,
+    return [database_ctx, redis_ctx, queue_ctx, analytics_ctx, blobs_ctx, oauth_keys_ctx, services_ctx,
             workers_ctx]
