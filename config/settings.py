@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     # The slides worker: renders at once per process, and the bound on one render's ffmpeg run.
     slide_render_concurrency: int = Field(default=1, ge=1)
     slide_ffmpeg_timeout_s: float = Field(default=600.0, gt=0)
+    # Analytics (docs/analytics.md): raw events are kept this many UTC days (whole day
+    # partitions are dropped), minute roll-ups and hour roll-ups as long as their settings,
+    # day roll-ups forever; partitions exist this many days ahead.
+    analytics_retention_days: int = Field(default=90, ge=1)
+    analytics_minute_rollup_days: int = Field(default=7, ge=1)
+    analytics_hour_rollup_days: int = Field(default=90, ge=1)
+    analytics_partitions_ahead_days: int = Field(default=7, ge=1)
+    analytics_maintenance_interval_s: float = Field(default=3600.0, gt=0)
+    # The analytics worker writes a batch at this many events, or this long after its first.
+    analytics_batch_max: int = Field(default=5000, ge=1)
+    analytics_batch_wait_ms: int = Field(default=200, ge=0)
 
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)

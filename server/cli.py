@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser(
-        "worker", help="run queue workers: persistence, media, slides, notifications, outreach, or all")
+        "worker", help="run queue workers: persistence, media, slides, notifications, outreach, "
+                       "analytics, or all")
     worker.add_argument("names", nargs="*", default=["all"])
     worker.add_argument("--port", type=int, help="port for /health and /metrics")
     worker.set_defaults(func=cmd_worker)

@@ -259,7 +259,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
         running = await start_workers(app[SETTINGS], app[QUEUE], names, app[DATABASE], app[DSN],
                                       app[BUS], realtime=services.realtime,
-                                      presence=services.presence.store)
+                                      presence=services.presence.store, redis=app.get(REDIS))
         log.info("workers started", extra={"workers": running.names})
     yield
     await app[QUEUE].stop_consuming()

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from storage.analytics import delete_user_events
 from storage.db import Database, unique_violation
 
 USER_COLUMNS = """id, username, email, password_hash, display_name, bio, avatar_url, role,
@@ -258,3 +259,5 @@ async def anonymise_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
     )
     await conn.execute("DELETE FROM user_tokens WHERE user_id = $1", user_id)
     await conn.execute("DELETE FROM phone_verifications WHERE user_id = $1", user_id)
+    # Activity is personal data: the raw events go, the anonymous roll-ups stay.
+    await delete_user_events(conn, user_id)

@@ -145,7 +145,8 @@ def namespaces() -> Iterator[list[str]]:
             channel = await connection.channel()
             suffixes = ["", ".dead", *(f".retry.{n}" for n in range(1, 12))]
             for ns in used:
-                for queue in ("outreach", "persistence", "notifications", "media", "slides"):
+                for queue in ("outreach", "persistence", "notifications", "media", "slides",
+                              "analytics"):
                     for suffix in suffixes:
                         try:
                             await channel.queue_delete(f"{ns}.{queue}{suffix}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
 from channels.bus import Bus
 from channels.presence import PresenceStore
 from channels.realtime import Realtime
@@ -13,6 +15,7 @@ from jobs.notifications import announce_stored
 from jobs.persistence import QUEUE as PERSISTENCE_QUEUE
 from jobs.queue import JobQueue
 from storage.db import Database
+from workers.analytics import RunningAnalytics, start_analytics_worker
 from workers.delivery import Mailer, OutboxMailer, OutboxSms, SmsProvider, SmtpMailer
 from workers.media import MediaWorker, start_media_worker
 from workers.notifications import NotificationWorker, start_notifications_worker
@@ -24,7 +27,7 @@ from workers.slides import SlideWorker, start_slides_worker
 from workers.sms import TwilioSms
 from workers.story_purge import StoryPurge
 
-WORKER_NAMES = ("persistence", "outreach", "media", "notifications", "slides")
+WORKER_NAMES = ("persistence", "outreach", "media", "notifications", "slides", "analytics")
 
 
 def resolve_worker_names(names: list[str]) -> list[str]:
@@ -63,9 +66,12 @@ class RunningWorkers:
     outreach: RunningOutreach | None = None
     slides: SlideWorker | None = None
     story_purge: StoryPurge | None = None
+    analytics: RunningAnalytics | None = None
     names: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
+        if self.analytics is not None:
+            await self.analytics.stop()
         if self.outreach is not None:
             await self.outreach.close()
         if self.notifications is not None:
@@ -87,9 +93,11 @@ class RunningWorkers:
 async def start_workers(
     settings: Settings, queue: JobQueue, names: list[str], db: Database, dsn: str, bus: Bus, *,
     realtime: Realtime | None = None, presence: PresenceStore | None = None,
+    redis: aioredis.Redis | None = None,
 ) -> RunningWorkers:
     """Start the named workers; the notifications worker needs this process's realtime
-    delivery and presence store (it tells online users live and pushes to the others)."""
+    delivery and presence store (it tells online users live and pushes to the others); the
+    analytics worker keeps its live counters in Redis when there is one, else in memory."""
     running = RunningWorkers(names=resolve_worker_names(names))
     for name in running.names:
         if name == "outreach":
@@ -102,6 +110,8 @@ async def start_workers(
                                              settings.story_media_retention_s,
                                              settings.story_purge_interval_s, utc_now)
             await running.story_purge.start()
+        elif name == "analytics":
+            running.analytics = await start_analytics_worker(settings, queue, db, redis, utc_now)
         elif name == "slides":
             running.slides = await start_slides_worker(settings, queue, db, bus)
         elif name == "notifications":
