@@ -23,7 +23,7 @@ from storage.db import Database
 from storage.migrate import migrate
 from tests.conftest import AMQP_URL, REDIS_URL, signup
 from tests.workers.outreach_helpers import eventually
-from workers.analytics import AnalyticsWorker
+from workers.analytics import AnalyticsMaintenance, AnalyticsWorker
 
 FAST_RETRY = RetryPolicy(max_attempts=2, first_delay_s=0.05, max_delay_s=0.1)
 
@@ -248,3 +248,40 @@ async def test_account_deletion_deletes_raw_events(
         assert (await stored(db, subject))[1] == 3
     finally:
         await worker.stop()
+
+
+async def test_a_command_activity_reaches_the_table_and_the_day_rollup(
+        db: Database, client: Any) -> None:
+    # End to end: the signup command's event, through RabbitMQ and the in-process worker.
+    alice = await signup(client)
+    alice_id = uuid.UUID(alice.id)
+
+    async def landed() -> bool:
+        return any(e.name == "user.signed_up" for e in await store.events_of_user(db, alice_id))
+
+    await eventually(landed)
+    signed_up = [e for e in await store.events_of_user(db, alice_id) if e.name == "user.signed_up"]
+    assert len(signed_up) == 1 and signed_up[0].subject_id == alice_id
+    assert await db.pool.fetchval(
+        """SELECT sum(count) FROM analytics_rollup_day
+           WHERE name = 'user.signed_up' AND subject_id = $1""", alice_id) == 1
+
+
+async def test_maintenance_runs_at_start_and_logs_what_it_did(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    then = datetime(2002, 3, 1, tzinfo=UTC)
+    maintenance = AnalyticsMaintenance(PostgresAnalyticsStore(db, Retention(), ahead_days=2),
+                                       lambda: then, interval_s=3600)
+    caplog.set_level("INFO", logger="workers.analytics")
+    await maintenance.start()
+    try:
+        async def ran() -> bool:
+            return any(r.getMessage() == "analytics maintenance" for r in caplog.records)
+
+        await eventually(ran)
+        record = next(r for r in caplog.records if r.getMessage() == "analytics maintenance")
+        assert "analytics_events_20020303" in record.__dict__["partitions_created"]
+        assert then.date() + timedelta(days=2) in await store.partitions(db.pool)
+    finally:
+        await maintenance.stop()
+        await store.drop_partitions_before(db, datetime(2003, 1, 1).date())
