@@ -119,6 +119,8 @@ class Rates(BaseSettings):
     highlight: RateValue = RateSpec(60, 3600)
     slide_create: RateValue = RateSpec(30, 3600)
     slide_view: RateValue = RateSpec(600, 60)
+    # Client analytics batches (up to 100 events each), per user.
+    analytics_events: RateValue = RateSpec(120, 60)
 
     # OAuth apps (docs/oauth.md): registering and changing apps, an admin suspending them,
     # a user revoking what they granted.

@@ -38,6 +38,7 @@ class Scope(StrEnum):
     WRITE_NOTIFICATIONS = "write:notifications"
     READ_MEDIA = "read:media"
     WRITE_MEDIA = "write:media"
+    WRITE_ANALYTICS = "write:analytics"
     ACCOUNT = "account"
     ADMIN = "admin"
 
@@ -79,6 +80,8 @@ CATALOGUE: dict[Scope, ScopeInfo] = {
                                          "settings, manage push subscriptions"),
     Scope.READ_MEDIA: ScopeInfo("See media and its processing state"),
     Scope.WRITE_MEDIA: ScopeInfo("Upload media"),
+    Scope.WRITE_ANALYTICS: ScopeInfo("Send usage events from the app: what you viewed and "
+                                     "for how long"),
     Scope.ACCOUNT: ScopeInfo("Account security: password, email, phone, sessions, apps and "
                              "grants, deletion (first-party only)", grantable=False),
     Scope.ADMIN: ScopeInfo("Administration, for admins (first-party only; the admin role "

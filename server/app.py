@@ -10,6 +10,7 @@ from aiohttp import web
 from config import Settings
 from handlers import (
     account_email,
+    analytics,
     auth,
     blocks,
     campaigns,
@@ -68,7 +69,7 @@ def command_registry() -> CommandRegistry:
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
         clique_moderation, feeds, stories, story_tray, story_views, highlights, slides,
-        oauth_apps, oauth_grants,
+        oauth_apps, oauth_grants, analytics,
     ])
 
 

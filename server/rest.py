@@ -88,6 +88,11 @@ def forwarded_ip(peer: str | None, forwarded_for: str | None, trusted_hops: int)
     return chain[-(trusted_hops + 1)] if len(chain) > trusted_hops else chain[0]
 
 
+def do_not_track(dnt: str | None, gpc: str | None) -> bool:
+    """Whether the client asked not to be tracked (Do-Not-Track: 1, or Global Privacy Control)."""
+    return (dnt or "").strip() == "1" or (gpc or "").strip() == "1"
+
+
 def client_ip(request: web.Request) -> str | None:
     hops = request.app[TRUSTED_PROXY_HOPS] if TRUSTED_PROXY_HOPS in request.app else 0
     return forwarded_ip(request.remote, request.headers.get("X-Forwarded-For"), hops)
@@ -115,6 +120,8 @@ def make_route_handler(cmd: Command, dispatcher: Dispatcher) -> Handler:
                 services=dispatcher.services, principal=principal, transport="rest",
                 request_id=request_id, ip=client_ip(request),
                 user_agent=request.headers.get("User-Agent"),
+                do_not_track=do_not_track(request.headers.get("DNT"),
+                                          request.headers.get("Sec-GPC")),
             )
             result = await dispatcher.run(cmd, raw, ctx)
         except CommandError as exc:

@@ -18,7 +18,7 @@ from handlers.context import Context, Principal
 from handlers.errors import CommandError
 from server.dispatch import Dispatcher
 from server.logs import request_id_var
-from server.rest import forwarded_ip
+from server.rest import do_not_track, forwarded_ip
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class SocketTransport:
         )
         self._principals: dict[str, Principal] = {}
         self._ips: dict[str, str | None] = {}
+        # Connections whose handshake asked not to be tracked (DNT / Sec-GPC headers).
+        self._dnt: set[str] = set()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("*", self.on_event)
@@ -92,6 +94,8 @@ class SocketTransport:
             getattr(request, "remote", None) or environ.get("REMOTE_ADDR"),
             environ.get("HTTP_X_FORWARDED_FOR"), self.trusted_proxy_hops,
         )
+        if do_not_track(environ.get("HTTP_DNT"), environ.get("HTTP_SEC_GPC")):
+            self._dnt.add(sid)
         await self.realtime.connected(sid)
         if token is None:
             return  # an anonymous socket may still sign up or log in
@@ -102,6 +106,7 @@ class SocketTransport:
         except CommandError as exc:
             await self.realtime.disconnected(sid)
             self._ips.pop(sid, None)
+            self._dnt.discard(sid)
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": "unauthorized", "message": exc.message,
                               **(exc.details or {})}
@@ -115,6 +120,7 @@ class SocketTransport:
             self._principals.pop(sid, None)
             await self.realtime.disconnected(sid)
             self._ips.pop(sid, None)
+            self._dnt.discard(sid)
             message = f"at most {exc.limit} connected sockets per user; close one first"
             raise socketio.exceptions.ConnectionRefusedError(
                 message, {"code": "rate_limited", "message": message, "limit": exc.limit}
@@ -123,6 +129,7 @@ class SocketTransport:
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._principals.pop(sid, None)
         self._ips.pop(sid, None)
+        self._dnt.discard(sid)
         await self.realtime.disconnected(sid)
 
     async def on_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
@@ -161,7 +168,7 @@ class SocketTransport:
         principal = self._principals.get(sid)
         ctx = Context(
             services=self.dispatcher.services, principal=principal, transport="socket",
-            request_id=request_id, ip=self._ips.get(sid), sid=sid,
+            request_id=request_id, ip=self._ips.get(sid), sid=sid, do_not_track=sid in self._dnt,
         )
         try:
             result = await self.dispatcher.run(cmd, payload, ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -118,3 +118,57 @@ async def test_full_buffer_drops_the_oldest_and_counts() -> None:
     with pytest.raises(QueueUnavailable):
         await publisher.flush()
     assert publisher.pending == 3  # unconfirmed events go back to the buffer
+
+
+def batch(*events: dict[str, Any]) -> dict[str, Any]:
+    return {"events": list(events)}
+
+
+def ev(cid: str, name: str, props: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    return {"client_event_id": cid, "name": name, "props": props,
+            "occurred_at": (at or datetime.now(UTC)).isoformat()}
+
+
+async def test_client_batch_keeps_good_events_and_reports_refusals(
+        app: Client, analytics: AnalyticsTap) -> None:
+    alice = await signup(app)
+    story = str(uuid.uuid4())
+    resp = await app.post("/v1/analytics/events", headers=alice.headers, json=batch(
+        ev("a1", "story.tap", {"story_id": story, "direction": "forward"}),
+        ev("a2", "no.such", {}),
+        ev("a3", "item.impression", {"item_id": story, "visible_ms": 10}),
+        ev("a4", "link.click", {"item_id": story, "url_host": "https://x.io/p?q=secret"}),
+        ev("a5", "screen.view", {"screen": "feed"},
+           at=datetime.now(UTC) - timedelta(days=3)),
+    ))
+    assert resp.status == 200, await resp.text()
+    out = await resp.json()
+    assert out["accepted"] == 2 and out["clamped"] == [4]
+    assert [(r["index"], r["client_event_id"], r["code"]) for r in out["refused"]] == [
+        (1, "a2", "unknown_event"), (2, "a3", "invalid_props"), (3, "a4", "invalid_props")]
+    (tap_event,) = await analytics.wait_for("story.tap")
+    assert tap_event["source"] == "client" and tap_event["subject_id"] == story
+    (screen,) = await analytics.wait_for("screen.view")
+    occurred = datetime.fromisoformat(screen["occurred_at"])
+    assert datetime.now(UTC) - occurred < timedelta(hours=24, minutes=1)
+    # A retried batch carries the same event ids: the worker stores each once.
+    again = await app.post("/v1/analytics/events", headers=alice.headers, json=batch(
+        ev("a1", "story.tap", {"story_id": story, "direction": "forward"})))
+    assert (await again.json())["accepted"] == 1
+    taps = await analytics.wait_for("story.tap", count=2)
+    assert len(taps) == 2 and taps[0]["event_id"] == taps[1]["event_id"]
+
+
+async def test_do_not_track_makes_client_capture_a_no_op(
+        app: Client, analytics: AnalyticsTap, connect_socket: Any) -> None:
+    alice = await signup(app)
+    for header in ({"DNT": "1"}, {"Sec-GPC": "1"}):
+        resp = await app.post("/v1/analytics/events", headers={**alice.headers, **header},
+                              json=batch(ev("d1", "session.start", {})))
+        assert await resp.json() == {"accepted": 0, "clamped": [], "refused": [],
+                                     "ignored": "dnt"}
+    sio = await connect_socket(alice.access_token, target=app, headers={"DNT": "1"})
+    ack = await sio.call("analytics_event.send", batch(ev("d2", "session.start", {})))
+    assert ack["ok"] and ack["data"]["ignored"] == "dnt"
+    events = await analytics.quiet()
+    assert not [e for e in events if e["name"] == "session.start"]
