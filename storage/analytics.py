@@ -175,15 +175,33 @@ _ROLLUP = """
     ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (bucket, name, subject_type, subject_id, owner_id)
     DO UPDATE SET count = r.count + EXCLUDED.count)"""
+# What each stored column is made of. An opted-out person's (users.analytics_opt_out)
+# server events are kept for the owners' counts but name nobody: no user_id, no ip_hash,
+# and no subject or owner when the subject is the person themself (a login). A missing
+# owner is resolved from the subject here, so the roll-ups by owner count every event.
+_SELF = "s.subject_id = s.user_id AND u.analytics_opt_out"
+_STORED = {
+    "user_id": "CASE WHEN u.analytics_opt_out THEN NULL ELSE s.user_id END",
+    "ip_hash": "CASE WHEN u.analytics_opt_out THEN NULL ELSE s.ip_hash END",
+    "subject_id": f"CASE WHEN {_SELF} THEN NULL ELSE s.subject_id END",
+    "owner_id": f"""CASE WHEN {_SELF} THEN NULL ELSE coalesce(s.owner_id, i.author_id,
+        CASE WHEN s.subject_type = 'user' THEN s.subject_id END) END""",
+    "props": "s.props::jsonb",
+}
 _MOVE = f"""
 WITH new AS (
     INSERT INTO analytics_events ({", ".join(COLUMNS)})
     SELECT DISTINCT ON (s.event_id, s.occurred_at)
-        {", ".join("s.props::jsonb" if c == "props" else "s." + c for c in COLUMNS)}
+        {", ".join(_STORED.get(c, "s." + c) for c in COLUMNS)}
     FROM analytics_staging s
-    -- Events still queued when their user deleted the account are not stored.
-    WHERE s.user_id IS NULL OR NOT EXISTS
-        (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.deleted_at IS NOT NULL)
+    LEFT JOIN users u ON u.id = s.user_id
+    -- Stories and slides are items too: one author column answers for all three.
+    LEFT JOIN items i ON s.owner_id IS NULL AND s.subject_type IN ('item', 'story', 'slide')
+        AND i.id = s.subject_id
+    -- Events still queued when their user deleted the account are not stored, nor client
+    -- events of a person who opted out (sent before the opt-out reached every server).
+    WHERE u.deleted_at IS NULL
+      AND NOT (s.source = 'client' AND coalesce(u.analytics_opt_out, false))
     ON CONFLICT DO NOTHING
     RETURNING {", ".join(COLUMNS)}
 ),{",".join(_ROLLUP.format(grain=grain) for grain in ROLLUPS)}
@@ -210,11 +228,16 @@ async def delete_user_events(conn: asyncpg.Connection, user_id: uuid.UUID) -> in
     return int(status.split()[-1])
 
 
-async def events_of_user(db: Database, user_id: uuid.UUID) -> list[EventRow]:
-    """Every raw event the user did, oldest first (for the data export)."""
+async def events_of_user(db: Database, user_id: uuid.UUID, *,
+                         after: tuple[datetime, uuid.UUID] | None = None,
+                         limit: int | None = None) -> list[EventRow]:
+    """The raw events the user did, oldest first (the data export): all of them, or a page
+    of `limit` after the (occurred_at, event_id) of the previous page's last event."""
+    moment, event_id = after if after is not None else (None, None)
     rows = await db.pool.fetch(
         f"""SELECT {", ".join(COLUMNS)} FROM analytics_events WHERE user_id = $1
-            ORDER BY occurred_at, event_id""", user_id)
+              AND ($2::timestamptz IS NULL OR (occurred_at, event_id) > ($2, $3::uuid))
+            ORDER BY occurred_at, event_id LIMIT $4""", user_id, moment, event_id, limit)
     return [EventRow(**dict(row)) for row in rows]
 
 
