@@ -11,6 +11,7 @@ from config import Settings
 from handlers import (
     account_email,
     analytics,
+    analytics_admin,
     auth,
     blocks,
     campaigns,
@@ -69,7 +70,7 @@ def command_registry() -> CommandRegistry:
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
         clique_moderation, feeds, stories, story_tray, story_views, highlights, slides,
-        oauth_apps, oauth_grants, analytics,
+        oauth_apps, oauth_grants, analytics, analytics_admin,
     ])
 
 

@@ -1,4 +1,4 @@
-"""The hotspot command: serve, worker, migrate, users, dlq."""
+"""The hotspot command: serve, worker, migrate, users, dlq, oauth, analytics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from config import Settings, SettingsError, load_settings
 from jobs.queue import QueueUnavailable
 from server.admin_cli import add_admin_commands, run_admin
+from server.analytics_cli import add_analytics_commands
 from server.logs import setup_logging
 from server.resources import StartupError
 from storage.embedded import EmbeddedPostgres
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
     add_admin_commands(sub)
+    add_analytics_commands(sub)
     args = parser.parse_args(argv)
     if hasattr(args, "admin"):
         return run_admin(args, _settings)
