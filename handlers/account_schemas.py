@@ -129,6 +129,9 @@ class OwnProfile(PublicProfile):
     phone: str | None = Field(description="never shown to an app")
     phone_verified: bool | None = Field(description="null for an app's token")
     role: str
+    analytics_opt_out: bool = Field(description=(
+        "you stopped analytics tracking: client events are ignored, and what you do is "
+        "counted for others' insights without naming you (account.set_analytics_opt_out)"))
 
     @classmethod
     def of(cls, user: User, viewer: Principal | None = None) -> OwnProfile:
@@ -141,6 +144,7 @@ class OwnProfile(PublicProfile):
             pending_email=user.pending_email,
             pending_email_expires_at=user.pending_email_expires_at,
             phone=user.phone, phone_verified=user.phone_verified_at is not None, role=user.role,
+            analytics_opt_out=user.analytics_opt_out,
         )
         if viewer is None or viewer.client_id is None:
             return profile
@@ -198,6 +202,10 @@ class UpdateProfileInput(Input):
 
 class DeleteAccountInput(Input):
     password: str = Field(min_length=1, max_length=256)
+
+
+class AnalyticsOptOutInput(Input):
+    opt_out: bool = Field(description="true stops analytics tracking of you; false resumes it")
 
 
 class ChangePasswordInput(Input):

@@ -4,7 +4,8 @@ Each event is checked on its own (handlers/analytics_schemas.py): a refused even
 reported by index and the rest are kept. Timestamps outside the window are clamped into it
 and reported. The event id is derived from the user and the client's own id, so a retried
 batch carries the same ids and the worker stores each event once. A request marked
-Do-Not-Track / Sec-GPC records nothing (docs/analytics.md, "Privacy").
+Do-Not-Track / Sec-GPC, or from a person who opted out (account.set_analytics_opt_out),
+records nothing (docs/analytics.md, "Privacy").
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from handlers.context import Context
 from handlers.rates import Rate
 from handlers.scopes import Scope
 from jobs.analytics import AnalyticsEvent
+from storage import users as user_store
 
 # Client clocks drift and batches wait offline: older events are kept, clamped to this.
 PAST_WINDOW = timedelta(hours=24)
@@ -49,6 +51,17 @@ def clamp(at: datetime, now: datetime) -> tuple[datetime, bool]:
     return bounded, bounded != at
 
 
+async def opted_out(ctx: Context, user_id: uuid.UUID) -> bool:
+    """The person's opt-out, from the process's short cache or else one row read."""
+    cache = None if ctx.services.analytics is None else ctx.services.analytics.opt_outs
+    cached = None if cache is None else cache.get(user_id)
+    if cached is None:
+        cached = await user_store.analytics_opt_out(ctx.services.db, user_id)
+        if cache is not None:
+            cache.put(user_id, cached)
+    return cached
+
+
 def _error(exc: ValidationError) -> str:
     first = exc.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(part) for part in first["loc"])
@@ -63,6 +76,8 @@ async def send(ctx: Context, data: SendEventsInput) -> SendEventsOut:
     if ctx.do_not_track:
         return SendEventsOut(accepted=0, ignored="dnt")
     user_id = ctx.user.user_id
+    if await opted_out(ctx, user_id):
+        return SendEventsOut(accepted=0, ignored="opt_out")
     now = ctx.services.clock()
     publisher = ctx.services.analytics
     hashed = None if publisher is None else ip_hash(publisher.ip_secret, ctx.ip, now)

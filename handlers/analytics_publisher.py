@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from handlers.analytics_opt_out import OptOutCache
 from jobs.analytics import EVENTS_PER_JOB, QUEUE, AnalyticsEvent, events_jobs
 from jobs.queue import JobQueue, QueueUnavailable
 
@@ -43,6 +44,9 @@ class AnalyticsPublisher:
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = float("-inf")
         self.dropped = 0
+        # Who opted out of analytics, cached briefly so analytics_event.send reads no row
+        # per call (one per process, like the buffer).
+        self.opt_outs = OptOutCache()
 
     def offer(self, events: list[AnalyticsEvent]) -> None:
         """Queue events for publishing; never blocks, never raises."""

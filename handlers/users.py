@@ -14,6 +14,7 @@ import phonenumbers
 from handlers import activities
 from handlers.account_schemas import (
     Accepted,
+    AnalyticsOptOutInput,
     ChangePasswordInput,
     DeleteAccountInput,
     OwnProfile,
@@ -88,6 +89,21 @@ async def update_me(ctx: Context, data: UpdateProfileInput) -> OwnProfile:
         raise CommandError("not_found", "account not found")
     if changes.get("is_private") is False and await approve_all_follow_requests(ctx):
         user = await _me(ctx)  # the approvals changed the follower count
+    return OwnProfile.of(user, ctx.principal)
+
+
+# Scope `account`, never grantable: an app must not switch a person's tracking back on.
+@command("account.set_analytics_opt_out", input=AnalyticsOptOutInput,
+         rest=("PUT", "/users/me/analytics_opt_out"), scope=Scope.ACCOUNT, output=OwnProfile,
+         rate=Rate("profile_update"))
+async def set_analytics_opt_out(ctx: Context, data: AnalyticsOptOutInput) -> OwnProfile:
+    """Stop (or resume) analytics tracking of you; see docs/analytics.md, "Privacy"."""
+    user = await user_store.set_analytics_opt_out(ctx.services.db, ctx.user.user_id, data.opt_out)
+    if user is None:
+        raise CommandError("not_found", "account not found")
+    # This process answers with the new choice at once; others within the cache's TTL.
+    if ctx.services.analytics is not None:
+        ctx.services.analytics.opt_outs.put(user.id, user.analytics_opt_out)
     return OwnProfile.of(user, ctx.principal)
 
 

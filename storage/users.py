@@ -15,7 +15,7 @@ from storage.db import Database, unique_violation
 USER_COLUMNS = """id, username, email, password_hash, display_name, bio, avatar_url, role,
     email_verified_at, phone, phone_verified_at, created_at, updated_at, deleted_at,
     is_private, follower_count, following_count, friend_count, pending_email,
-    pending_email_expires_at"""
+    pending_email_expires_at, analytics_opt_out"""
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class User:
     # An email change waiting for the new address to confirm (docs/rest-api.md).
     pending_email: str | None = None
     pending_email_expires_at: datetime | None = None
+    # The person stopped analytics tracking (docs/analytics.md, "Privacy").
+    analytics_opt_out: bool = False
 
     @property
     def active(self) -> bool:
@@ -130,6 +132,20 @@ async def update_profile(db: Database, user_id: uuid.UUID, changes: dict[str, An
             *changes.values(),
         )
     return _user(row)
+
+
+async def set_analytics_opt_out(db: Database, user_id: uuid.UUID, opt_out: bool) -> User | None:
+    """Record the person's analytics choice; the profile after it, None without the account."""
+    return _user(await db.pool.fetchrow(
+        f"""UPDATE users SET analytics_opt_out = $2, updated_at = now()
+            WHERE id = $1 AND deleted_at IS NULL RETURNING {USER_COLUMNS}""", user_id, opt_out))
+
+
+async def analytics_opt_out(db: Database, user_id: uuid.UUID) -> bool:
+    """Whether the person opted out of analytics (a missing account counts as opted out)."""
+    value = await db.pool.fetchval(
+        "SELECT analytics_opt_out FROM users WHERE id = $1 AND deleted_at IS NULL", user_id)
+    return True if value is None else bool(value)
 
 
 async def set_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str) -> None:
