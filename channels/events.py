@@ -242,6 +242,19 @@ class CommentNew(BaseModel):
     comments: list[dict[str, Any]] = Field(description="each an ItemOut plus author_id")
 
 
+class InsightUpdated(BaseModel):
+    """A figure of your item's insight changed (insight.subscribe); the whole insight, as
+    insight.get_item answers it. At most one a second per item, and none while nothing
+    changed (docs/analytics.md, "Insights")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: str
+    impressions: dict[str, Any]
+    reach: dict[str, Any]
+    engagement: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ServerEvent:
     name: str
@@ -268,6 +281,7 @@ def server_events() -> list[ServerEvent]:
         ServerEvent("campaign.progress", CampaignProgress, CampaignProgress.__doc__ or ""),
         ServerEvent("item.updated", ItemUpdated, ItemUpdated.__doc__ or ""),
         ServerEvent("comment.new", CommentNew, CommentNew.__doc__ or ""),
+        ServerEvent("insight.updated", InsightUpdated, InsightUpdated.__doc__ or ""),
         ServerEvent("notification.new", NotificationNew, NotificationNew.__doc__ or ""),
         ServerEvent("notification.read", NotificationRead, NotificationRead.__doc__ or ""),
         ServerEvent("media.ready", MediaInfo, "One of your uploads finished processing; the "

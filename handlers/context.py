@@ -13,6 +13,8 @@ from config.clock import utc_now
 from handlers.errors import CommandError
 
 if TYPE_CHECKING:
+    from channels.analytics_live import LiveCounters
+    from channels.insight_live import InsightLive
     from channels.item_live import ItemLive
     from channels.presence import Presence
     from channels.ratelimit import RateLimiter
@@ -52,6 +54,11 @@ class Services:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Buffers analytics events off the command path; None where nothing publishes them.
     analytics: AnalyticsPublisher | None = None
+    # Today's analytics counters (Redis); None without Redis, where insights read today's
+    # minute roll-ups instead (the embedded worker's counters live in its own memory).
+    analytics_live: LiveCounters | None = None
+    # Owner insight subscriptions (insight.subscribe); None where no sockets are served.
+    insight_live: InsightLive | None = None
 
 
 @dataclass(frozen=True)

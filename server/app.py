@@ -22,6 +22,7 @@ from handlers import (
     engagement,
     feeds,
     highlights,
+    insights,
     items,
     media,
     messages,
@@ -69,7 +70,7 @@ def command_registry() -> CommandRegistry:
         auth, account_email, users, messages, media, conversations, blocks, presence,
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
-        clique_moderation, feeds, stories, story_tray, story_views, highlights, slides,
+        clique_moderation, feeds, stories, story_tray, story_views, highlights, slides, insights,
         oauth_apps, oauth_grants, analytics, analytics_admin,
     ])
 

@@ -9,7 +9,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from channels.analytics_live import RedisLiveCounters
 from channels.bus import Bus, InProcessBus, RedisBus
+from channels.insight_live import InsightLive
 from channels.item_live import ItemLive
 from channels.presence import MemoryPresenceStore, Presence, PresenceStore, RedisPresenceStore
 from channels.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -223,6 +225,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
                              db, users, others),
                          viewers=lambda item_id, users: item_storage.who_can_see(
                              db, item_id, users))
+    insight_live = InsightLive(realtime)
     app[SERVICES] = Services(
         settings=settings,
         db=app[DATABASE],
@@ -240,10 +243,14 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         blobs=app[BLOBS],
         item_live=item_live,
         analytics=app[ANALYTICS],
+        analytics_live=(None if redis_client is None
+                        else RedisLiveCounters(redis_client, settings.namespace)),
+        insight_live=insight_live,
     )
     try:
         yield
     finally:
+        await insight_live.close()
         await item_live.close()
         await typing.close()
         await presence.close()
