@@ -14,7 +14,9 @@
 #                 docs/benchmarks-notifications.md, and media images per second
 #                 (worker vs direct Pillow) in docs/benchmarks-media.md, and the
 #                 home feed on 1M items vs a bare aiohttp page at the same request
-#                 rate, in docs/benchmarks-feeds.md
+#                 rate, in docs/benchmarks-feeds.md, and analytics events per second
+#                 (RabbitMQ + worker vs a plain COPY) and admin report latency, in
+#                 docs/benchmarks-analytics.md
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -87,6 +89,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.notifications $(filter --quick,$(BENCH_ARGS))
 	$(BIN)/python -m bench.media $(filter --quick,$(BENCH_ARGS))
 	$(BIN)/python -m bench.feeds $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m bench.analytics $(filter --quick,$(BENCH_ARGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
