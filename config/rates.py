@@ -68,6 +68,8 @@ class Rates(BaseSettings):
     verification_mail: RateValue = RateSpec(5, 3600)
     profile_update: RateValue = RateSpec(60, 3600)
     account_change: RateValue = RateSpec(20, 3600)
+    # The data export reads everything a person has at once: a few a day is plenty.
+    account_export: RateValue = RateSpec(5, 86400)
     phone_code: RateValue = RateSpec(5, 3600)
     phone_verify: RateValue = RateSpec(20, 3600)
     block: RateValue = RateSpec(60, 60)

@@ -10,6 +10,7 @@ from aiohttp import web
 from config import Settings
 from handlers import (
     account_email,
+    account_export,
     analytics,
     analytics_admin,
     auth,
@@ -67,7 +68,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 def command_registry() -> CommandRegistry:
     """Every command HotSpot serves; a new handler module is added here."""
     return collect_commands([
-        auth, account_email, users, messages, media, conversations, blocks, presence,
+        auth, account_email, account_export, users, messages, media, conversations, blocks, presence,
         notifications, push,
         campaigns, outreach, networks, items, engagement, cliques, clique_membership,
         clique_moderation, feeds, stories, story_tray, story_views, highlights, slides, insights,

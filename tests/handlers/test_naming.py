@@ -13,7 +13,7 @@ SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 # The first word of a command's action: what the command does.
 VERBS = frozenset({
     "accept", "add", "approve", "ban", "block", "cancel", "change", "clear", "confirm",
-    "count", "create", "decline", "delete", "detach", "duet", "edit", "follow", "get",
+    "count", "create", "decline", "delete", "detach", "duet", "edit", "export", "follow", "get",
     "invite", "join", "leave", "list", "login", "logout", "mark", "mute", "open", "pause",
     "query", "react", "refresh", "reject", "remove", "reply", "request", "resend", "resume",
     "revoke", "rotate", "save", "search", "send", "set", "share", "signup", "start",
