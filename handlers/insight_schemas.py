@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from handlers.commands import Input
 
@@ -31,13 +30,27 @@ class SlideInsightInput(Input):
     slide_id: uuid.UUID
 
 
-class AccountInsightInput(Input):
-    days: Literal[7, 28, 90] = 28
+PERIODS = (7, 28, 90)
 
 
-class CliqueInsightInput(Input):
+class PeriodInput(Input):
+    # An int (not a Literal) so that `?days=7` from a query string is read as a number.
+    days: int = Field(default=28, description="7, 28 or 90")
+
+    @field_validator("days")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        if value not in PERIODS:
+            raise ValueError("must be 7, 28 or 90")
+        return value
+
+
+class AccountInsightInput(PeriodInput):
+    pass
+
+
+class CliqueInsightInput(PeriodInput):
     clique_id: uuid.UUID
-    days: Literal[7, 28, 90] = 28
 
 
 class Engagement(BaseModel):

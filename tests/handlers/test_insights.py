@@ -17,7 +17,9 @@ from handlers.insights import retention_curve
 from server.resources import SERVICES
 from storage.analytics import EventRow
 from tests.conftest import Account, SocketFactory, signup
+from tests.handlers.clique_helpers import staffed
 from tests.handlers.item_helpers import create
+from tests.handlers.story_helpers import post_story
 from workers.analytics import build_store, live_hits
 
 Client = TestClient[Any, Any]
@@ -40,9 +42,13 @@ def event(name: str, subject: str, subject_id: str, user: uuid.UUID | None = Non
                     ip_hash=None if user else uuid.uuid4().hex)
 
 
-async def insight(client: Client, who: Account, item_id: str) -> tuple[int, Any]:
-    resp = await client.get(f"/v1/items/{item_id}/insights", headers=who.headers)
+async def get_json(client: Client, who: Account, path: str) -> tuple[int, Any]:
+    resp = await client.get(path, headers=who.headers)
     return resp.status, await resp.json()
+
+
+async def insight(client: Client, who: Account, item_id: str) -> tuple[int, Any]:
+    return await get_json(client, who, f"/v1/items/{item_id}/insights")
 
 
 async def test_item_insight_is_for_its_author_only(client: Client) -> None:
@@ -142,3 +148,47 @@ async def test_live_updates_at_most_once_a_second(client: Client, settings: Sett
             break
         await asyncio.sleep(0.05)
     assert services.insight_live.polled_items == 0
+
+
+async def test_story_insight_taps_completion_and_suppression(client: Client,
+                                                             settings: Settings) -> None:
+    alice, bob = await signup(client), await signup(client)
+    story = await post_story(client, alice)
+    status, body = await get_json(client, bob, f"/v1/stories/{story['id']}/insights")
+    assert status in (403, 404), body
+    viewers = [uuid.uuid4() for _ in range(6)]
+    rows = [event("story.viewed", "story", story["id"], v) for v in viewers]
+    rows += [event("story.tap", "story", story["id"], v, direction="forward") for v in viewers[:5]]
+    rows += [event("story.tap", "story", story["id"], v, direction="back") for v in viewers[:2]]
+    rows += [event("story.complete", "story", story["id"], v) for v in viewers[:3]]
+    await seed(client, settings, rows)
+    status, body = await get_json(client, alice, f"/v1/stories/{story['id']}/insights")
+    assert status == 200, body
+    assert body["views"]["value"] == 6 and body["reach"]["value"] == 6
+    assert body["taps_forward"]["value"] == 5
+    assert body["taps_back"] == {"value": None, "suppressed": True,
+                                 "as_of": body["taps_back"]["as_of"]}
+    assert body["exits"]["value"] == 0 and body["exits"]["suppressed"] is False
+    assert body["completion_rate"]["value"] == 0.5
+
+
+async def test_account_and_clique_insights(client: Client, settings: Settings) -> None:
+    staff = await staffed(client)
+    owner = staff.owner
+    status, body = await get_json(client, owner, "/v1/users/me/insights?days=7")
+    assert status == 200, body
+    assert len(body["follower_growth"]) == 7 and body["days"] == 7
+    await seed(client, settings, [event("profile.viewed", "user", owner.id, uuid.uuid4())
+                                  for _ in range(3)])
+    status, body = await get_json(client, owner, "/v1/users/me/insights?days=7")
+    assert body["profile_visits"]["value"] == 3
+    path = f"/v1/cliques/{staff.id}/insights?days=7"
+    status, body = await get_json(client, staff.member, path)
+    assert status == 403 and body["error"]["details"]["required_role"] == "moderator"
+    status, body = await get_json(client, staff.moderator, path)
+    assert status == 200, body
+    # Three members joined today: fewer than five people, so the day is suppressed.
+    assert body["joins"][-1]["value"] == {"value": None, "suppressed": True,
+                                          "as_of": body["joins"][-1]["value"]["as_of"]}
+    status, _ = await get_json(client, staff.owner, f"/v1/cliques/{uuid.uuid4()}/insights")
+    assert status == 404
