@@ -31,7 +31,7 @@ ME = "/v1/users/me"
 SOCIAL_FIELDS = {"is_private", "follower_count", "following_count", "friend_count"}
 OWN_FIELDS = ({"id", "username", "display_name", "bio", "avatar_url", "created_at"} | SOCIAL_FIELDS
               | {"email", "email_verified", "pending_email", "pending_email_expires_at", "phone",
-                 "phone_verified", "role"})
+                 "phone_verified", "role", "analytics_opt_out"})
 # Another user's profile adds how the caller stands with them (docs/networks.md).
 PUBLIC_FIELDS = {"id", "username", "display_name", "bio", "avatar_url", "created_at",
                  "relationship"} | SOCIAL_FIELDS
