@@ -18,6 +18,7 @@ import shlex
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ async def seed(db: Database, n: int) -> None:
 
 async def latencies(db: Database, repeat: int) -> list[list[str]]:
     now = utc_now()
-    cases = {
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
         "active users, 30 days": lambda: reports.active_users_report(db, now, 90, 30),
         "retention, 4 weeks": lambda: reports.retention_report(db, now, 90, 4),
         "sign-up funnel, 30 days": lambda: reports.signup_funnel_report(db, now, 90, 30),
