@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import socketio
 from aiohttp.test_utils import TestClient
 
 from handlers.tokens import new_opaque_token
@@ -69,23 +67,3 @@ async def grant(client: TestClient[Any, Any], app_id: str, user: Account,
     return AppToken(session.id, access.token)
 
 
-class Revoked:
-    """Records the session.revoked event and the disconnect of one socket."""
-
-    def __init__(self, sio: socketio.AsyncClient) -> None:
-        self.reasons: list[str] = []
-        self.event = asyncio.Event()
-        self.gone = asyncio.Event()
-        sio.on("session.revoked", self._on_revoked)
-        sio.on("disconnect", self._on_disconnect)
-
-    async def _on_revoked(self, data: dict[str, Any]) -> None:
-        self.reasons.append(data["reason"])
-        self.event.set()
-
-    async def _on_disconnect(self, *args: Any) -> None:
-        self.gone.set()
-
-    async def wait(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self.event.wait(), timeout)
-        await asyncio.wait_for(self.gone.wait(), timeout)

@@ -15,7 +15,7 @@ from handlers import account_export
 from server.resources import DATABASE
 from storage.analytics import EventRow, PostgresAnalyticsStore, Retention
 from tests.conftest import AppFactory, signup
-from tests.handlers.test_command_policy import limited_token
+from tests.handlers.token_helpers import limited_token
 
 Client = TestClient[Any, Any]
 

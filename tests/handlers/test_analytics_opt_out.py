@@ -15,7 +15,7 @@ from config import Settings
 from handlers.analytics_opt_out import OptOutCache
 from tests.conftest import AppFactory, signup
 from tests.handlers.analytics_helpers import AnalyticsTap, tap
-from tests.handlers.test_command_policy import limited_token
+from tests.handlers.token_helpers import limited_token
 
 Client = TestClient[Any, Any]
 

@@ -20,6 +20,7 @@ from tests.conftest import (
     token_from_mail,
     unique_name,
 )
+from tests.revocation_helpers import Revoked
 
 ME = "/v1/users/me"
 PASSWORD = "correct horse battery"
@@ -60,28 +61,6 @@ async def login_ok(client: TestClient[Any, Any], login_name: str,
 async def status_of_me(client: TestClient[Any, Any], token: str) -> int:
     resp = await client.get(ME, headers=bearer(token))
     return int(resp.status)
-
-
-class Revoked:
-    """Records the session.revoked event and the disconnect of one socket."""
-
-    def __init__(self, sio: socketio.AsyncClient) -> None:
-        self.reasons: list[str] = []
-        self.event = asyncio.Event()
-        self.gone = asyncio.Event()
-        sio.on("session.revoked", self._on_revoked)
-        sio.on("disconnect", self._on_disconnect)
-
-    async def _on_revoked(self, data: dict[str, Any]) -> None:
-        self.reasons.append(data["reason"])
-        self.event.set()
-
-    async def _on_disconnect(self, *args: Any) -> None:
-        self.gone.set()
-
-    async def wait(self) -> None:
-        await asyncio.wait_for(self.event.wait(), 10)
-        await asyncio.wait_for(self.gone.wait(), 10)
 
 
 async def refused_connect(client: TestClient[Any, Any], token: str) -> dict[str, Any]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ast
-import uuid
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -15,8 +13,8 @@ from config import Rates, Settings
 from handlers.commands import Command
 from handlers.scopes import CATALOGUE, Scope, covers
 from server.app import command_registry
-from server.resources import build_token_service
 from tests.conftest import AppFactory, SocketFactory, signup
+from tests.handlers.token_helpers import limited_token
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 # The only modules that may count rates or check roles themselves: the policy machinery,
@@ -93,12 +91,6 @@ def test_scopes_are_hierarchical() -> None:
 
 
 # -- the dispatcher enforces the declarations on both doors ----------------------------------
-
-
-def limited_token(settings: Settings, access_token: str, scopes: list[str]) -> str:
-    claims = jwt.decode(access_token, options={"verify_signature": False})
-    tokens = build_token_service(settings)
-    return tokens.issue(uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), scopes).token
 
 
 async def test_a_declared_rate_is_counted_on_both_doors(

@@ -22,13 +22,13 @@ from tests.handlers.conversation_helpers import fields_of, ok, refused, rest
 from tests.handlers.media_helpers import uploaded
 from tests.handlers.oauth_helpers import (
     REDIRECT,
-    Revoked,
     app_body,
     create_app,
     grant,
     make_admin,
     owner,
 )
+from tests.revocation_helpers import Revoked
 
 
 async def authenticates(client: TestClient[Any, Any], client_id: str, secret: str | None) -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-import socketio
 from aiohttp.test_utils import TestClient
 
 from config import Rates, Settings
@@ -26,6 +25,7 @@ from tests.conftest import (
     token_from_mail,
     unique_name,
 )
+from tests.revocation_helpers import Revoked
 
 ME = "/v1/users/me"
 SOCIAL_FIELDS = {"is_private", "follower_count", "following_count", "friend_count"}
@@ -119,28 +119,6 @@ def code_of(sms: dict[str, Any]) -> str:
     match = re.search(r"\b(\d{6})\b", sms["text"])
     assert match, sms
     return match.group(1)
-
-
-class Revoked:
-    """Records the session.revoked event and the disconnect of one socket."""
-
-    def __init__(self, sio: socketio.AsyncClient) -> None:
-        self.reasons: list[str] = []
-        self.event = asyncio.Event()
-        self.gone = asyncio.Event()
-        sio.on("session.revoked", self._on_revoked)
-        sio.on("disconnect", self._on_disconnect)
-
-    async def _on_revoked(self, data: dict[str, Any]) -> None:
-        self.reasons.append(data["reason"])
-        self.event.set()
-
-    async def _on_disconnect(self, *args: Any) -> None:
-        self.gone.set()
-
-    async def wait(self) -> None:
-        await asyncio.wait_for(self.event.wait(), 10)
-        await asyncio.wait_for(self.gone.wait(), 10)
 
 
 # --- reading profiles ------------------------------------------------------------------------

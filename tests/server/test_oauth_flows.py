@@ -13,7 +13,8 @@ from joserfc.jwk import KeySet
 
 from tests.conftest import Account, SocketFactory
 from tests.handlers.media_helpers import uploaded
-from tests.handlers.oauth_helpers import REDIRECT, Revoked, create_app
+from tests.handlers.oauth_helpers import REDIRECT, create_app
+from tests.revocation_helpers import Revoked
 from tests.server.oauth_flow_helpers import (
     SCOPES,
     App,
