@@ -23,6 +23,7 @@ COPY handlers ./handlers
 COPY channels ./channels
 COPY storage ./storage
 COPY workers ./workers
+COPY jobs ./jobs
 RUN pip install . && hotspot --help >/dev/null
 
 USER hotspot
