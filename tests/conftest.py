@@ -33,6 +33,13 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from config import Settings
+from jobs import analytics as analytics_jobs
+from jobs import campaigns as campaign_jobs
+from jobs import media as media_jobs
+from jobs import notifications as notification_jobs
+from jobs import outreach as outreach_jobs
+from jobs import persistence as persistence_jobs
+from jobs import slides as slide_jobs
 from server.app import create_app
 from tests.browser_helpers import (
     TIMEOUT_MS,
@@ -133,6 +140,12 @@ def smtp_server() -> Iterator[tuple[MailSink, int]]:
     controller.stop()
 
 
+# Every queue the job contracts declare (a missing one leaked its queues on every run).
+JOB_QUEUES = (analytics_jobs.QUEUE, campaign_jobs.QUEUE, media_jobs.QUEUE,
+              notification_jobs.QUEUE, outreach_jobs.QUEUE, persistence_jobs.QUEUE,
+              slide_jobs.QUEUE)
+
+
 @pytest.fixture(scope="session")
 def namespaces() -> Iterator[list[str]]:
     """Every namespace the run used, so its queues and keys are removed at the end."""
@@ -145,8 +158,7 @@ def namespaces() -> Iterator[list[str]]:
             channel = await connection.channel()
             suffixes = ["", ".dead", *(f".retry.{n}" for n in range(1, 12))]
             for ns in used:
-                for queue in ("outreach", "persistence", "notifications", "media", "slides",
-                              "analytics"):
+                for queue in JOB_QUEUES:
                     for suffix in suffixes:
                         try:
                             await channel.queue_delete(f"{ns}.{queue}{suffix}")
